@@ -1,0 +1,168 @@
+# Cairn: one Makefile for the whole tree.
+#
+#   make              build everything (release variant: -O2 -g) into build/release/
+#   make test         ASan+UBSan build, every Criterion suite, then the runtime's TSan stage
+#   make tsan         only the ThreadSanitizer stage (plain C stress programs, see tests/stress/)
+#   make run          build and start Cairn (for now: the runtime demo, see README)
+#   make bench        every benchmark; make bench-runtime: runtime vs the BEAM, side by side
+#   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
+#   make deps         install missing Debian packages (every other target depends on it)
+#
+# Knobs: CC=clang, WERROR=1 (CI), V=1 (echo commands), FUZZ_SECONDS=30.
+#
+# Layout rules (see docs/architecture.md): every top-level folder in LIB_DIRS is one static
+# library built from its *.c; a file named <name>_main.c is a program called <name>;
+# tests/unit/test_*.c are Criterion suites; tests/stress/*.c are plain C stress programs;
+# fuzz/fuzz_*.c are libFuzzer targets; proto/*.proto are compiled by protoc-c.
+
+CC       ?= cc
+WERROR   ?= 0
+FUZZ_SECONDS ?= 30
+
+# Dependency order (higher first): each library may only use those after it.
+LIB_DIRS := node admin client ring storage runtime proto
+
+WARN     := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow -Wvla
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fno-omit-frame-pointer -MMD -MP $(WARN) \
+               -I. -Ibuild/gen $(CFLAGS_EXTRA)
+LDLIBS   := -lleveldb -lsnappy -lprotobuf-c -luv -lcrypto -lm -pthread
+
+# Variant flags. The release build uses the runtime's pools; sanitizer builds bypass them
+# (RT_POOL_MALLOC) so that every allocation is visible to the sanitizer.
+release_CFLAGS := -O2 -g
+asan_CFLAGS    := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -DRT_POOL_MALLOC
+tsan_CFLAGS    := -O1 -g -fsanitize=thread -DRT_POOL_MALLOC
+release_LDFLAGS :=
+asan_LDFLAGS   := -fsanitize=address,undefined
+tsan_LDFLAGS   := -fsanitize=thread
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all deps release asan tsan-build test test-unit tsan run bench bench-runtime \
+        bench-storage fuzz clean proto help
+.DEFAULT_GOAL := all
+
+all: release
+
+help:
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	@scripts/deps.sh
+
+# ---------------------------------------------------------------- generated protobuf code
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_C    := $(patsubst proto/%.proto,build/gen/proto/%.pb-c.c,$(PROTOS))
+PROTO_H    := $(PROTO_C:.c=.h)
+PROTO_STAMP := build/gen/.stamp
+
+$(PROTO_STAMP): $(PROTOS) | deps
+	@mkdir -p build/gen
+	$(Q)if [ -n "$(PROTOS)" ]; then protoc-c --c_out=build/gen $(PROTOS); fi
+	@touch $@
+
+proto: $(PROTO_STAMP)
+
+# ---------------------------------------------------------------- sources
+lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
+MAIN_SRCS   := $(wildcard $(addsuffix /*_main.c,$(LIB_DIRS) bench))
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+STRESS_SRCS := $(wildcard tests/stress/*.c)
+BENCH_LIB_SRCS := $(call lib_srcs,bench)
+NONEMPTY_LIBS := $(strip $(foreach d,$(LIB_DIRS),$(if $(call lib_srcs,$(d)),$(d))) \
+                 $(if $(PROTOS),proto))
+
+# Per-variant rules, instantiated for release, asan and tsan.
+define VARIANT
+$(1)_OBJ   := build/$(1)/obj
+$(1)_LIBS  := $$(foreach d,$$(NONEMPTY_LIBS),build/$(1)/lib/libcairn_$$(d).a)
+$(1)_PROGS := $$(foreach s,$$(MAIN_SRCS),build/$(1)/bin/$$(notdir $$(s:_main.c=)))
+$(1)_UNITS := $$(patsubst tests/unit/%.c,build/$(1)/tests/%,$$(UNIT_SRCS))
+$(1)_STRESS := $$(patsubst tests/stress/%.c,build/$(1)/stress/%,$$(STRESS_SRCS))
+$(1)_BENCHLIB := $$(if $$(BENCH_LIB_SRCS),build/$(1)/lib/libcairn_bench.a)
+
+build/$(1)/obj/%.o: %.c | $$(PROTO_STAMP)
+	@mkdir -p $$(dir $$@)
+	@echo "  CC[$(1)] $$<"
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -c $$< -o $$@
+
+build/$(1)/obj/build/gen/%.o: build/gen/%.c | $$(PROTO_STAMP)
+	@mkdir -p $$(dir $$@)
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -Wno-shadow -c $$< -o $$@
+
+build/$(1)/lib/libcairn_proto.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(PROTO_C))
+	@mkdir -p $$(dir $$@)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o $$($(1)_LIBS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD[$(1)] $$@"
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_LIBS) -lcriterion $$(LDLIBS)
+
+build/$(1)/stress/%: build/$(1)/obj/tests/stress/%.o $$($(1)_LIBS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD[$(1)] $$@"
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_LIBS) $$(LDLIBS)
+endef
+
+# One library per folder: build/<variant>/lib/libcairn_<dir>.a
+define LIBRULE
+build/$(1)/lib/libcairn_$(2).a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(call lib_srcs,$(2)))
+	@mkdir -p $$(dir $$@)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+
+# One program per <dir>/<name>_main.c: build/<variant>/bin/<name>
+define PROGRULE
+build/$(1)/bin/$(notdir $(2:_main.c=)): build/$(1)/obj/$(2:.c=.o) $$($(1)_BENCHLIB) $$($(1)_LIBS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD[$(1)] $$@"
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_BENCHLIB) $$($(1)_LIBS) $$(LDLIBS)
+endef
+
+$(foreach v,release asan tsan,$(eval $(call VARIANT,$(v))))
+$(foreach v,release asan tsan,$(foreach d,$(filter-out proto,$(NONEMPTY_LIBS)) $(if $(BENCH_LIB_SRCS),bench),$(eval $(call LIBRULE,$(v),$(d)))))
+$(foreach v,release asan tsan,$(foreach s,$(MAIN_SRCS),$(eval $(call PROGRULE,$(v),$(s)))))
+
+release: deps $(release_LIBS) $(release_PROGS) $(release_UNITS) $(release_STRESS)
+asan: deps $(asan_LIBS) $(asan_PROGS) $(asan_UNITS) $(asan_STRESS)
+tsan-build: deps $(tsan_LIBS) $(tsan_STRESS)
+
+# ---------------------------------------------------------------- test
+# make test = every Criterion suite under ASan+UBSan, then the runtime's stress programs
+# under ThreadSanitizer (Criterion cannot run under TSan: its issue #274).
+test: asan
+	@scripts/run-tests.sh build/asan/tests $(asan_UNITS)
+	@$(MAKE) --no-print-directory tsan
+
+tsan: tsan-build
+	@scripts/run-stress.sh $(tsan_STRESS)
+
+# ---------------------------------------------------------------- run, bench, fuzz
+run: release
+	@scripts/run.sh
+
+bench: release
+	@scripts/bench.sh all
+
+bench-runtime: release
+	@scripts/bench.sh runtime
+
+bench-storage: release
+	@scripts/bench.sh storage
+
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+fuzz: deps $(PROTO_STAMP)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

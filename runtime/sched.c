@@ -1,0 +1,383 @@
+/*
+ * sched.c — the schedulers: one thread per core by default, each running runnable
+ * processes one turn at a time. A turn handles at most `batch` messages and at most
+ * `slice_us` of time, so a busy process cannot starve the others.
+ *
+ * Each scheduler owns two FIFO lists and an inbox:
+ *   ready   processes that just became runnable (woken by a message) — run first, so a
+ *           call to an idle process is not stuck behind CPU hogs (Go's runnext, in spirit);
+ *   yielded processes that used up their turn — run when `ready` is empty, or after
+ *           STREAK_MAX consecutive ready turns, so nothing starves;
+ *   inbox   a lock-free MPSC queue where other threads put processes for this scheduler.
+ * A process woken by a process runs on the waker's scheduler (cache locality). An idle
+ * scheduler spins briefly, then sleeps; a scheduler with surplus work hands one process to a
+ * sleeping peer and wakes it (work sharing rather than stealing: the lists stay owner-only).
+ */
+#include "runtime/rt_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define STREAK_MAX 16
+#define SPIN_ROUNDS 2000
+
+typedef struct rt_sched {
+    unsigned index;
+    pthread_t thread;
+    rt_mpscq_t inbox;
+    rt_qnode_t *ready_h, *ready_t;
+    rt_qnode_t *yield_h, *yield_t;
+    unsigned nlocal;
+    unsigned streak;
+    atomic_int sleeping;
+    pthread_mutex_t mx;
+    pthread_cond_t cv;
+} __attribute__((aligned(64))) rt_sched_t;
+
+static struct {
+    rt_sched_t *s;
+    unsigned n;
+    unsigned batch;
+    uint64_t slice_ns;
+    atomic_int stop;
+    atomic_int n_sleeping;
+    atomic_uint rr;
+} S;
+
+static inline rt_proc_t *proc_of_runq(rt_qnode_t *n)
+{
+    return (rt_proc_t *)(void *)((char *)n - offsetof(rt_proc_t, runq));
+}
+
+uint64_t rt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bool rt__on_scheduler(void) { return rt__tls.sched != NULL; }
+
+/* ------------------------------------------------------------------ local lists */
+
+static inline void list_push(rt_qnode_t **h, rt_qnode_t **t, rt_qnode_t *n)
+{
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    if (*t)
+        atomic_store_explicit(&(*t)->next, n, memory_order_relaxed);
+    else
+        *h = n;
+    *t = n;
+}
+
+static inline rt_qnode_t *list_pop(rt_qnode_t **h, rt_qnode_t **t)
+{
+    rt_qnode_t *n = *h;
+    if (n) {
+        *h = atomic_load_explicit(&n->next, memory_order_relaxed);
+        if (!*h)
+            *t = NULL;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ wake-ups */
+
+static void sched_wake(rt_sched_t *s)
+{
+    /* seq_cst: pairs with the sleeper's store of sleeping=1 before its final inbox check */
+    if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst)) {
+        pthread_mutex_lock(&s->mx);
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mx);
+    }
+}
+
+static void inject(rt_sched_t *s, rt_proc_t *p)
+{
+    rt__q_push(&s->inbox, &p->runq);
+    sched_wake(s);
+}
+
+/* Picks a scheduler for work from outside: a sleeping one if any, else round robin. */
+static rt_sched_t *pick_target(void)
+{
+    if (atomic_load_explicit(&S.n_sleeping, memory_order_relaxed) > 0)
+        for (unsigned i = 0; i < S.n; i++)
+            if (atomic_load_explicit(&S.s[i].sleeping, memory_order_relaxed))
+                return &S.s[i];
+    return &S.s[atomic_fetch_add_explicit(&S.rr, 1, memory_order_relaxed) % S.n];
+}
+
+void rt__make_runnable(rt_proc_t *p)
+{
+    rt_sched_t *s = rt__tls.sched;
+    if (s) {
+        list_push(&s->ready_h, &s->ready_t, &p->runq);
+        s->nlocal++;
+        return;
+    }
+    inject(pick_target(), p);
+}
+
+/* Hands one process to a sleeping peer when this scheduler has more than it can run now. */
+static void share_work(rt_sched_t *s)
+{
+    if (s->nlocal < 1 || atomic_load_explicit(&S.n_sleeping, memory_order_relaxed) == 0)
+        return;
+    for (unsigned i = 0; i < S.n; i++) {
+        rt_sched_t *o = &S.s[i];
+        if (o == s || !atomic_load_explicit(&o->sleeping, memory_order_relaxed))
+            continue;
+        rt_qnode_t *n = list_pop(&s->yield_h, &s->yield_t);
+        if (!n)
+            n = list_pop(&s->ready_h, &s->ready_t);
+        if (!n)
+            return;
+        s->nlocal--;
+        inject(o, proc_of_runq(n));
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ running a process */
+
+void rt__run_init(rt_proc_t *p, void *arg, int *reason)
+{
+    jmp_buf jb;
+    rt_tls_t saved = rt__tls;
+    rt__tls.cur = p;
+    rt__tls.cur_msg = NULL;
+    rt__tls.jb = &jb;
+    if (setjmp(jb) == 0)
+        *reason = p->beh->init(p->state, arg);
+    else
+        *reason = rt__tls.exit_reason ? rt__tls.exit_reason : RT_R_INIT_FAILED;
+    rt__tls.cur = saved.cur;
+    rt__tls.cur_msg = saved.cur_msg;
+    rt__tls.jb = saved.jb;
+    rt__tls.exit_reason = saved.exit_reason;
+}
+
+bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason);
+
+/* Runs one turn of p. Returns the exit reason if p must exit, or -1 to keep it alive. The
+ * turn's messages are handled under one setjmp, so rt_exit/RT_ASSERT in a handler lands
+ * here with the process's reason. */
+static int run_turn(rt_proc_t *p, bool *used_turn)
+{
+    jmp_buf jb;
+    /* volatile: modified between setjmp and a possible longjmp */
+    volatile unsigned n = 0;
+    volatile int die = -1;
+    volatile bool limit = false;
+    rt__tls.cur = p;
+    rt__tls.jb = &jb;
+    rt__tls.exit_reason = 0;
+    if (setjmp(jb) != 0) {
+        die = rt__tls.exit_reason;
+        goto out;
+    }
+    uint64_t start = 0;
+    for (;;) {
+        if (n >= S.batch) {
+            limit = true;
+            break;
+        }
+        if (atomic_load_explicit(&p->word, memory_order_acquire) & RT_W_KILL) {
+            die = RT_R_KILLED;
+            break;
+        }
+        rt_msg_t *m = (rt_msg_t *)(void *)rt__q_pop(&p->mbox);
+        if (!m)
+            break;
+        n = n + 1;
+        int reason = -1;
+        if (m->type < RT_MSG_USER || (m->flags & RT_MSGF_REPLY)) {
+            if (!rt__filter_system(p, &m, &reason)) {
+                if (reason >= 0) {
+                    die = reason;
+                    break;
+                }
+                continue;
+            }
+        }
+        rt__tls.cur_msg = m;
+        int rc = p->beh->handle(p->state, m);
+        if (rt__tls.cur_msg) {
+            rt_msg_free(rt__tls.cur_msg);
+            rt__tls.cur_msg = NULL;
+        }
+        if (rc != RT_CONTINUE) {
+            die = rc == RT_STOP ? RT_R_NORMAL : RT_R_CRASH;
+            break;
+        }
+        if ((n & 7) == 0 && S.slice_ns) {
+            uint64_t now = rt_now_ns();
+            if (start == 0)
+                start = now;
+            else if (now - start >= S.slice_ns) {
+                limit = true;
+                break;
+            }
+        }
+    }
+out:
+    if (rt__tls.cur_msg) { /* a longjmp out of handle() */
+        rt_msg_free(rt__tls.cur_msg);
+        rt__tls.cur_msg = NULL;
+    }
+    rt__tls.jb = NULL;
+    *used_turn = limit;
+    return die;
+}
+
+static void run_process(rt_sched_t *s, rt_proc_t *p)
+{
+    bool used_turn;
+    int die = run_turn(p, &used_turn);
+    if (die >= 0) {
+        rt__exit_process(p, die);
+        rt__tls.cur = NULL;
+        return;
+    }
+    rt__tls.cur = NULL;
+    if (used_turn) {
+        /* Used its whole turn with more waiting: back of the line, still scheduled. */
+        list_push(&s->yield_h, &s->yield_t, &p->runq);
+        s->nlocal++;
+        return;
+    }
+    atomic_store_explicit(&p->sched, 0, memory_order_seq_cst);
+    if (rt__q_maybe_nonempty(&p->mbox) &&
+        atomic_exchange_explicit(&p->sched, 1, memory_order_seq_cst) == 0) {
+        list_push(&s->yield_h, &s->yield_t, &p->runq);
+        s->nlocal++;
+    }
+}
+
+/* ------------------------------------------------------------------ the scheduler loop */
+
+static rt_proc_t *next_local(rt_sched_t *s)
+{
+    rt_qnode_t *n = NULL;
+    if (s->ready_h && (s->streak < STREAK_MAX || !s->yield_h)) {
+        n = list_pop(&s->ready_h, &s->ready_t);
+        s->streak++;
+    } else if (s->yield_h) {
+        n = list_pop(&s->yield_h, &s->yield_t);
+        s->streak = 0;
+    }
+    if (n) {
+        s->nlocal--;
+        return proc_of_runq(n);
+    }
+    return NULL;
+}
+
+static bool drain_inbox(rt_sched_t *s)
+{
+    bool got = false;
+    rt_qnode_t *n;
+    while ((n = rt__q_pop(&s->inbox)) != NULL) {
+        list_push(&s->ready_h, &s->ready_t, n);
+        s->nlocal++;
+        got = true;
+    }
+    return got;
+}
+
+static void sched_sleep(rt_sched_t *s)
+{
+    rt__dist_flush_thread();
+    pthread_mutex_lock(&s->mx);
+    atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+    atomic_fetch_add(&S.n_sleeping, 1);
+    while (!rt__q_maybe_nonempty(&s->inbox) && !atomic_load(&S.stop))
+        pthread_cond_wait(&s->cv, &s->mx);
+    atomic_fetch_sub(&S.n_sleeping, 1);
+    atomic_store_explicit(&s->sleeping, 0, memory_order_seq_cst);
+    pthread_mutex_unlock(&s->mx);
+}
+
+void rt__procs_thread_exit(void);
+
+static void *sched_main(void *arg)
+{
+    rt_sched_t *s = arg;
+    rt__tls.sched = s;
+    char name[16];
+    snprintf(name, sizeof name, "cairn-sched%u", s->index);
+    pthread_setname_np(pthread_self(), name);
+    unsigned idle = 0;
+    while (!atomic_load_explicit(&S.stop, memory_order_relaxed)) {
+        rt_proc_t *p = next_local(s);
+        if (!p) {
+            if (drain_inbox(s))
+                continue;
+            rt__dist_flush_thread();
+            if (++idle < SPIN_ROUNDS) {
+                rt__cpu_relax();
+                continue;
+            }
+            idle = 0;
+            sched_sleep(s);
+            continue;
+        }
+        idle = 0;
+        if ((s->nlocal & 15) == 0 || !s->ready_h)
+            drain_inbox(s);
+        share_work(s);
+        run_process(s, p);
+    }
+    rt__dist_flush_thread();
+    rt__procs_thread_exit();
+    rt__pool_thread_flush();
+    return NULL;
+}
+
+int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us)
+{
+    memset(&S, 0, sizeof S);
+    S.n = n;
+    S.batch = batch ? batch : 64;
+    S.slice_ns = (uint64_t)slice_us * 1000;
+    S.s = rt__xcalloc(n, sizeof(rt_sched_t));
+    for (unsigned i = 0; i < n; i++) {
+        rt_sched_t *s = &S.s[i];
+        s->index = i;
+        rt__q_init(&s->inbox);
+        pthread_mutex_init(&s->mx, NULL);
+        pthread_cond_init(&s->cv, NULL);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&S.s[i].thread, NULL, sched_main, &S.s[i]) != 0) {
+            rt_error("cannot start scheduler thread %u", i);
+            S.n = i;
+            rt__sched_stop();
+            return RT_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void rt__sched_stop(void)
+{
+    atomic_store(&S.stop, 1);
+    for (unsigned i = 0; i < S.n; i++) {
+        pthread_mutex_lock(&S.s[i].mx);
+        pthread_cond_broadcast(&S.s[i].cv);
+        pthread_mutex_unlock(&S.s[i].mx);
+    }
+    for (unsigned i = 0; i < S.n; i++)
+        pthread_join(S.s[i].thread, NULL);
+    for (unsigned i = 0; i < S.n; i++) {
+        pthread_mutex_destroy(&S.s[i].mx);
+        pthread_cond_destroy(&S.s[i].cv);
+    }
+    free(S.s);
+    S.s = NULL;
+    S.n = 0;
+}
