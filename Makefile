@@ -79,6 +79,11 @@ BENCH_LIB_SRCS := $(call lib_srcs,bench)
 NONEMPTY_LIBS := $(strip $(foreach d,$(LIB_DIRS),$(if $(call lib_srcs,$(d)),$(d))) \
                  $(if $(PROTOS),proto))
 
+# A test or stress program links only the layers its name allows (the dependency law):
+# test_rt_* / rt_* -> runtime; test_store_* / store_* -> storage; anything else -> all.
+layer_of = $(if $(filter test_rt_% rt_%,$(1)),runtime proto,$(if $(filter test_store_% store_%,$(1)),storage proto,$(NONEMPTY_LIBS)))
+test_libs = $(foreach d,$(call layer_of,$(2)),$(if $(filter $(d),$(NONEMPTY_LIBS)),build/$(1)/lib/libcairn_$(d).a))
+
 # Per-variant rules, instantiated for release, asan and tsan.
 define VARIANT
 $(1)_OBJ   := build/$(1)/obj
@@ -101,15 +106,15 @@ build/$(1)/lib/libcairn_proto.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(PROTO_C))
 	@mkdir -p $$(dir $$@)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
-build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o $$($(1)_LIBS)
+build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o $$$$(call test_libs,$(1),%)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
-	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_LIBS) -lcriterion $$(LDLIBS)
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$(call test_libs,$(1),$$*) -lcriterion $$(LDLIBS)
 
-build/$(1)/stress/%: build/$(1)/obj/tests/stress/%.o $$($(1)_LIBS)
+build/$(1)/stress/%: build/$(1)/obj/tests/stress/%.o $$$$(call test_libs,$(1),%)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
-	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_LIBS) $$(LDLIBS)
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$(call test_libs,$(1),$$*) $$(LDLIBS)
 endef
 
 # One library per folder: build/<variant>/lib/libcairn_<dir>.a
@@ -127,6 +132,7 @@ build/$(1)/bin/$(notdir $(2:_main.c=)): build/$(1)/obj/$(2:.c=.o) $$($(1)_BENCHL
 	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_BENCHLIB) $$($(1)_LIBS) $$(LDLIBS)
 endef
 
+.SECONDEXPANSION:
 $(foreach v,release asan tsan,$(eval $(call VARIANT,$(v))))
 $(foreach v,release asan tsan,$(foreach d,$(filter-out proto,$(NONEMPTY_LIBS)) $(if $(BENCH_LIB_SRCS),bench),$(eval $(call LIBRULE,$(v),$(d)))))
 $(foreach v,release asan tsan,$(foreach s,$(MAIN_SRCS),$(eval $(call PROGRULE,$(v),$(s)))))

@@ -32,7 +32,7 @@ rt_proc_t *rt__thread_proc(void)
 {
     if (rt__tls.thread_proc)
         return rt__tls.thread_proc;
-    if (rt__tls.sched || atomic_load(&rt__g.state) != 1)
+    if (rt__tls.sched || rt__tls.service || atomic_load(&rt__g.state) != 1)
         return NULL;
     pthread_once(&key_once, make_key);
     rt_proc_t *p = rt_proc_new_external();

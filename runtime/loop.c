@@ -53,6 +53,7 @@ static void on_wake(uv_async_t *a)
 static void loop_main(void *arg)
 {
     on_loop = true;
+    rt__tls.service = true; /* messages built here come from RT_NOPID */
     uv_run(&L.loop, UV_RUN_DEFAULT);
     rt__pool_thread_flush();
 }

@@ -462,9 +462,10 @@ void rt_trap_exit(bool on)
         me->flags &= ~RT_PF_TRAP_EXIT;
 }
 
-int rt_exit_signal(rt_pid_t target, int reason)
+int rt_exit_signal(rt_pid_t target, int reason) { return rt__exit_signal_from(self_peek(), target, reason); }
+
+int rt__exit_signal_from(rt_pid_t from, rt_pid_t target, int reason)
 {
-    rt_pid_t from = self_peek();
     if (target.node != 0)
         return rt__dist_exit(from, target, reason, false);
     rt_proc_t *p = rt__acquire(target);

@@ -49,7 +49,8 @@ typedef struct ProtobufCMessageDescriptor ProtobufCMessageDescriptor;
     XX(EIO, -14, "i/o error")                                                   \
     XX(EINITFAIL, -15, "process init failed")                                   \
     XX(ENOTFOUND, -16, "not found")                                             \
-    XX(ECALLER, -17, "not allowed from this thread")
+    XX(ECALLER, -17, "not allowed from this thread")                          \
+    XX(EADDRINUSE, -18, "address already in use")
 
 enum {
 #define RT__ERR_ENUM(name, val, msg) RT_##name = (val),

@@ -170,6 +170,11 @@ void rt__deliver(rt_proc_t *p, rt_msg_t *m);
 /* Sends a runtime signal/message to a local or remote pid. Takes m. */
 int rt__send_local(rt_pid_t to, rt_msg_t *m);
 void rt__exit_process(rt_proc_t *p, int reason);
+int rt__exit_signal_from(rt_pid_t from, rt_pid_t target, int reason); /* exit/2 on behalf of from */
+int rt__link_from_remote(rt_pid_t local, rt_pid_t remote);   /* a remote pid links a local one */
+void rt__unlink_local_side(rt_pid_t target, rt_pid_t peer);  /* drop peer from target's links */
+int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref); /* on local target */
+void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
 void rt__procs_init(uint32_t max_procs);
 void rt__procs_kill_all(void);
 void rt__procs_free(void);
@@ -192,6 +197,8 @@ typedef struct rt_tls {
     jmp_buf *jb;              /* where rt_exit/RT_ASSERT jump to */
     int exit_reason;
     rt_proc_t *thread_proc;   /* this thread's own mailbox (external threads) */
+    bool service;             /* the loop thread, workers: never given a mailbox (rt_self()
+                               * is RT_NOPID there), so rt_stop has none of theirs to wait for */
 } rt_tls_t;
 extern _Thread_local rt_tls_t rt__tls;
 
@@ -220,6 +227,12 @@ bool rt__on_loop(void);
 
 void rt__timers_init(void);
 void rt__timers_free(void);
+
+/* ------------------------------------------------------------------ io.c, work.c */
+
+int rt__work_start(unsigned workers);  /* the blocking-work pool (0: 4 threads) */
+void rt__work_stop(void);              /* joins workers; drops (and releases) unstarted jobs */
+void rt__io_free(void);                /* after the loop thread stopped: frees socket state */
 void rt__registry_free(void);
 void rt__registry_drop(rt_proc_t *p); /* the name of a dying process */
 
@@ -239,6 +252,7 @@ bool rt__call_filter(rt_proc_t *p, rt_msg_t **m);
 
 int rt__dist_start(const rt_config_t *c);
 void rt__dist_stop(void);
+void rt__dist_free(void);                    /* after the loop thread stopped */
 int rt__dist_send(rt_pid_t to, rt_msg_t *m);                /* takes m */
 int rt__dist_send_name(const char *node, const char *name, rt_msg_t *m); /* takes m */
 int rt__dist_link(rt_pid_t local, rt_pid_t remote);

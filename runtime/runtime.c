@@ -53,8 +53,11 @@ int rt_start(const rt_config_t *cfg)
     int rc = rt__loop_start();
     if (rc == 0)
         rc = rt__sched_start(c.schedulers, c.batch, c.slice_us);
+    if (rc == 0 && (rc = rt__work_start(c.workers)) != 0)
+        rt__sched_stop();
     if (rc != 0) {
         rt__loop_stop();
+        rt__io_free();
         rt__timers_free();
         rt__procs_free();
         atomic_store(&rt__g.state, 0);
@@ -123,8 +126,11 @@ void rt_stop(uint32_t shutdown_ms)
     if (rt_process_count() > 0)
         rt_warn("%u process(es) still alive at stop (externals of other threads, or stuck)",
                 rt_process_count());
+    rt__work_stop();
     rt__sched_stop();
     rt__loop_stop();
+    rt__io_free();
+    rt__dist_free();
     rt__timers_free();
     rt__registry_free();
     rt__procs_free();

@@ -238,6 +238,7 @@ static void run_process(rt_sched_t *s, rt_proc_t *p)
 {
     bool used_turn;
     int die = run_turn(p, &used_turn);
+    rt__dist_flush_thread(); /* what this turn sent to other nodes goes out now, in one write */
     if (die >= 0) {
         rt__exit_process(p, die);
         rt__tls.cur = NULL;
