@@ -39,6 +39,11 @@ release_LDFLAGS :=
 asan_LDFLAGS   := -fsanitize=address,undefined
 tsan_LDFLAGS   := -fsanitize=thread
 
+# Objects depend on the compiler and flags: changing CC, WERROR or CFLAGS_EXTRA rebuilds.
+SETTINGS := build/.settings
+SETTINGS_NOW := $(CC) $(WERROR) $(CFLAGS_EXTRA)
+$(shell mkdir -p build; [ "$$(cat $(SETTINGS) 2>/dev/null)" = "$(SETTINGS_NOW)" ] || echo "$(SETTINGS_NOW)" > $(SETTINGS))
+
 ifeq ($(V),1)
 Q :=
 else
@@ -93,12 +98,12 @@ $(1)_UNITS := $$(patsubst tests/unit/%.c,build/$(1)/tests/%,$$(UNIT_SRCS))
 $(1)_STRESS := $$(patsubst tests/stress/%.c,build/$(1)/stress/%,$$(STRESS_SRCS))
 $(1)_BENCHLIB := $$(if $$(BENCH_LIB_SRCS),build/$(1)/lib/libcairn_bench.a)
 
-build/$(1)/obj/%.o: %.c | $$(PROTO_STAMP)
+build/$(1)/obj/%.o: %.c $$(SETTINGS) | $$(PROTO_STAMP)
 	@mkdir -p $$(dir $$@)
 	@echo "  CC[$(1)] $$<"
 	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -c $$< -o $$@
 
-build/$(1)/obj/build/gen/%.o: build/gen/%.c | $$(PROTO_STAMP)
+build/$(1)/obj/build/gen/%.o: build/gen/%.c $$(SETTINGS) | $$(PROTO_STAMP)
 	@mkdir -p $$(dir $$@)
 	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -Wno-shadow -c $$< -o $$@
 

@@ -32,7 +32,8 @@ static struct {
     pthread_mutex_t free_mx;      /* the global free-id stack */
     uint32_t *free_ids;
     uint32_t nfree, free_cap;
-    atomic_uint count;            /* live processes */
+    atomic_uint count;            /* live processes, thread mailboxes included */
+    atomic_uint externals;        /* live thread mailboxes */
     atomic_uint_fast64_t next_res;
 } procs;
 
@@ -134,6 +135,7 @@ static void id_cache_flush(void)
 }
 
 uint32_t rt_process_count(void) { return atomic_load(&procs.count); }
+uint32_t rt__external_count(void) { return atomic_load(&procs.externals); }
 
 rt_proc_t *rt__acquire(rt_pid_t pid)
 {
@@ -165,9 +167,18 @@ bool rt_is_alive(rt_pid_t pid)
 
 rt_ext_t *rt__ext(rt_proc_t *p)
 {
-    if (!p->ext)
-        p->ext = rt__xcalloc(1, sizeof(rt_ext_t));
-    return p->ext;
+    /* First use may come from the owner (monitors, resources: no lock) and from another
+     * thread at once (a link, a watcher or a name, under p->lock): install with a CAS so
+     * neither allocation is lost. */
+    rt_ext_t *x = atomic_load_explicit(&p->ext, memory_order_acquire);
+    if (x)
+        return x;
+    rt_ext_t *fresh = rt__xcalloc(1, sizeof *fresh);
+    if (atomic_compare_exchange_strong_explicit(&p->ext, &x, fresh, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return fresh;
+    free(fresh);
+    return x;
 }
 
 rt_ref_t rt_make_ref(void) { return atomic_fetch_add_explicit(&rt__g.next_ref, 1, memory_order_relaxed); }
@@ -278,7 +289,8 @@ static rt_proc_t *proc_new(const rt_behaviour_t *b, uint32_t flags)
     p->exit_reason = 0;
     p->ext = NULL;
     p->state = (b && b->state_size) ? rt__xcalloc(1, b->state_size) : NULL;
-    atomic_store_explicit(&p->lock.v, 0, memory_order_relaxed);
+    /* p->lock is not reset: a sender holding a stale pid may hold it right now (lock_live),
+     * and every holder releases it, so it is free whenever nobody is inside. */
     atomic_store_explicit(&p->sched, 1, memory_order_relaxed); /* ours until the first turn ends */
     atomic_fetch_add_explicit(&procs.count, 1, memory_order_relaxed);
     /* release: publishes the fields above to any sender that acquires the new serial */
@@ -781,6 +793,8 @@ void rt__exit_process(rt_proc_t *p, int reason)
             pthread_cond_destroy(&p->ext->cv);
         }
     }
+    if (p->flags & RT_PF_EXTERNAL)
+        atomic_fetch_sub(&procs.externals, 1);
     proc_free_state(p);
     p->flags = 0;
     p->beh = NULL;
@@ -866,6 +880,7 @@ int rt__spawn_external(const rt_behaviour_t *b, rt_pid_t *out, rt_proc_t **pp)
     rt_proc_t *p = proc_new(b, RT_PF_EXTERNAL | RT_PF_TRAP_EXIT);
     if (!p)
         return RT_ELIMIT;
+    atomic_fetch_add(&procs.externals, 1);
     rt__ext(p);
     /* sched stays 1 ("awake") until the thread first waits in rt_receive */
     *out = rt__pid_of(p);

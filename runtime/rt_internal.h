@@ -94,11 +94,13 @@ static inline rt_qnode_t *rt__q_pop(rt_mpscq_t *q)
     return NULL;
 }
 
-/* Consumer side, after a full drain: false only if nothing was pushed or is being pushed. */
+/* False only if nothing is queued or being pushed. Reads only the atomic tail, so it is safe
+ * after the caller gave up consuming (another thread may be popping by then): every pop that
+ * empties the queue re-pushes the stub, and a producer's exchange moves the tail away from it
+ * before its node is linked. */
 static inline bool rt__q_maybe_nonempty(rt_mpscq_t *q)
 {
-    return atomic_load_explicit(&q->tail, memory_order_seq_cst) != &q->stub ||
-           q->head != &q->stub;
+    return atomic_load_explicit(&q->tail, memory_order_seq_cst) != &q->stub;
 }
 
 /* ------------------------------------------------------------------ small hash map */
@@ -125,7 +127,7 @@ static inline rt_pid_t rt__pid_unpack(uint64_t a, uint64_t b) { return (rt_pid_t
 #define RT_W_KILL (1ull << 25)
 #define RT_W_SERIAL(w) ((uint32_t)((w) >> 32))
 
-enum { /* proc->flags, owner-only except DYING (under lock) */
+enum { /* proc->flags (atomic): set by the owner, DYING under lock; others may read */
     RT_PF_TRAP_EXIT = 1u << 0,
     RT_PF_EXTERNAL = 1u << 1, /* a thread's mailbox, not a scheduled process */
     RT_PF_DYING = 1u << 2,    /* set under lock when exit begins: no new links/monitors */
@@ -153,10 +155,10 @@ typedef struct rt_proc {
     const rt_behaviour_t *beh;
     void *state;
     uint32_t id;
-    uint32_t flags;         /* RT_PF_* */
+    _Atomic uint32_t flags; /* RT_PF_*: atomic, others read EXTERNAL/DYING while the owner sets TRAP_EXIT */
     rt_spin_t lock;         /* links, watchers, DYING */
     int exit_reason;
-    rt_ext_t *ext;
+    rt_ext_t *_Atomic ext;  /* allocated on first use by rt__ext (CAS: owner and others race) */
 } __attribute__((aligned(64))) rt_proc_t;
 
 rt_proc_t *rt__slot(uint32_t id);                        /* NULL if never allocated */
@@ -177,6 +179,7 @@ int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref); /* on 
 void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
 void rt__procs_init(uint32_t max_procs);
 void rt__procs_kill_all(void);
+uint32_t rt__external_count(void);                   /* live thread mailboxes */
 void rt__procs_free(void);
 
 /* Internal signal types (never seen by handlers). */

@@ -118,14 +118,14 @@ void rt_stop(uint32_t shutdown_ms)
     rt__dist_stop();
     atomic_store(&rt__g.state, 2); /* no more spawns */
     rt_thread_detach();
-    for (int round = 0; round < 3 && rt_process_count() > 0; round++) {
+    for (int round = 0; round < 3 && rt_process_count() > rt__external_count(); round++) {
         rt__procs_kill_all();
-        if (wait_all_dead(2000, 0))
+        if (wait_all_dead(2000, rt__external_count()))
             break;
     }
-    if (rt_process_count() > 0)
-        rt_warn("%u process(es) still alive at stop (externals of other threads, or stuck)",
-                rt_process_count());
+    if (rt_process_count() > rt__external_count())
+        rt_warn("%u process(es) still alive at stop (stuck in a handler?)",
+                rt_process_count() - rt__external_count());
     rt__work_stop();
     rt__sched_stop();
     rt__loop_stop();
