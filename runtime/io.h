@@ -72,14 +72,16 @@ static inline const rt_sock_event_t *rt_sock_event(const rt_msg_t *m)
  * IPv4 address; port 0 picks a free port, see rt_sock_local_port). The caller owns the
  * listener; connections are accepted as they come and announced as ACCEPTED events to the
  * listener's owner (backlog <= 0: 128). Returns 0 with *out, RT_EINVAL (bad host or port),
- * RT_EADDRINUSE, RT_EIO (other socket errors, logged), RT_ESTATE. */
+ * RT_EADDRINUSE, RT_EIO (other socket errors, logged), RT_ESTATE, RT_ECALLER (called on a
+ * worker or the loop thread: they cannot own sockets). */
 int rt_tcp_listen(const char *host, int port, int backlog, rt_sock_t *out);
 
 /* Starts connecting to host:port (numeric address or "localhost"; resolve other names
  * first, e.g. on the worker pool). Returns 0 with *out at once; the outcome arrives later as
  * CONNECTED or ERROR (status RT_ECONNREFUSED, RT_ETIMEDOUT, RT_EIO). The caller owns the
  * socket; it starts passive (call rt_sock_set_active at any time, even before CONNECTED).
- * Returns RT_EINVAL for a bad address, RT_ESTATE when the runtime is not running. */
+ * Returns RT_EINVAL for a bad address, RT_ESTATE when the runtime is not running,
+ * RT_ECALLER on a worker or the loop thread. */
 int rt_tcp_connect(const char *host, int port, rt_sock_t *out);
 
 /* Sets the active mode (RT_SOCK_PASSIVE, RT_SOCK_ONCE, RT_SOCK_ACTIVE or a count n > 0;
