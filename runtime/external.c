@@ -92,7 +92,7 @@ static rt_msg_t *saved_take(rt_ext_t *x, bool (*match)(const rt_msg_t *, void *)
             continue;
         rt_msg_t *next = (rt_msg_t *)(void *)atomic_load_explicit(&m->q_.next, memory_order_relaxed);
         if (prev)
-            atomic_store_explicit(&prev->q_.next, &next->q_ /* may be NULL */, memory_order_relaxed);
+            atomic_store_explicit(&prev->q_.next, next ? &next->q_ : NULL, memory_order_relaxed);
         else
             x->saved_h = next;
         if (x->saved_t == m)

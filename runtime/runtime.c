@@ -113,6 +113,8 @@ void rt_stop(uint32_t shutdown_ms)
         if (!wait_down(ref, shutdown_ms ? shutdown_ms : 5000)) {
             rt_warn("root process did not stop within %u ms: killing it", shutdown_ms);
             rt_exit_signal(rt__g.root, RT_R_KILL);
+            /* the root tree goes first: wait for the kill (prompt) before killing the rest */
+            wait_down(ref, 2000);
         }
     }
     rt__dist_stop();
