@@ -712,20 +712,24 @@ void rt__exit_process(rt_proc_t *p, int reason)
     rt_pid_t self = rt__pid_of(p);
     rt_hmap_t links = {0}, watchers = {0};
 
-    rt__spin_lock(&p->lock);
-    p->flags |= RT_PF_DYING;
-    if (p->ext) {
-        links = p->ext->links;
-        watchers = p->ext->watchers;
-        memset(&p->ext->links, 0, sizeof links);
-        memset(&p->ext->watchers, 0, sizeof watchers);
-    }
-    rt__spin_unlock(&p->lock);
-
-    /* No new senders; wait out the ones inside a push (a few instructions each). */
+    /* Not alive from here on: rt_is_alive and new senders see it at once. This comes before
+     * DYING so that a monitor refused below (DOWN noproc) never races a still-ALIVE slot. */
     uint64_t w = atomic_load(&p->word);
     while (!atomic_compare_exchange_weak(&p->word, &w, w & ~(RT_W_ALIVE | RT_W_KILL)))
         ;
+    /* Links and monitors installed until now are in the sets; lock_live refuses the rest. */
+    rt__spin_lock(&p->lock);
+    p->flags |= RT_PF_DYING;
+    rt_ext_t *x = p->ext;
+    if (x) {
+        links = x->links;
+        watchers = x->watchers;
+        memset(&x->links, 0, sizeof links);
+        memset(&x->watchers, 0, sizeof watchers);
+    }
+    rt__spin_unlock(&p->lock);
+
+    /* Wait out senders still inside a push (a few instructions each). */
     for (unsigned spins = 0; atomic_load_explicit(&p->word, memory_order_acquire) & RT_W_REFS; spins++)
         rt__cpu_relax();
     p->exit_reason = reason;
