@@ -5,22 +5,17 @@
 #include "runtime/rt.h"
 
 #include <criterion/criterion.h>
+
+#include "tests/unit/rt_test.h"
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
 enum { T_PING = RT_MSG_USER + 1, T_PONG, T_SEQ, T_CRASH, T_ASSERT, T_EXIT, T_FWD, T_STOP };
 
-static void start(void)
-{
-    rt_config_t c;
-    rt_config_default(&c);
-    c.schedulers = 2;
-    cr_assert_eq(rt_start(&c), 0);
-}
-static void stop(void) { rt_stop(2000); }
+static void start(void) { rt_test_start_n(2); }
 
-TestSuite(rt_core, .init = start, .fini = stop, .timeout = 60);
+TestSuite(rt_core, .init = start, .fini = rt_test_stop, .timeout = 60);
 
 /* An echo server: replies PONG to calls, forwards T_FWD payload pid-targets, crashes on request. */
 typedef struct { unsigned n; } echo_t;
@@ -50,16 +45,7 @@ static int echo_handle(void *st, rt_msg_t *m)
 }
 static const rt_behaviour_t echo = {.name = "echo", .state_size = sizeof(echo_t), .handle = echo_handle};
 
-static rt_msg_t *recv_type(uint32_t type, uint32_t ms)
-{
-    rt_msg_t *m = NULL;
-    while (rt_receive(ms, &m) == 0) {
-        if (m->type == type)
-            return m;
-        rt_msg_free(m);
-    }
-    return NULL;
-}
+#define recv_type rt_test_recv_type
 
 Test(rt_core, send_and_receive)
 {

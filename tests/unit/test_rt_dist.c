@@ -7,6 +7,8 @@
 #include "runtime/rt.h"
 
 #include <criterion/criterion.h>
+
+#include "tests/unit/rt_test.h"
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,7 +95,7 @@ static void start_self(const char *cookie, unsigned net_timeout_ms)
 
 static void teardown(void)
 {
-    rt_stop(2000);
+    rt_test_stop();
     if (child > 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
@@ -109,16 +111,7 @@ static void setup(void)
 
 TestSuite(rt_dist, .init = setup, .fini = teardown, .timeout = 60);
 
-static rt_msg_t *recv_type(uint32_t type, uint32_t ms)
-{
-    rt_msg_t *m = NULL;
-    while (rt_receive(ms, &m) == 0) {
-        if (m->type == type)
-            return m;
-        rt_msg_free(m);
-    }
-    return NULL;
-}
+#define recv_type rt_test_recv_type
 
 /* A pid of the peer's echo process, learned from its reply. */
 static rt_pid_t remote_echo(void)
