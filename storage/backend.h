@@ -1,0 +1,204 @@
+/*
+ * backend.h — the interface a vnode uses to store one partition (prefix store_).
+ *
+ * A backend maps storage keys (key.h) to opaque value bytes (an encoded store_obj_t, but the
+ * backend never looks inside). Two implementations share the semantics exactly, including
+ * fold order (bytewise by encoded key): LevelDB (ldb.c, the default) and memory (mem.c).
+ * An engine is the per-node shared part (configuration, LevelDB's block cache); a backend is
+ * one open partition. A backend is used by one thread at a time (its vnode); the engine may
+ * be shared by all of them. Errors: negative STORE_* codes; the backend keeps the last error's
+ * text (LevelDB's own message) for store_errmsg().
+ */
+#ifndef CAIRN_STORE_BACKEND_H
+#define CAIRN_STORE_BACKEND_H
+
+#include "storage/err.h"
+#include "storage/key.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { STORE_ENGINE_LEVELDB, STORE_ENGINE_MEMORY } store_engine_kind_t;
+typedef enum { STORE_SYNC_NONE, STORE_SYNC_ALWAYS, STORE_SYNC_INTERVAL } store_sync_t;
+
+typedef struct store_config_s {
+    store_engine_kind_t kind;
+    const char *data_dir;       /* LevelDB: partitions live in <data_dir>/leveldb/<partition> */
+    size_t cache_bytes;         /* LevelDB block cache shared by every partition (0: 64 MiB) */
+    size_t write_buffer_bytes;  /* per partition (0: 4 MiB) */
+    int max_open_files;         /* per partition (0: 200) */
+    bool compression;           /* Snappy */
+    int bloom_bits;             /* bits per key of the bloom filter, 0 = none */
+    store_sync_t sync;
+    unsigned sync_interval_ms;  /* STORE_SYNC_INTERVAL: at most this old an unsynced write */
+} store_config_t;
+
+/* Defaults: LevelDB, 64 MiB cache, 4 MiB write buffer, Snappy, bloom 10, sync none. */
+store_config_t store_config_default(const char *data_dir);
+
+typedef struct store_engine_s store_engine_t;
+typedef struct store_backend_s store_backend_t;
+
+/* Value bytes returned by get. Owned by the caller until store_val_release(). */
+typedef struct store_val_s {
+    uint8_t *p;
+    size_t n;
+    void (*release)(void *p);
+} store_val_t;
+
+typedef enum { STORE_OP_PUT, STORE_OP_DEL } store_op_kind_t;
+
+/* One operation of an atomic write batch; every pointer is borrowed for the call. */
+typedef struct store_op_s {
+    store_op_kind_t kind;
+    store_key_t key;
+    const void *val;
+    size_t val_len;
+} store_op_t;
+
+/* Called once per entry, in key order. key and val are valid only during the call (val is
+ * NULL for a keys-only fold). Return 0 to go on, STORE_FOLD_STOP to stop (fold returns 0),
+ * or a negative code to abort (fold returns it). */
+typedef int (*store_fold_fn)(void *arg, const store_key_t *key, const uint8_t *val, size_t len);
+#define STORE_FOLD_STOP 1
+
+typedef struct store_fold_s {
+    const store_slice_t *type, *bucket; /* both set: only that bucket's range; else all */
+    const store_key_t *after;           /* resume strictly after this key; NULL: from start */
+    bool values;                        /* false: keys only (cheaper) */
+} store_fold_t;
+
+typedef struct store_status_s {
+    uint64_t bytes;         /* approximate bytes used */
+    uint64_t keys;          /* key count: exact when keys_exact, else an estimate */
+    bool keys_exact;
+    const char *engine;     /* "leveldb" or "memory" */
+} store_status_t;
+
+typedef struct store_backend_ops_s {
+    const char *name;
+    int (*get)(store_backend_t *b, const store_key_t *k, store_val_t *out);
+    int (*put)(store_backend_t *b, const store_key_t *k, const void *val, size_t len);
+    int (*del)(store_backend_t *b, const store_key_t *k);
+    int (*write)(store_backend_t *b, const store_op_t *ops, size_t n);
+    int (*fold)(store_backend_t *b, const store_fold_t *f, store_fold_fn fn, void *arg);
+    int (*is_empty)(store_backend_t *b);
+    int (*drop)(store_backend_t *b);
+    int (*status)(store_backend_t *b, store_status_t *st);
+    int (*sync)(store_backend_t *b);
+    void (*close)(store_backend_t *b);
+} store_backend_ops_t;
+
+struct store_backend_s {
+    const store_backend_ops_t *ops;
+    uint64_t partition;
+    char err[256];          /* message of the last error, "" if none */
+};
+
+/* ---------------------------------------------------------------- engine and open */
+
+/* One per node. Copies cfg (data_dir included). Free with store_engine_free() after every
+ * backend opened from it is closed. */
+int store_engine_new(const store_config_t *cfg, store_engine_t **out);
+void store_engine_free(store_engine_t *e);
+
+/* Opens (creating if needed) the partition's store. *out: close with store_close(). On
+ * failure the reason's text (LevelDB's message) goes to errbuf[0..errlen) if errbuf != NULL. */
+int store_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
+               size_t errlen);
+
+/* ---------------------------------------------------------------- operations */
+
+/* *out is filled on success; STORE_ENOTFOUND when absent. Release out with
+ * store_val_release(). */
+static inline int store_get(store_backend_t *b, const store_key_t *k, store_val_t *out)
+{
+    return b->ops->get(b, k, out);
+}
+/* Stores a copy of val[0..len) under k (durable per the sync policy when it returns 0). */
+static inline int store_put(store_backend_t *b, const store_key_t *k, const void *val,
+                            size_t len)
+{
+    return b->ops->put(b, k, val, len);
+}
+/* Removes k; removing a missing key succeeds. */
+static inline int store_del(store_backend_t *b, const store_key_t *k)
+{
+    return b->ops->del(b, k);
+}
+/* Applies all of ops or none of them. */
+static inline int store_write(store_backend_t *b, const store_op_t *ops, size_t n)
+{
+    return b->ops->write(b, ops, n);
+}
+static inline int store_fold(store_backend_t *b, const store_fold_t *f, store_fold_fn fn,
+                             void *arg)
+{
+    return b->ops->fold(b, f, fn, arg);
+}
+/* 1 if the partition holds no object, 0 if it does, negative on error. */
+static inline int store_is_empty(store_backend_t *b)
+{
+    return b->ops->is_empty(b);
+}
+/* Deletes every byte of the partition's data; the backend stays open and empty. */
+static inline int store_drop(store_backend_t *b)
+{
+    return b->ops->drop(b);
+}
+static inline int store_status(store_backend_t *b, store_status_t *st)
+{
+    return b->ops->status(b, st);
+}
+/* Makes every acknowledged write durable now (the vnode's sync timer calls it). */
+static inline int store_sync(store_backend_t *b)
+{
+    return b->ops->sync(b);
+}
+/* Closes and frees b. NULL is ignored. */
+static inline void store_close(store_backend_t *b)
+{
+    if (b)
+        b->ops->close(b);
+}
+/* Text of b's last error (LevelDB's message where there is one). */
+static inline const char *store_errmsg(const store_backend_t *b)
+{
+    return b->err;
+}
+
+/* Frees a value from store_get (no-op on an empty value). */
+void store_val_release(store_val_t *v);
+
+/* Internal to storage/: shared by the backends. */
+int store__set_err(store_backend_t *b, int code, const char *msg);
+
+/* An encoded key: inline for usual sizes, heap beyond (free with store__kbuf_free). */
+typedef struct store__kbuf_s {
+    uint8_t *p;
+    size_t n;
+    uint8_t inl[256];
+} store__kbuf_t;
+
+/* Encodes k into kb; on failure records a message in b and returns STORE_EKEY. */
+int store__kbuf_key(store_backend_t *b, store__kbuf_t *kb, const store_key_t *k);
+void store__kbuf_free(store__kbuf_t *kb);
+
+/* A fold's range [lo, hi) and resume key (after.n == 0 when none), from f. */
+typedef struct store__range_s {
+    store__kbuf_t lo, hi, after;
+} store__range_t;
+int store__range(store_backend_t *b, const store_fold_t *f, store__range_t *r);
+void store__range_free(store__range_t *r);
+
+/* Backend constructors (backend.c dispatches to them). */
+int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
+                    size_t errlen);
+int store__mem_open(store_engine_t *e, uint64_t partition, store_backend_t **out);
+
+/* The engine's parts that the backends read. */
+const store_config_t *store__engine_config(const store_engine_t *e);
+void *store__engine_cache(const store_engine_t *e); /* leveldb_cache_t *, or NULL */
+
+#endif
