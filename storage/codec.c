@@ -1,28 +1,67 @@
 /*
  * codec.c — bytes <-> store_obj_t and store_vclock_t, in the format of proto/object.proto.
- * Encoding is canonical (sorted clock, sorted siblings, dots as clock indices, empty fields
- * omitted); decoding accepts only that form and checks every invariant before building
- * anything, so corrupt or hostile bytes fail with STORE_EDECODE and allocate nothing lasting.
- * Decoding runs protobuf-c inside a stack arena: one final allocation per sibling plus the
- * object; encoding is hand-written (see below).
+ * Encoding is canonical (sorted clock, sorted siblings, actors as three varints, dots and
+ * last-modified relative to the clock, common content types interned, default-valued fields
+ * omitted, minimal varints). Decoding is hand-written too and accepts only that form: fields
+ * in number order, no unknown or repeated-optional fields, no explicit defaults, every
+ * invariant checked before the object is handed out, so corrupt or hostile bytes fail with
+ * STORE_EDECODE and nothing stays allocated. protobuf-c reads and packs the same bytes
+ * (test_store_codec checks that pack(unpack(ours)) is byte-identical).
  */
 #include "storage/arena.h"
 #include "storage/err.h"
 #include "storage/object.h"
 
-#include "proto/object.pb-c.h"
-
 #include <stdlib.h>
 #include <string.h>
 
-#define OBJECT_FORMAT 1
+#define OBJECT_FORMAT 2
+
+/* Interned content types: a sibling whose content type is one of these stores its 1-based
+ * index (content_type_id) instead of the bytes. Part of the format: append only. */
+static const store_slice_t content_types[] = {
+    STORE_SLICE("application/octet-stream"),
+    STORE_SLICE("text/plain"),
+    STORE_SLICE("application/json"),
+    STORE_SLICE("text/html"),
+    STORE_SLICE("application/xml"),
+    STORE_SLICE("text/xml"),
+    STORE_SLICE("text/csv"),
+    STORE_SLICE("application/x-erlang-binary"),
+    STORE_SLICE("image/png"),
+    STORE_SLICE("image/jpeg"),
+    STORE_SLICE("multipart/mixed"),
+};
+#define N_CONTENT_TYPES (sizeof content_types / sizeof content_types[0])
+
+static uint32_t content_type_id(store_slice_t ct)
+{
+    if (ct.n < 8 || ct.n > 27)
+        return 0;
+    for (uint32_t i = 0; i < N_CONTENT_TYPES; i++)
+        if (content_types[i].n == ct.n && memcmp(content_types[i].p, ct.p, ct.n) == 0)
+            return i + 1;
+    return 0;
+}
+
+static uint64_t be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
 
 /* ---------------------------------------------------------------- encoding */
 
 /* Encoding is hand-written (protobuf-c's reflective packer cost ~1 µs per small object, most
  * of a LevelDB put). It writes exactly what protobuf-c would for the same message: fields in
- * number order, optional fields only when set; test_store_codec checks the bytes are
- * identical to cairn__object__pack's. Two passes: sizes, then bytes. */
+ * number order, optional fields only when set. Two passes: sizes, then bytes. */
 
 static size_t vsize(uint64_t v)
 {
@@ -61,10 +100,22 @@ static uint8_t *ldput(uint8_t *p, uint8_t tag, const void *data, size_t n)
 
 #define OPT_SIZE(s) ((s).n ? ldsize((s).n) : 0)
 #define OPT_PUT(p, tag, s) ((s).n ? ldput(p, tag, (s).p, (s).n) : (p))
+/* an optional varint field, omitted when 0 */
+#define OPTV_SIZE(v) ((v) ? 1 + vsize(v) : 0)
+
+static uint8_t *optv_put(uint8_t *p, uint8_t tag, uint64_t v)
+{
+    if (!v)
+        return p;
+    *p++ = tag;
+    return vput(p, v);
+}
 
 static size_t entry_size(const store_vc_entry_t *e)
 {
-    return ldsize(STORE_ACTOR_LEN) + 1 + vsize(e->counter) + 1 + vsize(e->ts);
+    const uint8_t *b = e->actor.b;
+    return OPTV_SIZE(be64(b)) + OPTV_SIZE(be32(b + 8)) + OPTV_SIZE(be32(b + 12)) + 1 +
+           vsize(e->counter) + 5;
 }
 
 static size_t clock_size(const store_vclock_t *vc)
@@ -81,11 +132,14 @@ static uint8_t *clock_put(uint8_t *p, const store_vclock_t *vc)
         const store_vc_entry_t *e = &vc->e[i];
         *p++ = 0x0a;
         p = vput(p, entry_size(e));
-        p = ldput(p, 0x0a, e->actor.b, STORE_ACTOR_LEN);
-        *p++ = 0x10;
+        p = optv_put(p, 0x08, be64(e->actor.b));
+        p = optv_put(p, 0x10, be32(e->actor.b + 8));
+        p = optv_put(p, 0x18, be32(e->actor.b + 12));
+        *p++ = 0x20;
         p = vput(p, e->counter);
-        *p++ = 0x18;
-        p = vput(p, e->ts);
+        *p++ = 0x2d; /* fixed32, little-endian */
+        for (int k = 0; k < 4; k++)
+            *p++ = (uint8_t)(e->ts >> (8 * k));
     }
     *p++ = 0x78;
     return vput(p, vc->n);
@@ -101,21 +155,28 @@ static size_t link_size(const store_link_t *l)
     return OPT_SIZE(l->bucket) + OPT_SIZE(l->key) + OPT_SIZE(l->tag);
 }
 
-static size_t dot_size(uint32_t ix, uint64_t counter)
-{
-    return 1 + vsize(ix) + 1 + vsize(counter);
-}
+/* What a sibling's encoding derives from the clock, computed once for both passes. */
+typedef struct {
+    uint32_t ix;     /* dot_index */
+    uint32_t ctid;   /* content_type_id, 0 if not interned */
+    uint64_t back;   /* dot_back */
+    uint64_t lmz;    /* last_mod_delta, zigzag */
+    size_t size;     /* bytes of the Sibling message */
+} sib_aux_t;
 
-static size_t sib_size(const store_sib_t *s, uint32_t ix)
+static void sib_prepare(const store_sib_t *s, const store_vc_entry_t *e, uint32_t ix,
+                        sib_aux_t *a)
 {
     const store_content_t *c = &s->c;
-    size_t n = ldsize(dot_size(ix, s->dot.counter));
-    n += OPT_SIZE(c->value) + OPT_SIZE(c->content_type) + OPT_SIZE(c->charset) +
-         OPT_SIZE(c->content_encoding) + OPT_SIZE(c->vtag);
-    if (c->last_mod)
-        n += 1 + vsize(c->last_mod);
-    if (c->last_mod_usecs)
-        n += 1 + vsize(c->last_mod_usecs);
+    int64_t d = (int64_t)c->last_mod - (int64_t)e->ts;
+    a->ix = ix;
+    a->back = e->counter - s->dot.counter;
+    a->ctid = content_type_id(c->content_type);
+    a->lmz = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+    size_t n = OPTV_SIZE(a->ix) + OPTV_SIZE(a->back) + OPT_SIZE(c->value);
+    n += a->ctid ? OPTV_SIZE(a->ctid) : OPT_SIZE(c->content_type);
+    n += OPT_SIZE(c->charset) + OPT_SIZE(c->content_encoding) + OPT_SIZE(c->vtag);
+    n += OPTV_SIZE(a->lmz) + OPTV_SIZE(c->last_mod_usecs);
     for (uint32_t i = 0; i < c->n_usermeta; i++)
         n += ldsize(pair_size(&c->usermeta[i]));
     for (uint32_t i = 0; i < c->n_indexes; i++)
@@ -124,7 +185,7 @@ static size_t sib_size(const store_sib_t *s, uint32_t ix)
         n += ldsize(link_size(&c->links[i]));
     if (c->deleted)
         n += 2;
-    return n;
+    a->size = n;
 }
 
 static uint8_t *pairs_put(uint8_t *p, uint8_t tag, const store_pair_t *prs, uint32_t n)
@@ -138,40 +199,30 @@ static uint8_t *pairs_put(uint8_t *p, uint8_t tag, const store_pair_t *prs, uint
     return p;
 }
 
-static uint8_t *sib_put(uint8_t *p, const store_sib_t *s, uint32_t ix)
+static uint8_t *sib_put(uint8_t *p, const store_sib_t *s, const sib_aux_t *a)
 {
     const store_content_t *c = &s->c;
-    *p++ = 0x0a;
-    p = vput(p, dot_size(ix, s->dot.counter));
-    *p++ = 0x08;
-    p = vput(p, ix);
-    *p++ = 0x10;
-    p = vput(p, s->dot.counter);
-    p = OPT_PUT(p, 0x12, c->value);
-    p = OPT_PUT(p, 0x1a, c->content_type);
-    p = OPT_PUT(p, 0x22, c->charset);
-    p = OPT_PUT(p, 0x2a, c->content_encoding);
-    p = OPT_PUT(p, 0x32, c->vtag);
-    if (c->last_mod) {
-        *p++ = 0x38;
-        p = vput(p, c->last_mod);
-    }
-    if (c->last_mod_usecs) {
-        *p++ = 0x40;
-        p = vput(p, c->last_mod_usecs);
-    }
-    p = pairs_put(p, 0x4a, c->usermeta, c->n_usermeta);
-    p = pairs_put(p, 0x52, c->indexes, c->n_indexes);
+    p = optv_put(p, 0x08, a->ix);
+    p = optv_put(p, 0x10, a->back);
+    p = OPT_PUT(p, 0x1a, c->value);
+    p = a->ctid ? optv_put(p, 0x20, a->ctid) : OPT_PUT(p, 0x2a, c->content_type);
+    p = OPT_PUT(p, 0x32, c->charset);
+    p = OPT_PUT(p, 0x3a, c->content_encoding);
+    p = OPT_PUT(p, 0x42, c->vtag);
+    p = optv_put(p, 0x48, a->lmz);
+    p = optv_put(p, 0x50, c->last_mod_usecs);
+    p = pairs_put(p, 0x5a, c->usermeta, c->n_usermeta);
+    p = pairs_put(p, 0x62, c->indexes, c->n_indexes);
     for (uint32_t i = 0; i < c->n_links; i++) {
         const store_link_t *l = &c->links[i];
-        *p++ = 0x5a;
+        *p++ = 0x6a;
         p = vput(p, link_size(l));
         p = OPT_PUT(p, 0x0a, l->bucket);
         p = OPT_PUT(p, 0x12, l->key);
         p = OPT_PUT(p, 0x1a, l->tag);
     }
     if (c->deleted) {
-        *p++ = 0x60;
+        *p++ = 0x70;
         *p++ = 1;
     }
     return p;
@@ -182,30 +233,31 @@ int store_obj_encode(const store_obj_t *o, uint8_t **out, size_t *len)
     if (!o || !out || !len || store_obj_check(o) != 0)
         return STORE_EINVAL;
     /* each sibling's dot names its actor by clock index; both arrays are sorted by actor */
-    uint32_t ix_small[8];
-    uint32_t *ix = o->n_sibs <= 8 ? ix_small : store_malloc(o->n_sibs * sizeof *ix);
-    size_t n = 2 + ldsize(clock_size(&o->clock)) + 1 + vsize(o->n_sibs);
+    sib_aux_t aux_small[4];
+    sib_aux_t *aux = o->n_sibs <= 4 ? aux_small : store_malloc(o->n_sibs * sizeof *aux);
+    size_t csize = clock_size(&o->clock);
+    size_t n = 2 + ldsize(csize) + 1 + vsize(o->n_sibs);
     for (uint32_t i = 0, k = 0; i < o->n_sibs; i++) {
         while (store_actor_cmp(&o->clock.e[k].actor, &o->sibs[i]->dot.actor) != 0)
             k++;
-        ix[i] = k;
-        n += ldsize(sib_size(o->sibs[i], k));
+        sib_prepare(o->sibs[i], &o->clock.e[k], k, &aux[i]);
+        n += ldsize(aux[i].size);
     }
     uint8_t *buf = store_malloc(n), *p = buf;
     *p++ = 0x08;
     *p++ = OBJECT_FORMAT;
     *p++ = 0x12;
-    p = vput(p, clock_size(&o->clock));
+    p = vput(p, csize);
     p = clock_put(p, &o->clock);
     for (uint32_t i = 0; i < o->n_sibs; i++) {
         *p++ = 0x1a;
-        p = vput(p, sib_size(o->sibs[i], ix[i]));
-        p = sib_put(p, o->sibs[i], ix[i]);
+        p = vput(p, aux[i].size);
+        p = sib_put(p, o->sibs[i], &aux[i]);
     }
     *p++ = 0x78;
     p = vput(p, o->n_sibs);
-    if (ix != ix_small)
-        store_free(ix);
+    if (aux != aux_small)
+        store_free(aux);
     if ((size_t)(p - buf) != n) { /* sizes and writer disagree: a bug, never data's fault */
         store_free(buf);
         return STORE_EINVAL;
@@ -234,39 +286,125 @@ int store_vclock_encode(const store_vclock_t *vc, uint8_t **out, size_t *len)
 
 /* ---------------------------------------------------------------- decoding */
 
-static store_slice_t slice(ProtobufCBinaryData b)
-{
-    store_slice_t s = {b.data, b.len};
-    return s;
-}
+/* A strict reader of the canonical form. Every field number is below 16, so every tag is one
+ * byte; a field is read only if the next byte is exactly its tag, in number order, so unknown,
+ * misordered or duplicated fields leave bytes unread and the message is rejected. */
+typedef struct {
+    const uint8_t *p, *end;
+} rd_t;
 
-static int check_clock(const Cairn__VClock *m)
+/* A minimal varint of at most 64 bits. */
+static bool rd_varint(rd_t *r, uint64_t *v)
 {
-    if (m->count != m->n_entries)
-        return STORE_EDECODE;
-    for (size_t i = 0; i < m->n_entries; i++) {
-        const Cairn__VClockEntry *e = m->entries[i];
-        if (e->actor.len != STORE_ACTOR_LEN || e->counter == 0)
-            return STORE_EDECODE;
-        if (i && memcmp(m->entries[i - 1]->actor.data, e->actor.data, STORE_ACTOR_LEN) >= 0)
-            return STORE_EDECODE;
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (r->p == r->end)
+            return false;
+        uint8_t b = *r->p++;
+        if (shift == 63 && b > 1)
+            return false; /* over 64 bits */
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift) /* over-long: protobuf-c would write fewer bytes */
+                return false;
+            *v = x;
+            return true;
+        }
     }
-    return 0;
+    return false;
 }
 
-static void fill_clock(store_vclock_t *vc, const Cairn__VClock *m)
+static bool rd_tag(rd_t *r, uint8_t tag)
+{
+    if (r->p < r->end && *r->p == tag) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+/* The body of a length-delimited field whose tag was just read. */
+static bool rd_ld(rd_t *r, rd_t *sub)
+{
+    uint64_t n;
+    if (!rd_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+        return false;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return true;
+}
+
+/* Required varint field (may be 0). */
+static bool rd_req(rd_t *r, uint8_t tag, uint64_t *v)
+{
+    return rd_tag(r, tag) && rd_varint(r, v);
+}
+
+/* Optional varint field: absent is 0; present must be non-zero and at most max. */
+static bool rd_opt(rd_t *r, uint8_t tag, uint64_t max, uint64_t *v)
+{
+    *v = 0;
+    if (!rd_tag(r, tag))
+        return true;
+    return rd_varint(r, v) && *v != 0 && *v <= max;
+}
+
+/* Optional bytes field: absent is empty; present must be non-empty. */
+static bool rd_bytes(rd_t *r, uint8_t tag, store_slice_t *s)
+{
+    s->p = NULL;
+    s->n = 0;
+    if (!rd_tag(r, tag))
+        return true;
+    rd_t sub;
+    if (!rd_ld(r, &sub) || sub.p == sub.end)
+        return false;
+    s->p = sub.p;
+    s->n = (size_t)(sub.end - sub.p);
+    return true;
+}
+
+static bool rd_done(const rd_t *r)
+{
+    return r->p == r->end;
+}
+
+static bool rd_entry(rd_t *r, store_vc_entry_t *e)
+{
+    uint64_t node, part, epoch;
+    rd_t m;
+    if (!rd_ld(r, &m) || !rd_opt(&m, 0x08, UINT64_MAX, &node) ||
+        !rd_opt(&m, 0x10, UINT32_MAX, &part) || !rd_opt(&m, 0x18, UINT32_MAX, &epoch) ||
+        !rd_req(&m, 0x20, &e->counter) || e->counter == 0 || !rd_tag(&m, 0x2d) ||
+        m.end - m.p != 4)
+        return false;
+    e->ts = (uint32_t)m.p[0] | (uint32_t)m.p[1] << 8 | (uint32_t)m.p[2] << 16 |
+            (uint32_t)m.p[3] << 24;
+    e->actor = store_actor_make(node, (uint32_t)part, (uint32_t)epoch);
+    return true;
+}
+
+/* A VClock message filling vc (whose old entries are discarded; vc keeps its array). */
+static bool rd_clock(rd_t *r, store_vclock_t *vc)
 {
     vc->n = 0;
-    if (m->n_entries > vc->cap) {
-        vc->e = store_realloc(vc->e, m->n_entries * sizeof *vc->e);
-        vc->cap = (uint32_t)m->n_entries;
+    while (rd_tag(r, 0x0a)) {
+        if (vc->n == vc->cap) {
+            if (vc->cap >= UINT32_MAX / 4)
+                return false;
+            vc->cap = vc->cap ? 2 * vc->cap : 4;
+            vc->e = store_realloc(vc->e, vc->cap * sizeof *vc->e);
+        }
+        store_vc_entry_t *e = &vc->e[vc->n];
+        if (!rd_entry(r, e))
+            return false;
+        if (vc->n && store_actor_cmp(&vc->e[vc->n - 1].actor, &e->actor) >= 0)
+            return false; /* strictly increasing actors */
+        vc->n++;
     }
-    for (size_t i = 0; i < m->n_entries; i++) {
-        memcpy(vc->e[i].actor.b, m->entries[i]->actor.data, STORE_ACTOR_LEN);
-        vc->e[i].counter = m->entries[i]->counter;
-        vc->e[i].ts = m->entries[i]->timestamp;
-    }
-    vc->n = (uint32_t)m->n_entries;
+    uint64_t count;
+    return rd_req(r, 0x78, &count) && count == vc->n && rd_done(r);
 }
 
 int store_vclock_decode(const uint8_t *buf, size_t len, store_vclock_t *out)
@@ -277,100 +415,143 @@ int store_vclock_decode(const uint8_t *buf, size_t len, store_vclock_t *out)
         out->n = 0;
         return 0;
     }
-    store__arena_t ar;
-    store__arena_init(&ar);
-    Cairn__VClock *m = cairn__vclock__unpack(&ar.pb, len, buf);
-    int rc = m ? check_clock(m) : STORE_EDECODE;
-    if (rc == 0 && m->n_entries > UINT32_MAX / 2)
-        rc = STORE_EDECODE;
-    if (rc == 0)
-        fill_clock(out, m);
-    store__arena_release(&ar);
-    return rc;
-}
-
-static int check_sibs(const Cairn__Object *m)
-{
-    const Cairn__VClock *vc = m->clock;
-    if (m->n_siblings > STORE_DECODE_MAX_SIBS || m->count != m->n_siblings)
+    store_vclock_t vc = STORE_VCLOCK_INIT;
+    rd_t r = {buf, buf + len};
+    if (!rd_clock(&r, &vc)) {
+        store_vclock_clear(&vc);
         return STORE_EDECODE;
-    for (size_t i = 0; i < m->n_siblings; i++) {
-        const Cairn__Sibling *s = m->siblings[i];
-        const Cairn__Dot *d = s->dot;
-        if (d->actor_index >= vc->n_entries || d->counter == 0 ||
-            d->counter > vc->entries[d->actor_index]->counter)
-            return STORE_EDECODE; /* the clock must cover its own siblings */
-        if (i) {
-            const Cairn__Dot *p = m->siblings[i - 1]->dot;
-            if (p->actor_index > d->actor_index ||
-                (p->actor_index == d->actor_index && p->counter >= d->counter))
-                return STORE_EDECODE;
-        }
-        if (s->n_usermeta > UINT32_MAX / 4 || s->n_indexes > UINT32_MAX / 4 ||
-            s->n_links > UINT32_MAX / 4)
-            return STORE_EDECODE;
     }
+    store_vclock_clear(out);
+    *out = vc;
     return 0;
 }
 
-static store_pair_t *pairs(store__arena_t *ar, Cairn__Pair **p, size_t n)
+/* How many consecutive fields with this (length-delimited) tag start at r; r is unchanged. */
+static bool count_repeated(rd_t r, uint8_t tag, uint32_t *n)
 {
-    if (!n)
-        return NULL;
-    store_pair_t *v = store__arena_alloc(ar, n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        v[i].key = slice(p[i]->key);
-        v[i].value = slice(p[i]->value);
+    rd_t sub;
+    *n = 0;
+    while (rd_tag(&r, tag)) {
+        if (!rd_ld(&r, &sub) || *n == UINT32_MAX / 4)
+            return false;
+        (*n)++;
     }
-    return v;
+    return true;
 }
 
-static store_sib_t *make_sib(store__arena_t *ar, const Cairn__Sibling *s,
-                             const store_vclock_t *vc)
+static bool rd_pairs(rd_t *r, store__arena_t *ar, uint8_t tag, const store_pair_t **out,
+                     uint32_t *n)
 {
-    store_content_t c = {0};
-    c.value = slice(s->value);
-    c.content_type = slice(s->content_type);
-    c.charset = slice(s->charset);
-    c.content_encoding = slice(s->content_encoding);
-    c.vtag = slice(s->vtag);
-    c.last_mod = s->last_mod;
-    c.last_mod_usecs = s->last_mod_usecs;
-    c.n_usermeta = (uint32_t)s->n_usermeta;
-    c.usermeta = pairs(ar, s->usermeta, s->n_usermeta);
-    c.n_indexes = (uint32_t)s->n_indexes;
-    c.indexes = pairs(ar, s->indexes, s->n_indexes);
-    if (s->n_links) {
-        store_link_t *ls = store__arena_alloc(ar, s->n_links * sizeof *ls);
-        for (size_t i = 0; i < s->n_links; i++) {
-            ls[i].bucket = slice(s->links[i]->bucket);
-            ls[i].key = slice(s->links[i]->key);
-            ls[i].tag = slice(s->links[i]->tag);
-        }
-        c.links = ls;
-        c.n_links = (uint32_t)s->n_links;
+    *out = NULL;
+    if (!count_repeated(*r, tag, n))
+        return false;
+    if (!*n)
+        return true;
+    store_pair_t *v = store__arena_alloc(ar, *n * sizeof *v);
+    for (uint32_t i = 0; i < *n; i++) {
+        rd_t m, k;
+        rd_tag(r, tag);
+        if (!rd_ld(r, &m) || !rd_tag(&m, 0x0a) || !rd_ld(&m, &k) ||
+            !rd_bytes(&m, 0x12, &v[i].value) || !rd_done(&m))
+            return false;
+        v[i].key.p = k.p;
+        v[i].key.n = (size_t)(k.end - k.p);
     }
-    c.deleted = s->has_deleted && s->deleted;
-    store_dot_t dot = {vc->e[s->dot->actor_index].actor, s->dot->counter};
-    return store_sib_new(&c, &dot);
+    *out = v;
+    return true;
+}
+
+static bool rd_links(rd_t *r, store__arena_t *ar, store_content_t *c)
+{
+    if (!count_repeated(*r, 0x6a, &c->n_links))
+        return false;
+    if (!c->n_links)
+        return true;
+    store_link_t *v = store__arena_alloc(ar, c->n_links * sizeof *v);
+    for (uint32_t i = 0; i < c->n_links; i++) {
+        rd_t m;
+        rd_tag(r, 0x6a);
+        if (!rd_ld(r, &m) || !rd_bytes(&m, 0x0a, &v[i].bucket) ||
+            !rd_bytes(&m, 0x12, &v[i].key) || !rd_bytes(&m, 0x1a, &v[i].tag) || !rd_done(&m))
+            return false;
+    }
+    c->links = v;
+    return true;
+}
+
+/* One Sibling message against the already-decoded clock; prev is the previous sibling's dot
+ * (NULL for the first). Slices point into the input; arrays into the arena. */
+static bool rd_sib(rd_t *r, store__arena_t *ar, const store_vclock_t *vc, const store_dot_t *prev,
+                   store_content_t *c, store_dot_t *dot)
+{
+    rd_t m;
+    uint64_t ix, back, ctid, lmz, usecs, del;
+    memset(c, 0, sizeof *c);
+    if (!rd_ld(r, &m) || !rd_opt(&m, 0x08, UINT32_MAX, &ix) || ix >= vc->n)
+        return false; /* the dot names no clock entry */
+    const store_vc_entry_t *e = &vc->e[ix];
+    if (!rd_opt(&m, 0x10, UINT64_MAX, &back) || back >= e->counter)
+        return false; /* a dot counter is >= 1, so the clock covers it */
+    dot->actor = e->actor;
+    dot->counter = e->counter - back;
+    if (prev && store_dot_cmp(prev, dot) >= 0)
+        return false; /* siblings in strictly increasing dot order */
+    if (!rd_bytes(&m, 0x1a, &c->value) || !rd_opt(&m, 0x20, N_CONTENT_TYPES, &ctid) ||
+        !rd_bytes(&m, 0x2a, &c->content_type))
+        return false;
+    if (ctid) {
+        if (c->content_type.n)
+            return false;
+        c->content_type = content_types[ctid - 1];
+    } else if (content_type_id(c->content_type)) {
+        return false; /* an interned type spelt out is not canonical */
+    }
+    if (!rd_bytes(&m, 0x32, &c->charset) || !rd_bytes(&m, 0x3a, &c->content_encoding) ||
+        !rd_bytes(&m, 0x42, &c->vtag) || !rd_opt(&m, 0x48, UINT64_MAX, &lmz) ||
+        !rd_opt(&m, 0x50, UINT32_MAX, &usecs))
+        return false;
+    if (lmz >> 33)
+        return false; /* |delta| >= 2^32: last_mod would not be a uint32 */
+    int64_t lm = (int64_t)e->ts + ((int64_t)(lmz >> 1) ^ -(int64_t)(lmz & 1));
+    if (lm < 0 || lm > (int64_t)UINT32_MAX)
+        return false; /* last_mod is a uint32 */
+    c->last_mod = (uint32_t)lm;
+    c->last_mod_usecs = (uint32_t)usecs;
+    if (!rd_pairs(&m, ar, 0x5a, &c->usermeta, &c->n_usermeta) ||
+        !rd_pairs(&m, ar, 0x62, &c->indexes, &c->n_indexes) || !rd_links(&m, ar, c) ||
+        !rd_opt(&m, 0x70, 1, &del) || !rd_done(&m))
+        return false;
+    c->deleted = del != 0;
+    return true;
 }
 
 int store_obj_decode(const uint8_t *buf, size_t len, store_obj_t **out)
 {
     if (!out || (!buf && len))
         return STORE_EINVAL;
+    rd_t r = {buf, buf + len}, clk;
+    uint64_t format, count;
+    if (!rd_req(&r, 0x08, &format) || format != OBJECT_FORMAT || !rd_tag(&r, 0x12) ||
+        !rd_ld(&r, &clk))
+        return STORE_EDECODE;
     store__arena_t ar;
     store__arena_init(&ar);
-    Cairn__Object *m = cairn__object__unpack(&ar.pb, len, buf);
-    int rc = STORE_EDECODE;
-    if (m && m->format == OBJECT_FORMAT && check_clock(m->clock) == 0 && check_sibs(m) == 0) {
-        store_obj_t *o = store_obj_new();
-        fill_clock(&o->clock, m->clock);
-        for (size_t i = 0; i < m->n_siblings; i++)
-            store_obj_add_sib(o, make_sib(&ar, m->siblings[i], &o->clock));
-        *out = o;
-        rc = 0;
+    store_obj_t *o = store_obj_new();
+    bool ok = rd_clock(&clk, &o->clock);
+    while (ok && rd_tag(&r, 0x1a)) {
+        store_content_t c;
+        store_dot_t dot;
+        const store_dot_t *prev = o->n_sibs ? &o->sibs[o->n_sibs - 1]->dot : NULL;
+        ok = o->n_sibs < STORE_DECODE_MAX_SIBS && rd_sib(&r, &ar, &o->clock, prev, &c, &dot);
+        if (ok)
+            store_obj_add_sib(o, store_sib_new(&c, &dot));
     }
+    ok = ok && rd_req(&r, 0x78, &count) && count == o->n_sibs && rd_done(&r);
     store__arena_release(&ar);
-    return rc;
+    if (!ok) {
+        store_obj_free(o);
+        return STORE_EDECODE;
+    }
+    *out = o;
+    return 0;
 }

@@ -75,10 +75,24 @@ Test(store_codec, bytes_follow_object_proto)
     store_obj_encode(o, &buf, &len);
     Cairn__Object *m = cairn__object__unpack(NULL, len, buf);
     cr_assert_not_null(m);
-    cr_assert_eq(m->format, 1);
+    cr_assert_eq(m->format, 2);
     cr_assert_eq(m->n_siblings, 2);
     cr_assert_eq(m->clock->n_entries, 2);
-    cr_assert_eq(m->clock->entries[0]->actor.len, 16);
+    /* actors as (node, partition, epoch), sorted: test_actor(1) before test_actor(3) */
+    const Cairn__VClockEntry *e0 = m->clock->entries[0], *e1 = m->clock->entries[1];
+    cr_assert(e0->has_node && e0->node == 0xC0FFEE01u && e0->partition == 7 && e0->epoch == 1);
+    cr_assert(e1->node == 0xC0FFEE03u && e1->partition == 21 && e1->counter == 2);
+    cr_assert_eq(e1->timestamp, 1700000001);
+    /* the tombstone (dot (1,1), last_mod 5) sorts first; the rich sibling is (3,2) */
+    const Cairn__Sibling *t = m->siblings[0], *s = m->siblings[1];
+    cr_assert(!t->has_dot_index && !t->has_dot_back, "dot = clock entry 0 at its counter");
+    cr_assert(t->has_last_mod_delta && t->last_mod_delta == 5 - 1700000002LL);
+    cr_assert(t->has_deleted && t->deleted);
+    cr_assert(s->has_dot_index && s->dot_index == 1 && !s->has_dot_back);
+    cr_assert(s->has_content_type_id && s->content_type_id == 3 && !s->has_content_type,
+              "application/json is interned");
+    cr_assert(s->has_last_mod_delta && s->last_mod_delta == -1, "1700000000 - 1700000001");
+    cr_assert_eq(s->last_mod_usecs, 123456);
     /* our hand-written encoder and protobuf-c's packer agree byte for byte */
     uint8_t *re = malloc(len);
     cr_assert_eq(cairn__object__pack(m, re), len);
@@ -140,25 +154,66 @@ Test(store_codec, inconsistent_objects_are_rejected)
     store_obj_encode(o, &buf, &len);
     Cairn__Object *m = cairn__object__unpack(NULL, len, buf);
     cr_assert_eq(decode_packed(m), 0, "the untouched object decodes");
-    m->format = 2;
-    cr_assert_eq(decode_packed(m), STORE_EDECODE, "unknown format");
     m->format = 1;
-    uint64_t saved = m->siblings[0]->dot->counter;
-    m->siblings[0]->dot->counter = 99;
-    cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot not covered by the clock");
-    m->siblings[0]->dot->counter = saved;
-    m->siblings[0]->dot->actor_index = 7;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "old or unknown format");
+    m->format = 2;
+    Cairn__Sibling *s0 = m->siblings[0], *s1 = m->siblings[1];
+    Cairn__Sibling saved = *s1;
+    uint64_t c1 = m->clock->entries[1]->counter; /* s1's dot is (entry 1, c1) */
+    s1->dot_back = c1;
+    s1->has_dot_back = 1;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot counter 0");
+    s1->dot_back = UINT64_MAX;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot below zero");
+    *s1 = saved;
+    s1->dot_index = 7;
     cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot names no clock entry");
-    m->siblings[0]->dot->actor_index = 0;
-    Cairn__Sibling *s0 = m->siblings[0];
-    m->siblings[0] = m->siblings[1];
+    *s1 = saved;
+    s0->has_dot_index = 1; /* explicit default */
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot_index 0 written out");
+    s0->has_dot_index = 0;
+    s0->has_dot_back = 1;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "dot_back 0 written out");
+    s0->has_dot_back = 0;
+    s0->has_deleted = 1;
+    s0->deleted = 0;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "deleted=false written out");
+    s0->deleted = 1;
+    s1->has_content_type_id = 0;
+    s1->has_content_type = 1;
+    s1->content_type = (ProtobufCBinaryData){16, (uint8_t *)"application/json"};
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "an interned content type spelt out");
+    s1->has_content_type_id = 1;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "both the id and the bytes");
+    s1->content_type = (ProtobufCBinaryData){9, (uint8_t *)"text/rtf!"};
+    s1->has_content_type_id = 0;
+    cr_assert_eq(decode_packed(m), 0, "an uncommon type is stored as bytes");
+    *s1 = saved;
+    s1->content_type_id = 99;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "content type id out of the table");
+    *s1 = saved;
+    s1->last_mod_delta = -1800000000LL;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "last_mod below 0");
+    s1->last_mod_delta = 3000000000LL;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "last_mod above 2^32-1");
+    s1->last_mod_delta = INT64_MIN;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "huge last_mod delta");
+    *s1 = saved;
+    m->clock->entries[0]->has_partition = 1;
+    m->clock->entries[0]->partition = 0;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "partition 0 written out");
+    m->clock->entries[0]->partition = 7;
+    m->clock->entries[0]->counter = 0;
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "zero clock counter");
+    m->clock->entries[0]->counter = 1;
+    cr_assert_eq(decode_packed(m), 0, "the restored object decodes");
+    m->siblings[0] = s1;
     m->siblings[1] = s0;
     cr_assert_eq(decode_packed(m), STORE_EDECODE, "siblings out of order");
-    m->siblings[1] = m->siblings[0];
-    cr_assert_eq(decode_packed(m), STORE_EDECODE, "duplicate dot");
+    m->siblings[0] = s0;
     m->siblings[1] = s0;
-    m->siblings[0]->dot->counter = 0;
-    cr_assert_eq(decode_packed(m), STORE_EDECODE, "zero counter");
+    cr_assert_eq(decode_packed(m), STORE_EDECODE, "duplicate dot");
+    m->siblings[1] = s1;
     m->n_siblings = 1;
     cr_assert_eq(decode_packed(m), STORE_EDECODE, "count disagrees with siblings");
     m->n_siblings = 2;
@@ -169,7 +224,7 @@ Test(store_codec, inconsistent_objects_are_rejected)
 
 Test(store_codec, oversized_length_and_random_bytes_fail_cleanly)
 {
-    const uint8_t huge[] = {0x08, 0x01, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00};
+    const uint8_t huge[] = {0x08, 0x02, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00};
     store_obj_t *o = NULL;
     cr_assert_eq(store_obj_decode(huge, sizeof huge, &o), STORE_EDECODE);
     cr_assert_eq(store_obj_decode(NULL, 0, &o), STORE_EDECODE, "empty is not an object");

@@ -181,11 +181,11 @@ Test(store_vclock, hostile_contexts_fail_cleanly)
     for (size_t cut = 1; cut < len; cut++)
         cr_assert_eq(store_vclock_decode(buf, cut, &out), STORE_EDECODE, "truncated at %zu", cut);
     /* well-formed protobuf, but not a canonical clock: built with protobuf-c directly */
-    uint8_t act[2][16] = {{1}, {2}};
     Cairn__VClockEntry e0 = CAIRN__VCLOCK_ENTRY__INIT, e1 = CAIRN__VCLOCK_ENTRY__INIT;
-    e0.actor = (ProtobufCBinaryData){16, act[1]};
+    e0.has_node = e1.has_node = 1;
+    e0.node = 2;
     e0.counter = 1;
-    e1.actor = (ProtobufCBinaryData){16, act[0]};
+    e1.node = 1;
     e1.counter = 1;
     Cairn__VClockEntry *ents[2] = {&e0, &e1};
     Cairn__VClock m = CAIRN__VCLOCK__INIT;
@@ -194,14 +194,17 @@ Test(store_vclock, hostile_contexts_fail_cleanly)
     uint8_t raw[256];
     size_t rn = cairn__vclock__pack(&m, raw);
     cr_assert_eq(store_vclock_decode(raw, rn, &out), STORE_EDECODE, "unsorted actors");
-    e1.actor.data = act[1];
+    e1.node = 2;
     rn = cairn__vclock__pack(&m, raw);
     cr_assert_eq(store_vclock_decode(raw, rn, &out), STORE_EDECODE, "duplicate actor");
-    e1.actor.data = act[0];
-    e0.actor.data = act[0];
-    e1.actor.data = act[1];
+    e0.node = 1;
+    e1.node = 2;
     rn = cairn__vclock__pack(&m, raw);
     cr_assert_eq(store_vclock_decode(raw, rn, &out), 0, "the sorted version is fine");
+    e1.has_epoch = 1; /* epoch 0 written out: not the canonical form */
+    rn = cairn__vclock__pack(&m, raw);
+    cr_assert_eq(store_vclock_decode(raw, rn, &out), STORE_EDECODE, "explicit default");
+    e1.has_epoch = 0;
     e0.counter = 0;
     rn = cairn__vclock__pack(&m, raw);
     cr_assert_eq(store_vclock_decode(raw, rn, &out), STORE_EDECODE, "zero counter");
@@ -209,8 +212,13 @@ Test(store_vclock, hostile_contexts_fail_cleanly)
     m.count = 3;
     rn = cairn__vclock__pack(&m, raw);
     cr_assert_eq(store_vclock_decode(raw, rn, &out), STORE_EDECODE, "count mismatch");
-    const uint8_t junk[] = {0x0a, 0x05, 0x0a, 0x01, 0x41, 0x10, 0x01}; /* 1-byte actor */
+    const uint8_t junk[] = {0x0a, 0x04, 0x08, 0x01, 0x20, 0x01, 0x78, 0x01}; /* no timestamp */
     cr_assert_eq(store_vclock_decode(junk, sizeof junk, &out), STORE_EDECODE);
+    const uint8_t shortv[] = {0x0a, 0x09, 0x08, 0x01, 0x20, 0x01, 0x2d, 1, 0, 0, 0, 0x78, 0x01};
+    cr_assert_eq(store_vclock_decode(shortv, sizeof shortv, &out), 0, "node 1, minimal varint");
+    const uint8_t longv[] = {0x0a, 0x0a, 0x08, 0x81, 0x00, 0x20, 0x01, 0x2d, 1, 0, 0, 0,
+                             0x78, 0x01}; /* the same with node 1 as a two-byte varint */
+    cr_assert_eq(store_vclock_decode(longv, sizeof longv, &out), STORE_EDECODE, "over-long varint");
     const uint8_t huge_len[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
     cr_assert_eq(store_vclock_decode(huge_len, sizeof huge_len, &out), STORE_EDECODE);
     prng_t r = {test_seed()};
