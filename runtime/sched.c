@@ -16,6 +16,7 @@
 #include "runtime/rt_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -320,7 +321,14 @@ static void *sched_main(void *arg)
                 continue;
             rt__dist_flush_thread();
             if (++idle < SPIN_ROUNDS) {
-                rt__cpu_relax();
+                /* Every 8th round, let another runnable thread have this CPU: with more
+                 * threads than cores (the loop thread reading node sockets, a second node
+                 * on the same host), a pure pause-spin holds the core that would produce
+                 * the very work this scheduler waits for. */
+                if ((idle & 7) == 0)
+                    sched_yield();
+                else
+                    rt__cpu_relax();
                 continue;
             }
             idle = 0;

@@ -197,7 +197,13 @@ bool rt_cancel_timer(rt_timer_t h)
 
 void rt__timers_init(void)
 {
-    pthread_mutex_init(&T.mx, NULL);
+    /* Adaptive: every rt_call arms and cancels a timer here, from every scheduler; the
+     * critical sections are a few heap steps, so a short spin beats a futex sleep/wake. */
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&T.mx, &a);
+    pthread_mutexattr_destroy(&a);
     T.slots = NULL;
     T.heap = NULL;
     T.nslots = T.cap = T.nheap = 0;
