@@ -9,9 +9,6 @@
 
 #define CALL_NO_TIMER UINT64_MAX
 
-rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target);
-bool rt__demonitor_from(rt_proc_t *me, rt_ref_t ref);
-void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
 
 static rt_msg_t *call_failed(rt_ref_t ref, int reason)
 {
@@ -28,7 +25,7 @@ static rt_ref_t call_send(rt_proc_t *me, rt_pid_t to, rt_msg_t *req, uint32_t ti
 {
     rt_ref_t ref = rt__monitor_from(me, to);
     rt_hent_t *e = rt__hmap_get(&me->ext->monitors, rt__ref_key(ref));
-    if (e) { /* absent only if DOWN noproc raced in... it cannot: DOWN is a message */
+    if (e) { /* just recorded by rt__monitor_from (a refused monitor answers with a message) */
         e->v[2] = CALL_NO_TIMER;
         if (timer && timeout_ms != RT_INFINITY) {
             rt_msg_t *t = rt__sig_new(RT_SIG_CALL_TIMEOUT, RT_NOPID, 0);

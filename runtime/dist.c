@@ -329,7 +329,7 @@ static int control(rt_node_t *n, Cairn__Rt__DistFrame__Kind kind, rt_pid_t local
     return send_frame(n, &f, NULL, NULL, 0);
 }
 
-/* The node for a remote pid, or NULL after delivering the noconnection outcome. */
+/* The node for a remote pid if its link is not down (the caller handles NULL). */
 static rt_node_t *live_node(rt_pid_t remote)
 {
     rt_node_t *n = rt__node_get(remote.node);

@@ -9,8 +9,6 @@
 #include <errno.h>
 #include <time.h>
 
-bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason);
-void rt__procs_thread_exit(void);
 
 static const rt_behaviour_t thread_behaviour = {.name = "thread", .handle = NULL};
 static pthread_key_t thread_key;
@@ -27,7 +25,7 @@ static void thread_gone(void *arg)
 
 static void make_key(void) { pthread_key_create(&thread_key, thread_gone); }
 
-rt_proc_t *rt_proc_new_external(void);
+static rt_proc_t *proc_new_external(void);
 rt_proc_t *rt__thread_proc(void)
 {
     if (rt__tls.thread_proc)
@@ -35,7 +33,7 @@ rt_proc_t *rt__thread_proc(void)
     if (rt__tls.sched || rt__tls.service || atomic_load(&rt__g.state) != 1)
         return NULL;
     pthread_once(&key_once, make_key);
-    rt_proc_t *p = rt_proc_new_external();
+    rt_proc_t *p = proc_new_external();
     if (!p)
         return NULL;
     rt_ext_t *x = rt__ext(p);
@@ -183,10 +181,9 @@ void rt_thread_detach(void)
 void rt__externals_free(void) { rt_thread_detach(); }
 
 /* The external's own "process" is a slot with the EXTERNAL flag and no handler. */
-rt_proc_t *rt_proc_new_external(void)
+static rt_proc_t *proc_new_external(void)
 {
     rt_pid_t pid;
-    extern int rt__spawn_external(const rt_behaviour_t *b, rt_pid_t *out, rt_proc_t **pp);
     rt_proc_t *p = NULL;
     if (rt__spawn_external(&thread_behaviour, &pid, &p) != 0)
         return NULL;

@@ -396,7 +396,6 @@ static bool link_add_remote_side(rt_pid_t target, rt_pid_t peer)
     return true;
 }
 
-int rt__link_from_remote(rt_pid_t local, rt_pid_t remote); /* dist.c */
 int rt__link_from_remote(rt_pid_t local, rt_pid_t remote)
 {
     if (!link_add_remote_side(local, remote)) {
@@ -434,7 +433,6 @@ int rt_link(rt_pid_t other)
     return 0;
 }
 
-void rt__unlink_local_side(rt_pid_t target, rt_pid_t peer); /* dist.c */
 void rt__unlink_local_side(rt_pid_t target, rt_pid_t peer)
 {
     rt_proc_t *t = rt__slot(target.id);
@@ -515,7 +513,6 @@ static void send_down(rt_pid_t watcher, rt_ref_t ref, rt_pid_t target, int reaso
 }
 
 /* A watcher (local or remote) asks to monitor the local process `target`. */
-int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref);
 int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref)
 {
     rt_proc_t *t = rt__slot(target.id);
@@ -531,7 +528,6 @@ int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref)
     return 0;
 }
 
-void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
 void rt__monitor_remove(rt_pid_t target, rt_ref_t ref)
 {
     rt_proc_t *t = rt__slot(target.id);
@@ -552,7 +548,6 @@ static void monitor_record(rt_proc_t *me, rt_ref_t ref, rt_pid_t target)
     e->v[2] = 0;
 }
 
-rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target);
 rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target)
 {
     rt_ref_t ref = rt_make_ref();
@@ -574,7 +569,6 @@ rt_ref_t rt_monitor(rt_pid_t target)
 }
 
 /* Removes ref from me's monitors and from the target; true if it was active. */
-bool rt__demonitor_from(rt_proc_t *me, rt_ref_t ref);
 bool rt__demonitor_from(rt_proc_t *me, rt_ref_t ref)
 {
     rt_hent_t e;
@@ -633,10 +627,7 @@ void rt_disown(rt_res_t h)
 
 /* ------------------------------------------------------------------ system messages */
 
-/* Decides what an arriving runtime message means for p. Returns true if m should reach the
- * handler (possibly rewritten), false if it was consumed here (and freed). May set
- * *die_reason to make p exit. */
-bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason);
+/* See rt_internal.h. A consumed message is freed here. */
 bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason)
 {
     rt_msg_t *m = *mp;
@@ -874,11 +865,9 @@ void rt__procs_free(void)
     pthread_mutex_destroy(&procs.free_mx);
 }
 
-void rt__procs_thread_exit(void);
 void rt__procs_thread_exit(void) { id_cache_flush(); }
 
 /* A mailbox for a non-scheduler thread (external.c): a slot with no handler, never run. */
-int rt__spawn_external(const rt_behaviour_t *b, rt_pid_t *out, rt_proc_t **pp);
 int rt__spawn_external(const rt_behaviour_t *b, rt_pid_t *out, rt_proc_t **pp)
 {
     rt_proc_t *p = proc_new(b, RT_PF_EXTERNAL | RT_PF_TRAP_EXIT);

@@ -177,6 +177,13 @@ int rt__link_from_remote(rt_pid_t local, rt_pid_t remote);   /* a remote pid lin
 void rt__unlink_local_side(rt_pid_t target, rt_pid_t peer);  /* drop peer from target's links */
 int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref); /* on local target */
 void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
+rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target);  /* me monitors target */
+bool rt__demonitor_from(rt_proc_t *me, rt_ref_t ref);        /* true if it was active */
+/* What an arriving runtime message means for p: true if it should reach the handler
+ * (possibly rewritten), false if consumed here; may set *die_reason. */
+bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason);
+void rt__procs_thread_exit(void);   /* return this thread's cached free ids */
+int rt__spawn_external(const rt_behaviour_t *b, rt_pid_t *out, rt_proc_t **pp);
 void rt__procs_init(uint32_t max_procs);
 void rt__procs_kill_all(void);
 uint32_t rt__external_count(void);                   /* live thread mailboxes */

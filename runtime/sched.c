@@ -162,7 +162,6 @@ void rt__run_init(rt_proc_t *p, void *arg, int *reason)
     rt__tls.exit_reason = saved.exit_reason;
 }
 
-bool rt__filter_system(rt_proc_t *p, rt_msg_t **mp, int *die_reason);
 
 /* Runs one turn of p. Returns the exit reason if p must exit, or -1 to keep it alive. The
  * turn's messages are handled under one setjmp, so rt_exit/RT_ASSERT in a handler lands
@@ -304,7 +303,6 @@ static void sched_sleep(rt_sched_t *s)
     pthread_mutex_unlock(&s->mx);
 }
 
-void rt__procs_thread_exit(void);
 
 static void *sched_main(void *arg)
 {
