@@ -16,6 +16,7 @@
 # fuzz/fuzz_*.c are libFuzzer targets; proto/*.proto are compiled by protoc-c.
 
 CC       ?= cc
+BUILD    ?= build
 WERROR   ?= 0
 FUZZ_SECONDS ?= 30
 
@@ -26,9 +27,9 @@ WARN     := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow -Wv
 ifeq ($(WERROR),1)
 WARN     += -Werror
 endif
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fno-omit-frame-pointer -MMD -MP $(WARN) \
-               -I. -Ibuild/gen $(CFLAGS_EXTRA)
-LDLIBS   := -lleveldb -lsnappy -lprotobuf-c -luv -lcrypto -lm -pthread
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fPIC -fno-omit-frame-pointer -MMD -MP $(WARN) \
+               -I. -I$(BUILD)/gen $(CFLAGS_EXTRA)
+LDLIBS   := -lleveldb -lsnappy -lprotobuf-c -luv -lcrypto -lxxhash -lm -pthread
 
 # Variant flags. The release build uses the runtime's pools; sanitizer builds bypass them
 # (RT_POOL_MALLOC) so that every allocation is visible to the sanitizer.
@@ -40,9 +41,9 @@ asan_LDFLAGS   := -fsanitize=address,undefined
 tsan_LDFLAGS   := -fsanitize=thread
 
 # Objects depend on the compiler and flags: changing CC, WERROR or CFLAGS_EXTRA rebuilds.
-SETTINGS := build/.settings
+SETTINGS := $(BUILD)/.settings
 SETTINGS_NOW := $(CC) $(WERROR) $(CFLAGS_EXTRA)
-$(shell mkdir -p build; [ "$$(cat $(SETTINGS) 2>/dev/null)" = "$(SETTINGS_NOW)" ] || echo "$(SETTINGS_NOW)" > $(SETTINGS))
+$(shell mkdir -p $(BUILD); [ "$$(cat $(SETTINGS) 2>/dev/null)" = "$(SETTINGS_NOW)" ] || echo "$(SETTINGS_NOW)" > $(SETTINGS))
 
 ifeq ($(V),1)
 Q :=
@@ -64,13 +65,13 @@ deps:
 
 # ---------------------------------------------------------------- generated protobuf code
 PROTOS     := $(wildcard proto/*.proto)
-PROTO_C    := $(patsubst proto/%.proto,build/gen/proto/%.pb-c.c,$(PROTOS))
+PROTO_C    := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTOS))
 PROTO_H    := $(PROTO_C:.c=.h)
-PROTO_STAMP := build/gen/.stamp
+PROTO_STAMP := $(BUILD)/gen/.stamp
 
 $(PROTO_STAMP): $(PROTOS) | deps
-	@mkdir -p build/gen
-	$(Q)if [ -n "$(PROTOS)" ]; then protoc-c --c_out=build/gen $(PROTOS); fi
+	@mkdir -p $(BUILD)/gen
+	$(Q)if [ -n "$(PROTOS)" ]; then protoc-c --c_out=$(BUILD)/gen $(PROTOS); fi
 	@touch $@
 
 proto: $(PROTO_STAMP)
@@ -87,36 +88,48 @@ NONEMPTY_LIBS := $(strip $(foreach d,$(LIB_DIRS),$(if $(call lib_srcs,$(d)),$(d)
 # A test or stress program links only the layers its name allows (the dependency law):
 # test_rt_* / rt_* -> runtime; test_store_* / store_* -> storage; anything else -> all.
 layer_of = $(if $(filter test_rt_% rt_%,$(1)),runtime proto,$(if $(filter test_store_% store_%,$(1)),storage proto,$(NONEMPTY_LIBS)))
-test_libs = $(foreach d,$(call layer_of,$(2)),$(if $(filter $(d),$(NONEMPTY_LIBS)),build/$(1)/lib/libcairn_$(d).a))
+test_libs = $(foreach d,$(call layer_of,$(2)),$(if $(filter $(d),$(NONEMPTY_LIBS)),$(BUILD)/$(1)/lib/libcairn_$(d).a))
 
 # Per-variant rules, instantiated for release, asan and tsan.
 define VARIANT
-$(1)_OBJ   := build/$(1)/obj
-$(1)_LIBS  := $$(foreach d,$$(NONEMPTY_LIBS),build/$(1)/lib/libcairn_$$(d).a)
-$(1)_PROGS := $$(foreach s,$$(MAIN_SRCS),build/$(1)/bin/$$(notdir $$(s:_main.c=)))
-$(1)_UNITS := $$(patsubst tests/unit/%.c,build/$(1)/tests/%,$$(UNIT_SRCS))
-$(1)_STRESS := $$(patsubst tests/stress/%.c,build/$(1)/stress/%,$$(STRESS_SRCS))
-$(1)_BENCHLIB := $$(if $$(BENCH_LIB_SRCS),build/$(1)/lib/libcairn_bench.a)
+$(1)_OBJ   := $(BUILD)/$(1)/obj
+$(1)_LIBS  := $$(foreach d,$$(NONEMPTY_LIBS),$(BUILD)/$(1)/lib/libcairn_$$(d).a)
+$(1)_PROGS := $$(foreach s,$$(MAIN_SRCS),$(BUILD)/$(1)/bin/$$(notdir $$(s:_main.c=)))
+$(1)_UNITS := $$(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$$(UNIT_SRCS))
+$(1)_STRESS := $$(patsubst tests/stress/%.c,$(BUILD)/$(1)/stress/%,$$(STRESS_SRCS))
+$(1)_BENCHLIB := $$(if $$(BENCH_LIB_SRCS),$(BUILD)/$(1)/lib/libcairn_bench.a)
+# libcairn, the public client library: client/*.c plus the Riak messages, static and shared.
+$(1)_CLIENT_OBJS := $$(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$$(call lib_srcs,client) $(BUILD)/gen/proto/riak.pb-c.c)
+$(1)_LIBCAIRN := $$(if $$(call lib_srcs,client),$(BUILD)/$(1)/lib/libcairn.a $(BUILD)/$(1)/lib/libcairn.so)
 
-build/$(1)/obj/%.o: %.c $$(SETTINGS) | $$(PROTO_STAMP)
+$(BUILD)/$(1)/lib/libcairn.a: $$($(1)_CLIENT_OBJS)
+	@mkdir -p $$(dir $$@)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(BUILD)/$(1)/lib/libcairn.so: $$($(1)_CLIENT_OBJS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD[$(1)] $$@"
+	$$(Q)$$(CC) -shared $$($(1)_LDFLAGS) -Wl,-soname,libcairn.so -o $$@ $$^ -lprotobuf-c
+
+$(BUILD)/$(1)/obj/%.o: %.c $$(SETTINGS) | $$(PROTO_STAMP)
 	@mkdir -p $$(dir $$@)
 	@echo "  CC[$(1)] $$<"
 	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -c $$< -o $$@
 
-build/$(1)/obj/build/gen/%.o: build/gen/%.c $$(SETTINGS) | $$(PROTO_STAMP)
+$(BUILD)/$(1)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $$(SETTINGS) | $$(PROTO_STAMP)
 	@mkdir -p $$(dir $$@)
 	$$(Q)$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -Wno-shadow -c $$< -o $$@
 
-build/$(1)/lib/libcairn_proto.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(PROTO_C))
+$(BUILD)/$(1)/lib/libcairn_proto.a: $$(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$$(PROTO_C))
 	@mkdir -p $$(dir $$@)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
-build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o $$$$(call test_libs,$(1),%)
+$(BUILD)/$(1)/tests/%: $(BUILD)/$(1)/obj/tests/unit/%.o $$$$(call test_libs,$(1),%)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
 	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$(call test_libs,$(1),$$*) -lcriterion $$(LDLIBS)
 
-build/$(1)/stress/%: build/$(1)/obj/tests/stress/%.o $$$$(call test_libs,$(1),%)
+$(BUILD)/$(1)/stress/%: $(BUILD)/$(1)/obj/tests/stress/%.o $$$$(call test_libs,$(1),%)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
 	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$(call test_libs,$(1),$$*) $$(LDLIBS)
@@ -124,14 +137,14 @@ endef
 
 # One library per folder: build/<variant>/lib/libcairn_<dir>.a
 define LIBRULE
-build/$(1)/lib/libcairn_$(2).a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(call lib_srcs,$(2)))
+$(BUILD)/$(1)/lib/libcairn_$(2).a: $$(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$$(call lib_srcs,$(2)))
 	@mkdir -p $$(dir $$@)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
 
 # One program per <dir>/<name>_main.c: build/<variant>/bin/<name>
 define PROGRULE
-build/$(1)/bin/$(notdir $(2:_main.c=)): build/$(1)/obj/$(2:.c=.o) $$($(1)_BENCHLIB) $$($(1)_LIBS)
+$(BUILD)/$(1)/bin/$(notdir $(2:_main.c=)): $(BUILD)/$(1)/obj/$(2:.c=.o) $$($(1)_BENCHLIB) $$($(1)_LIBS)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
 	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_BENCHLIB) $$($(1)_LIBS) $$(LDLIBS)
@@ -142,15 +155,15 @@ $(foreach v,release asan tsan,$(eval $(call VARIANT,$(v))))
 $(foreach v,release asan tsan,$(foreach d,$(filter-out proto,$(NONEMPTY_LIBS)) $(if $(BENCH_LIB_SRCS),bench),$(eval $(call LIBRULE,$(v),$(d)))))
 $(foreach v,release asan tsan,$(foreach s,$(MAIN_SRCS),$(eval $(call PROGRULE,$(v),$(s)))))
 
-release: deps $(release_LIBS) $(release_PROGS) $(release_UNITS) $(release_STRESS)
-asan: deps $(asan_LIBS) $(asan_PROGS) $(asan_UNITS) $(asan_STRESS)
+release: deps $(release_LIBS) $(release_LIBCAIRN) $(release_PROGS) $(release_UNITS) $(release_STRESS)
+asan: deps $(asan_LIBS) $(asan_LIBCAIRN) $(asan_PROGS) $(asan_UNITS) $(asan_STRESS)
 tsan-build: deps $(tsan_LIBS) $(tsan_STRESS)
 
 # ---------------------------------------------------------------- test
 # make test = every Criterion suite under ASan+UBSan, then the runtime's stress programs
 # under ThreadSanitizer (Criterion cannot run under TSan: its issue #274).
 test: asan
-	@scripts/run-tests.sh build/asan/tests $(asan_UNITS)
+	@scripts/run-tests.sh $(BUILD)/asan/tests $(asan_UNITS)
 	@$(MAKE) --no-print-directory tsan
 
 tsan: tsan-build
@@ -174,6 +187,6 @@ fuzz: deps $(PROTO_STAMP)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -18,6 +18,7 @@ check /usr/include/leveldb/c.h                       libleveldb-dev
 check /usr/include/snappy-c.h                        libsnappy-dev
 check /usr/include/criterion/criterion.h             libcriterion-dev
 check /usr/include/openssl/hmac.h                    libssl-dev
+check /usr/include/xxhash.h                          libxxhash-dev
 check pkg-config                                     pkg-config
 check cc                                             gcc
 if [ "${CAIRN_WITH_ERLANG:-0}" = 1 ]; then

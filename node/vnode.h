@@ -1,0 +1,37 @@
+/*
+ * vnode.h — vnodes: one process per partition held by this node, each owning that
+ * partition's backend (prefix vnode_).
+ *
+ * A vnode serves the KV_MSG_VNODE_* requests of proto/kv.proto one at a time: get, put
+ * (coordinated write with its own actor and counter lease, or replica merge), reap, crash
+ * (debug), and the folds of listing. Vnodes run under a simple_one_for_one supervisor
+ * (permanent children): a crashed vnode is restarted, reopens its backend, and publishes its
+ * new pid in the vnode table; calls in flight to the dead one end in CALL_FAILED (never a
+ * hang).
+ *
+ * Actor ids: store_actor_make(node_id, partition, epoch). The epoch and the counter lease
+ * live in the partition's own backend under a metadata key (outside the object namespace):
+ * a vnode whose metadata is missing (new or lost data) takes a fresh epoch, so it never
+ * reuses a dot. The counter lease is taken in blocks and persisted (synced) before use.
+ */
+#ifndef CAIRN_NODE_VNODE_H
+#define CAIRN_NODE_VNODE_H
+
+#include "node/kv.h"
+
+/* The partition -> pid table (read by coordinators from any thread). */
+vnode_table_t *vnode_table_new(uint32_t q);
+void vnode_table_free(vnode_table_t *t);
+/* The live vnode of partition p, or RT_NOPID while it is (re)starting. */
+rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition);
+
+/* Starts the vnode supervisor (simple_one_for_one, linked to the caller) and one vnode per
+ * partition of kv->ring owned by this node. Blocking (call from the node's start-up code,
+ * not from a scheduler-hot path). Returns 0 with *sup, or a negative RT_E* code with a
+ * message logged. */
+int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup);
+
+/* The supervisor child spec / behaviour, for node.c's tree. */
+extern const rt_behaviour_t vnode_behaviour;
+
+#endif
