@@ -51,7 +51,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps release asan tsan-build test test-unit tsan run bench bench-runtime \
+.PHONY: all deps release asan tsan-build test test-unit tsan run bench bench-runtime bench-node \
         bench-storage fuzz clean proto help
 .DEFAULT_GOAL := all
 
@@ -181,6 +181,12 @@ bench-runtime: release
 
 bench-storage: release
 	@scripts/bench.sh storage
+
+# One cairnd against Debian's redis-server, same concurrency and value size (see
+# scripts/bench-node.sh; installs redis-server/redis-tools if missing).
+bench-node: release
+	@CAIRN_WITH_REDIS=1 scripts/deps.sh
+	@scripts/bench-node.sh
 
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 fuzz: deps $(PROTO_STAMP)

@@ -21,6 +21,10 @@ check /usr/include/openssl/hmac.h                    libssl-dev
 check /usr/include/xxhash.h                          libxxhash-dev
 check pkg-config                                     pkg-config
 check cc                                             gcc
+if [ "${CAIRN_WITH_REDIS:-0}" = 1 ]; then
+    check redis-server                               redis-server
+    check redis-benchmark                            redis-tools
+fi
 if [ "${CAIRN_WITH_ERLANG:-0}" = 1 ]; then
     check erl                                        erlang-base
     check /usr/lib/erlang/usr/include/erl_nif.h       erlang-dev
