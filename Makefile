@@ -1,14 +1,15 @@
 # Cairn: one Makefile for the whole tree.
 #
 #   make              build everything (release variant: -O2 -g) into build/release/
-#   make test         ASan+UBSan build, every Criterion suite, then the runtime's TSan stage
+#   make test         ASan+UBSan build, every Criterion suite, the Riak Node.js client against
+#                     a real cairnd, then the runtime's TSan stage
 #   make tsan         only the ThreadSanitizer stage (plain C stress programs, see tests/stress/)
-#   make run          build and start Cairn (for now: the runtime demo, see README)
-#   make bench        every benchmark; make bench-runtime: runtime vs the BEAM, side by side
+#   make run          build and start one cairnd in the foreground (see README)
+#   make bench        every benchmark; bench-runtime: runtime vs the BEAM; bench-node: vs Redis
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make deps         install missing Debian packages (every other target depends on it)
 #
-# Knobs: CC=clang, WERROR=1 (CI), V=1 (echo commands), FUZZ_SECONDS=30.
+# Knobs: CC=clang, WERROR=1 (CI), V=1 (echo commands), FUZZ_SECONDS=30, BUILD=build (root).
 #
 # Layout rules (see docs/architecture.md): every top-level folder in LIB_DIRS is one static
 # library built from its *.c; a file named <name>_main.c is a program called <name>;
@@ -58,7 +59,7 @@ endif
 all: release
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/deps.sh
@@ -164,6 +165,7 @@ tsan-build: deps $(tsan_LIBS) $(tsan_STRESS)
 # under ThreadSanitizer (Criterion cannot run under TSan: its issue #274).
 test: asan
 	@scripts/run-tests.sh $(BUILD)/asan/tests $(asan_UNITS)
+	@BUILD=$(BUILD) scripts/test-compat.sh asan
 	@$(MAKE) --no-print-directory tsan
 
 tsan: tsan-build
