@@ -75,6 +75,9 @@ $(PROTO_STAMP): $(PROTOS) | deps
 	$(Q)if [ -n "$(PROTOS)" ]; then protoc-c --c_out=$(BUILD)/gen $(PROTOS); fi
 	@touch $@
 
+# The generated files appear as a side effect of the stamp's rule.
+$(PROTO_C) $(PROTO_H): $(PROTO_STAMP) ;
+
 proto: $(PROTO_STAMP)
 
 # ---------------------------------------------------------------- sources

@@ -102,4 +102,13 @@ int node_config_validate(const node_config_t *c, char *err, size_t errlen);
  * --print-config). */
 void node_config_print(const node_config_t *c, void *file /* FILE * */);
 
+/* The known keys, in documentation order (tests check each is in docs/configuration.md). */
+size_t node_config_key_count(void);
+const char *node_config_key_name(size_t i);   /* NULL past the end */
+
+/* The log file to use: log_file with a leading "$(platform_data_dir)" replaced by data_dir,
+ * or <data_dir>/cairnd.log when log_file is "" (the default). Writes it to buf and returns
+ * buf, or NULL when logging to a file is off ("off"). */
+const char *node_config_log_path(const node_config_t *c, char *buf, size_t n);
+
 #endif

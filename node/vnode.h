@@ -31,7 +31,24 @@ rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition);
  * message logged. */
 int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup);
 
-/* The supervisor child spec / behaviour, for node.c's tree. */
+/* The supervisor child spec / behaviour, for node.c's tree. A vnode is started as a dynamic
+ * child of a simple_one_for_one supervisor whose template arg is the kv_node_t * and whose
+ * per-child extra is (void *)(uintptr_t)(partition + 1) (no free_extra). vnode_sup_start
+ * does exactly that; it uses the blocking supervisor calls, so call it from a thread that is
+ * not a scheduler (main), after kv->ring, kv->vnodes (vnode_table_new(ring size)),
+ * kv->engine and kv->cfg are set. */
 extern const rt_behaviour_t vnode_behaviour;
+
+/* True when partition p is held by this node (its ring owner is the member named
+ * kv->cfg->nodename; a single-member ring is always ours). */
+bool vnode_is_local(const kv_node_t *kv, uint32_t partition);
+
+/* Folds partition p's backend (store_fold with f, fn, arg) on behalf of listing (and later
+ * handoff). For worker-pool threads only: it holds the partition's fold lock for the whole
+ * call, which the vnode's terminate waits for, so keep each call short (stop the fold after
+ * a bounded chunk and resume with f->after). Returns store_fold's result, or STORE_ECLOSED
+ * while the vnode is (re)starting; on an error a message goes to errbuf[0..errlen). */
+int vnode_fold(const kv_node_t *kv, uint32_t partition, const store_fold_t *f,
+               store_fold_fn fn, void *arg, char *errbuf, size_t errlen);
 
 #endif

@@ -577,12 +577,20 @@ int rt__dist_start(const rt_config_t *c)
     memset(&rt__dist, 0, sizeof rt__dist);
     if (!c->node_name)
         return 0;
-    char host[256];
+    /* name@host:0 asks for a free port; the node's name then carries the bound one. */
+    char host[256], name[256];
     int port;
-    if (!rt__node_name_valid(c->node_name, host, sizeof host, &port)) {
+    size_t nlen = strlen(c->node_name);
+    bool any_port = nlen > 2 && nlen < sizeof name && strcmp(c->node_name + nlen - 2, ":0") == 0;
+    snprintf(name, sizeof name, "%s", c->node_name);
+    if (any_port)
+        snprintf(name + nlen - 1, sizeof name - (nlen - 1), "1");
+    if (!rt__node_name_valid(name, host, sizeof host, &port)) {
         rt_error("dist: bad node name '%s' (expected name@host:port)", c->node_name);
         return RT_EINVAL;
     }
+    if (any_port)
+        port = 0;
     if (!c->cookie || !*c->cookie || strlen(c->cookie) >= sizeof rt__dist.cookie) {
         rt_error("dist: a cookie (1..255 bytes) is required with a node name");
         return RT_EINVAL;
@@ -596,12 +604,16 @@ int rt__dist_start(const rt_config_t *c)
     pthread_mutex_init(&rt__dist.mx, NULL);
     rt__dist.nnodes = 1;
     rt__dist.enabled = true;
-    int rc = rt__link_listen(host, port);
+    int rc = rt__link_listen(host, &port);
     if (rc != 0) {
         rt__dist.enabled = false;
         pthread_mutex_destroy(&rt__dist.mx);
+        return rc;
     }
-    return rc;
+    if (any_port) /* before any peer can see the name: no link exists yet */
+        snprintf(rt__dist.self + nlen - 1, sizeof rt__dist.self - (nlen - 1), "%d", port);
+    rt_info("dist: node %s listening on %s:%d", rt__dist.self, host, port);
+    return 0;
 }
 
 static void stop_on_loop(void *arg)

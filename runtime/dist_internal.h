@@ -63,7 +63,7 @@ void rt__node_down(rt_node_t *n, int err);                    /* loop thread */
 rt_node_t *rt__node_for_incoming(const char *name, dist_conn_t *c, bool *reject); /* loop */
 
 /* dist_link.c */
-int rt__link_listen(const char *host, int port);
+int rt__link_listen(const char *host, int *port); /* 0: *port = the bound port */
 void rt__link_connect(void *node);                 /* loop thread (via rt__loop_call) */
 void rt__link_close(dist_conn_t *c, const char *why); /* loop thread */
 void rt__link_stop_all(void);                       /* loop thread */

@@ -691,6 +691,14 @@ static void listen_on_loop(void *arg)
         rc = uv_tcp_bind(&listener, (struct sockaddr *)&sa, 0);
         if (rc == 0)
             rc = uv_listen((uv_stream_t *)&listener, 128, on_connection);
+        if (rc == 0) {
+            struct sockaddr_storage bound;
+            int blen = sizeof bound;
+            if (uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen) == 0)
+                r->port = ntohs(bound.ss_family == AF_INET6
+                                    ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                    : ((struct sockaddr_in *)&bound)->sin_port);
+        }
         if (rc != 0) {
             uv_close((uv_handle_t *)&listener, NULL);
             listening = false;
@@ -703,9 +711,9 @@ static void listen_on_loop(void *arg)
     pthread_mutex_unlock(&r->mx);
 }
 
-int rt__link_listen(const char *host, int port)
+int rt__link_listen(const char *host, int *port)
 {
-    listen_req_t r = {.port = port};
+    listen_req_t r = {.port = *port};
     snprintf(r.host, sizeof r.host, "%s", host);
     pthread_mutex_init(&r.mx, NULL);
     pthread_cond_init(&r.cv, NULL);
@@ -717,9 +725,9 @@ int rt__link_listen(const char *host, int port)
     pthread_mutex_destroy(&r.mx);
     pthread_cond_destroy(&r.cv);
     if (r.rc != 0) {
-        rt_error("dist: cannot listen on %s:%d: %s", host, port, uv_strerror(r.rc));
+        rt_error("dist: cannot listen on %s:%d: %s", host, *port, uv_strerror(r.rc));
         return r.rc == UV_EADDRINUSE ? RT_EEXIST : RT_EINVAL;
     }
-    rt_info("dist: node %s listening on %s:%d", rt__dist.self, host, port);
+    *port = r.port;
     return 0;
 }

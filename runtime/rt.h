@@ -316,7 +316,8 @@ typedef struct rt_config {
     uint32_t max_procs;      /* process table size (default 1 << 22) */
     unsigned workers;        /* blocking-work threads (default 4) */
     /* Distribution (runtime/dist.h); node_name NULL: not distributed. */
-    const char *node_name;   /* "name@host:port"; the node listens on host:port */
+    const char *node_name;   /* "name@host:port"; the node listens on host:port (port 0:
+                              * a free one, and rt_node_self() names the bound port) */
     const char *cookie;      /* shared secret; required with node_name */
     unsigned heartbeat_ms;   /* tick on idle node links (default 1000) */
     unsigned net_timeout_ms; /* a silent peer is down after this long (default 4000) */

@@ -105,7 +105,8 @@ async function main() {
         assert.strictEqual(r.values.length, 1);
         assert.strictEqual(r.values[0].getContentType(), 'application/json');
         const g = await call(client, 'fetchValue', { bucket, key: 'json', convertToJs: true });
-        assert.deepStrictEqual(g.values[0], { a: 1 });
+        assert.deepStrictEqual(g.values[0].value, { a: 1 });
+        assert.deepStrictEqual(g.values[0].userMeta, [{ key: 'owner', value: 'compat' }]);
     });
 
     await check('server-generated key', async () => {
@@ -155,12 +156,12 @@ async function main() {
         const lb = `${run}-list`;
         for (let i = 0; i < 25; i++) await call(client, 'storeValue', { bucket: lb, key: `key${i}`, value: `v${i}` });
         await call(client, 'deleteValue', { bucket: lb, key: 'key0' });
-        const acc = await call(client, 'listKeys', { bucket: lb, stream: false, allowListing: true });
+        const acc = await call(client, 'listKeys', { bucket: lb, stream: false });
         assert.strictEqual(acc.keys.length, 24, `got ${acc.keys.length} keys`);
         assert.ok(!acc.keys.includes('key0'));
         const streamed = [];
         await new Promise((resolve, reject) => {
-            client.listKeys({ bucket: lb, stream: true, allowListing: true }, (err, rslt) => {
+            client.listKeys({ bucket: lb, stream: true }, (err, rslt) => {
                 if (err) return reject(err);
                 streamed.push(...rslt.keys);
                 if (rslt.done) resolve();
@@ -170,7 +171,7 @@ async function main() {
     });
 
     await check('list buckets', async () => {
-        const r = await call(client, 'listBuckets', { stream: false, allowListing: true });
+        const r = await call(client, 'listBuckets', { stream: false });
         for (const b of [bucket, sbucket, `${run}-list`]) assert.ok(r.buckets.includes(b), `bucket ${b} listed`);
     });
 

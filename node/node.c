@@ -1,0 +1,567 @@
+/*
+ * node.c — a running cairnd (node/node.h): the data dir (lock, cookie, ring), the runtime
+ * with distribution, the shared kv_node_t, the supervision tree, and the ordered stop.
+ *
+ * The node owns, in start order: the data-dir lock fd, the log file, the ring, the runtime,
+ * the storage engine, the vnode table, the bucket store and the tree. node_stop releases
+ * them in reverse; a failed node_start does the same for what it had taken.
+ */
+#include "node/node.h"
+
+#include "node/admin_endpoint.h"
+#include "node/bucket.h"
+#include "node/listener.h"
+#include "node/vnode.h"
+#include "ring/ring.h"
+#include "runtime/dist.h"
+#include "runtime/sup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define NODE_TOP_NAME "cairn_sup"
+#define NODE_LISTENER_ID "client_listener"
+#define NODE_VNODE_SUP_NAME "cairn_vnode_sup"
+#define NODE_VNODES_UP_MS 120000u /* every vnode must be up within this at start */
+#define NODE_TREE_STOP_MS 60000u  /* the whole tree (vnodes close LevelDB) */
+#define NODE_VNODE_STOP_MS 15000u
+#define NODE_START_CALL_MS 60000u
+
+enum {
+    NODE_MSG_START_VNODES = KV_MSG_PRIVATE + 72, /* starter -> itself */
+};
+
+struct node_s {
+    node_config_t cfg; /* the node's own copy; kv.cfg points here */
+    kv_node_t kv;
+    admin_ctx_t admin;
+    listener_args_t client_args; /* the client listener's in/out arguments */
+    int lock_fd;                 /* flock on <data_dir>/cairnd.lock */
+    bool rt_started;
+    bool stopping; /* node_stop (not a failed start) is releasing */
+    rt_pid_t top;
+    rt_ref_t top_mon; /* main thread's monitor of the top supervisor */
+    /* specs of the tree (the supervisors copy them, but they are kept for clarity) */
+    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[3];
+    rt_sup_spec_t vnode_sup_spec, vnodes_spec, top_spec;
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- the data dir */
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[NODE_CONFIG_STR];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return fail(err, errlen, "platform_data_dir: cannot create %s: %s", buf,
+                            strerror(errno));
+            *p = saved;
+            if (!saved)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(err, errlen, "platform_data_dir: %s is not a directory", path);
+    return 0;
+}
+
+/* One cairnd per data dir: an flock held for the node's life (released by the kernel if the
+ * process dies, so a kill -9 never leaves a stale lock). */
+static int lock_data_dir(node_t *n, char *err, size_t errlen)
+{
+    char path[NODE_CONFIG_STR + 32];
+    snprintf(path, sizeof path, "%s/cairnd.lock", n->cfg.data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail(err, errlen, "platform_data_dir: cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? got : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return fail(err, errlen, "platform_data_dir: %s is in use by another cairnd%s%s%s",
+                    n->cfg.data_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+    }
+    char text[32];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+        rt_warn("cannot write the pid into %s: %s", path, strerror(errno));
+    n->lock_fd = fd;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the cookie */
+
+static bool cookie_text_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s <= ' ' || *s > '~')
+            return false;
+    return true;
+}
+
+static int read_cookie(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? 1
+                   : fail(err, errlen, "cookie: cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+        rt_warn("cookie file %s is readable by other users (mode %03o): chmod 600 it", path,
+                (unsigned)(st.st_mode & 0777));
+    char buf[NODE_CONFIG_STR + 2];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got < 0)
+        return fail(err, errlen, "cookie: cannot read %s: %s", path, strerror(errno));
+    buf[got] = 0;
+    size_t len = strcspn(buf, "\r\n");
+    buf[len] = 0;
+    if ((size_t)got >= sizeof buf - 1 || len >= outlen || !cookie_text_ok(buf))
+        return fail(err, errlen,
+                    "cookie: %s must hold one line of 1..%zu printable characters "
+                    "without spaces",
+                    path, outlen - 1);
+    memcpy(out, buf, len + 1);
+    return 0;
+}
+
+static int write_new_cookie(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"; /* 32: 5 bits a char */
+    unsigned char rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return fail(err, errlen, "cookie: no randomness available: %s", strerror(errno));
+    char cookie[sizeof rnd + 2];
+    for (size_t i = 0; i < sizeof rnd; i++)
+        cookie[i] = alphabet[rnd[i] & 31];
+    cookie[sizeof rnd] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(err, errlen, "cookie: cannot create %s: %s", path, strerror(errno));
+    bool ok = write(fd, cookie, sizeof rnd + 1) == (ssize_t)(sizeof rnd + 1) && fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    if (!ok) {
+        unlink(path);
+        return fail(err, errlen, "cookie: cannot write %s: %s", path, strerror(e));
+    }
+    cookie[sizeof rnd] = 0;
+    snprintf(out, outlen, "%s", cookie);
+    rt_info("generated a new cookie in %s", path);
+    return 0;
+}
+
+/* cfg->cookie, else <data_dir>/cookie, else a new one written there. */
+static int resolve_cookie(node_t *n, char *err, size_t errlen)
+{
+    if (n->cfg.cookie[0])
+        return 0;
+    char path[NODE_CONFIG_STR + 16];
+    snprintf(path, sizeof path, "%s/cookie", n->cfg.data_dir);
+    int rc = read_cookie(path, n->cfg.cookie, sizeof n->cfg.cookie, err, errlen);
+    if (rc <= 0)
+        return rc;
+    return write_new_cookie(path, n->cfg.cookie, sizeof n->cfg.cookie, err, errlen);
+}
+
+/* ---------------------------------------------------------------- the ring */
+
+static int load_ring(node_t *n, char *err, size_t errlen)
+{
+    char path[NODE_CONFIG_STR + 16], why[512];
+    snprintf(path, sizeof path, "%s/ring", n->cfg.data_dir);
+    ring_t *r = NULL;
+    int rc = ring_load(path, &r, why, sizeof why);
+    if (rc == RING_ENOENT) {
+        r = ring_new_single(n->cfg.ring_size, n->cfg.nodename);
+        if (!r)
+            return fail(err, errlen, "ring_size: cannot build a ring of %" PRIu32 " partitions",
+                        n->cfg.ring_size);
+        if (ring_save(r, path, why, sizeof why) != 0) {
+            ring_free(r);
+            return fail(err, errlen, "ring: %s", why);
+        }
+        rt_info("created a ring of %" PRIu32 " partitions in %s", n->cfg.ring_size, path);
+    } else if (rc != 0) {
+        return fail(err, errlen,
+                    "ring: %s (move it away to start over; the data is laid out by its partitions)",
+                    why);
+    } else if (ring_size(r) != n->cfg.ring_size) {
+        uint32_t stored = ring_size(r);
+        ring_free(r);
+        fail(err, errlen,
+                    "ring_size: the data dir %s holds a ring of %" PRIu32
+                    " partitions but the configuration asks for %" PRIu32
+                    "; ring_size is fixed when a data dir is first used (set ring_size = %" PRIu32
+                    ", or use a new data dir)",
+                    n->cfg.data_dir, stored, n->cfg.ring_size, stored);
+        return NODE_ECONFIG;
+    } else if (ring_member_count(r) == 1 && strcmp(ring_member_name(r, 0), n->cfg.nodename) != 0) {
+        /* A single-node ring belongs to whoever runs on this data dir: follow the rename. */
+        rt_warn("ring: %s was saved by node %s; this node is %s: taking it over", path,
+                ring_member_name(r, 0), n->cfg.nodename);
+        uint32_t q = ring_size(r);
+        ring_free(r);
+        r = ring_new_single(q, n->cfg.nodename);
+        if (!r || ring_save(r, path, why, sizeof why) != 0) {
+            ring_free(r);
+            return fail(err, errlen, "ring: %s", r ? why : "cannot rebuild the ring");
+        }
+    }
+    n->kv.ring = r;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the vnode starter */
+
+/* A permanent child of the "vnodes" group (one_for_all with the vnode supervisor): every time
+ * the group (re)starts, it asks the vnode supervisor for one vnode per local partition and
+ * then idles. Any failure crashes it, which restarts the whole group (a clean slate, so no
+ * partition ever gets two vnodes). */
+typedef struct starter_s {
+    kv_node_t *kv;
+    uint32_t pending;
+    uint32_t started;
+} starter_t;
+
+static int starter_init(void *state, void *arg)
+{
+    starter_t *s = state;
+    s->kv = arg;
+    rt_send(rt_self(), rt_msg_new(NODE_MSG_START_VNODES, 0));
+    return 0;
+}
+
+static int starter_handle(void *state, rt_msg_t *m)
+{
+    starter_t *s = state;
+    if (m->type == NODE_MSG_START_VNODES) {
+        rt_pid_t sup = rt_whereis(NODE_VNODE_SUP_NAME);
+        if (rt_pid_is_nil(sup)) {
+            rt_error("vnode starter: no %s", NODE_VNODE_SUP_NAME);
+            return -1;
+        }
+        uint32_t q = ring_size(s->kv->ring);
+        for (uint32_t p = 0; p < q; p++) {
+            if (!vnode_is_local(s->kv, p))
+                continue;
+            rt_call(sup, rt_sup_req_start_dynamic_child((void *)(uintptr_t)(p + 1), NULL),
+                    NODE_START_CALL_MS);
+            s->pending++;
+        }
+        return RT_CONTINUE;
+    }
+    if (m->type == RT_MSG_CALL_FAILED) {
+        const rt_call_failed_t *f = (const void *)m->data;
+        rt_error("vnode starter: starting a vnode failed: %s", rt_reason_str(f->reason));
+        return -1;
+    }
+    const rt_sup_result_t *res = rt_sup_result_of(m);
+    if (res) {
+        if (res->rc < 0) {
+            rt_error("vnode starter: a vnode did not start: %s", rt_strerror(res->rc));
+            return -1;
+        }
+        s->started++;
+        if (s->pending && --s->pending == 0)
+            rt_info("vnodes: %" PRIu32 " started", s->started);
+    }
+    return RT_CONTINUE;
+}
+
+static const rt_behaviour_t starter_behaviour = {
+    .name = "vnode_starter",
+    .state_size = sizeof(starter_t),
+    .init = starter_init,
+    .handle = starter_handle,
+};
+
+/* ---------------------------------------------------------------- the tree */
+
+static void build_specs(node_t *n)
+{
+    n->vnode_tmpl = (rt_sup_child_spec_t){
+        .id = "vnode",
+        .behaviour = &vnode_behaviour,
+        .arg = &n->kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = NODE_VNODE_STOP_MS,
+    };
+    n->vnode_sup_spec = (rt_sup_spec_t){
+        .strategy = RT_SUP_SIMPLE_ONE_FOR_ONE,
+        .intensity = 1000, /* tests crash vnodes on purpose; a crash loop still ends */
+        .period_ms = 10000,
+        .children = &n->vnode_tmpl,
+        .nchildren = 1,
+        .name = NODE_VNODE_SUP_NAME,
+    };
+    n->vnodes_children[0] = (rt_sup_child_spec_t){
+        .id = "vnode_sup",
+        .behaviour = &rt_sup_behaviour,
+        .arg = &n->vnode_sup_spec,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = RT_INFINITY,
+    };
+    n->vnodes_children[1] = (rt_sup_child_spec_t){
+        .id = "vnode_starter",
+        .behaviour = &starter_behaviour,
+        .arg = &n->kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 5000,
+    };
+    n->vnodes_spec = (rt_sup_spec_t){
+        .strategy = RT_SUP_ONE_FOR_ALL,
+        .intensity = 5,
+        .period_ms = 10000,
+        .children = n->vnodes_children,
+        .nchildren = 2,
+    };
+    size_t nc = 0;
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "vnodes",
+        .behaviour = &rt_sup_behaviour,
+        .arg = &n->vnodes_spec,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = RT_INFINITY,
+    };
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "admin",
+        .behaviour = &admin_endpoint_behaviour,
+        .arg = &n->admin,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 2000,
+    };
+    n->client_args.kv = &n->kv;
+    n->client_args.drain_ms = NODE_DRAIN_MS;
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = NODE_LISTENER_ID,
+        .behaviour = &listener_behaviour,
+        .arg = &n->client_args,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = listener_shutdown_ms(&n->client_args),
+    };
+    n->top_spec = (rt_sup_spec_t){
+        .strategy = RT_SUP_ONE_FOR_ONE,
+        .intensity = 5,
+        .period_ms = 10000,
+        .children = n->top_children,
+        .nchildren = nc,
+        .name = NODE_TOP_NAME,
+    };
+}
+
+/* Waits until every local partition has a live vnode, the tree is gone, or the time is up. */
+static int wait_vnodes_up(node_t *n, char *err, size_t errlen)
+{
+    uint64_t end = rt_now_ns() + (uint64_t)NODE_VNODES_UP_MS * 1000000u;
+    uint32_t q = ring_size(n->kv.ring);
+    for (;;) {
+        uint32_t missing = 0;
+        for (uint32_t p = 0; p < q; p++)
+            if (vnode_is_local(&n->kv, p) && rt_pid_is_nil(vnode_pid(&n->kv, p)))
+                missing++;
+        if (missing == 0)
+            return 0;
+        int reason;
+        if (node_wait_down(n, 5, &reason))
+            return fail(err, errlen, "the supervision tree stopped during start (%s); see the log",
+                        rt_reason_str(reason));
+        if (rt_now_ns() > end)
+            return fail(err, errlen, "%" PRIu32 " vnode(s) not up after %u s; see the log", missing,
+                        NODE_VNODES_UP_MS / 1000);
+    }
+}
+
+/* ---------------------------------------------------------------- start / stop */
+
+static void release(node_t *n)
+{
+    if (n->rt_started) {
+        if (!rt_pid_is_nil(n->top))
+            rt_demonitor(n->top_mon, RT_DEMONITOR_FLUSH);
+        rt_stop(NODE_TREE_STOP_MS);
+    }
+    bucket_store_close(n->kv.buckets);
+    vnode_table_free(n->kv.vnodes);
+    store_engine_free(n->kv.engine);
+    ring_free(n->kv.ring);
+    if (n->stopping)
+        rt_info("stopped: storage closed");
+    rt_log_set_file(NULL);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    free(n);
+}
+
+int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
+{
+    node_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return fail(err, errlen, "out of memory");
+    n->cfg = *cfg;
+    n->cfg.storage.data_dir = n->cfg.data_dir;
+    n->lock_fd = -1;
+    n->top = RT_NOPID;
+    char why[512], logpath[NODE_CONFIG_STR + 32];
+    int status = -1;
+
+    rt_log_set_level(n->cfg.log_level);
+    if (make_dirs(n->cfg.data_dir, err, errlen) != 0 || lock_data_dir(n, err, errlen) != 0)
+        goto failed;
+    if (node_config_log_path(&n->cfg, logpath, sizeof logpath) && rt_log_set_file(logpath) != 0) {
+        fail(err, errlen, "log.file: cannot open %s: %s", logpath, strerror(errno));
+        goto failed;
+    }
+    rt_info("cairnd %s starting: node %s, data dir %s", CAIRN_VERSION, n->cfg.nodename,
+            n->cfg.data_dir);
+    int e = 0;
+    if (resolve_cookie(n, err, errlen) != 0)
+        goto failed;
+
+    rt_config_t rc;
+    rt_config_default(&rc);
+    rc.schedulers = n->cfg.schedulers;
+    rc.workers = n->cfg.workers;
+    rc.node_name = n->cfg.nodename;
+    rc.cookie = n->cfg.cookie;
+    e = rt_start(&rc);
+    if (e != 0) {
+        fail(err, errlen, "nodename: cannot start the runtime listening for node links on %s: %s",
+             strchr(n->cfg.nodename, '@') + 1, e == RT_EEXIST ? "address in use" : rt_strerror(e));
+        goto failed;
+    }
+    n->rt_started = true;
+    /* nodename with port 0: the runtime picked a free port; the node is named after it. */
+    snprintf(n->cfg.nodename, sizeof n->cfg.nodename, "%s", rt_node_self());
+    if ((e = load_ring(n, err, errlen)) != 0) {
+        status = e == NODE_ECONFIG ? NODE_ECONFIG : -1;
+        goto failed;
+    }
+    kv_register_msgs();
+
+    n->kv.cfg = &n->cfg;
+    n->kv.node_id = XXH3_64bits(n->cfg.nodename, strlen(n->cfg.nodename));
+    if ((e = store_engine_new(&n->cfg.storage, &n->kv.engine)) != 0) {
+        fail(err, errlen, "storage: cannot start the %s engine: %s",
+             n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
+        goto failed;
+    }
+    n->kv.vnodes = vnode_table_new(ring_size(n->kv.ring));
+    if (!(n->kv.buckets = bucket_store_open(&n->cfg, why, sizeof why))) {
+        fail(err, errlen, "buckets: %s", why);
+        goto failed;
+    }
+
+    n->admin.kv = &n->kv;
+    n->admin.started_ns = rt_now_ns();
+    n->admin.version = CAIRN_VERSION;
+    build_specs(n);
+    if ((e = rt_sup_start(&n->top_spec, &n->top)) != 0) {
+        n->top = RT_NOPID;
+        int lerr = atomic_load(&n->client_args.error);
+        if (lerr)
+            fail(err, errlen, "listener.protobuf: cannot listen on %s:%d: %s", n->cfg.client_host,
+                 n->cfg.client_port, lerr == RT_EADDRINUSE ? "address in use" : rt_strerror(lerr));
+        else
+            fail(err, errlen, "the supervision tree did not start: %s; see the log",
+                 rt_strerror(e));
+        goto failed;
+    }
+    n->top_mon = rt_monitor(n->top);
+    rt_set_root(n->top);
+    if (wait_vnodes_up(n, err, errlen) != 0)
+        goto failed;
+    atomic_store(&n->admin.client_port, atomic_load(&n->client_args.port));
+    rt_info("node %s up: %" PRIu32 " partitions, node link %s, client port %s:%d", n->cfg.nodename,
+            ring_size(n->kv.ring), strchr(n->cfg.nodename, '@') + 1, n->cfg.client_host,
+            atomic_load(&n->client_args.port));
+    *out = n;
+    return 0;
+
+failed:
+    rt_error("start failed: %s", err);
+    release(n);
+    return status;
+}
+
+bool node_wait_down(node_t *n, uint32_t timeout_ms, int *reason)
+{
+    if (rt_pid_is_nil(n->top))
+        return false;
+    rt_msg_t *m;
+    bool down = false;
+    if (rt_receive(timeout_ms, &m) == 0) {
+        if (m->type == RT_MSG_DOWN) {
+            const rt_down_msg_t *d = (const void *)m->data;
+            if (d->ref == n->top_mon) {
+                down = true;
+                *reason = d->reason;
+                n->top = RT_NOPID;
+            }
+        }
+        rt_msg_free(m);
+    }
+    return down;
+}
+
+void node_stop(node_t *n)
+{
+    if (!n)
+        return;
+    uint64_t end = rt_now_ns() + (uint64_t)NODE_DRAIN_MS * 1000000u;
+    atomic_store(&n->kv.draining, true);
+    if (!rt_pid_is_nil(n->top)) {
+        /* The listener drains: no new clients, each connection finishes its request. */
+        rt_info("stopping: draining client connections (at most %u ms)", NODE_DRAIN_MS);
+        int e = rt_sup_terminate_child(n->top, NODE_LISTENER_ID);
+        if (e != 0 && e != RT_ENOTFOUND)
+            rt_warn("stopping the client listener: %s", rt_strerror(e));
+    }
+    uint32_t left;
+    while ((left = atomic_load(&n->kv.inflight)) > 0 && rt_now_ns() < end)
+        usleep(2000);
+    if (left)
+        rt_warn("stopping with %" PRIu32 " request(s) still in flight", left);
+    rt_info("stopping: admin endpoint, then vnodes");
+    n->stopping = true;
+    release(n);
+}
+
+const node_config_t *node_config(const node_t *n) { return &n->cfg; }
+int node_client_port(const node_t *n) { return atomic_load(&((node_t *)n)->admin.client_port); }
+kv_node_t *node_kv(node_t *n) { return &n->kv; }
