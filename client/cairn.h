@@ -89,18 +89,23 @@ typedef struct cairn_opts {
 typedef struct cairn cairn_t;
 
 /* Connects to the first node of `hosts` ("host:port[,host:port...]"; a missing port means
- * 8087) that accepts. *out: close with cairn_close. */
+ * 8087; IPv6 as "[::1]:8087") that accepts. *out: close with cairn_close. On failure *out is
+ * NULL and cairn_errmsg(NULL) tells why (CAIRN_EINVAL: a bad host list; CAIRN_ECONNECT: each
+ * node tried and its reason). */
 int cairn_connect(const char *hosts, const cairn_opts_t *opts, cairn_t **out);
 void cairn_close(cairn_t *c); /* NULL is ignored */
 
-/* Details of the last error on c ("" if none). Valid until the next call on c. */
+/* Details of the last error on c ("" if none). Valid until the next call on c. With c NULL:
+ * the details of the last failed cairn_connect on the calling thread. */
 const char *cairn_errmsg(const cairn_t *c);
 /* The node ("host:port") c is connected to now, "" if none. */
 const char *cairn_current_node(const cairn_t *c);
 
 /* ---------------------------------------------------------------- objects */
 
-/* One sibling. Every pointer points into the cairn_object_t that holds it. */
+/* One sibling. Every pointer points into the cairn_object_t that holds it. Every byte string
+ * (value, usermeta and index keys and values) is followed by a NUL byte that len does not
+ * count, so text values can be used as C strings. */
 typedef struct cairn_content {
     cairn_buf_t value;
     const char *content_type;      /* NULL if absent */
@@ -136,7 +141,8 @@ typedef struct cairn_get_opts {
     bool head;                     /* metadata only: values come back empty */
     bool deletedvclock;            /* a tombstone returns its context instead of not found */
     cairn_buf_t if_modified;       /* a context: answer `unchanged` if still current */
-    uint32_t timeout_ms;           /* 0: the connection's default */
+    uint32_t timeout_ms;           /* 0: the connection's default (nothing sent); otherwise
+                                    * sent to the server, and the client waits 1 s longer */
 } cairn_get_opts_t;
 
 /* Reads bucket/key. CAIRN_OK with *out (free with cairn_object_free), or CAIRN_ENOTFOUND
@@ -187,7 +193,10 @@ int cairn_delete(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, const cairn_de
  * stream and returns CAIRN_OK). */
 typedef int (*cairn_name_cb)(void *arg, cairn_buf_t name);
 
-/* Streams every key of a bucket (expensive: it visits every key the node stores). */
+/* Streams every key of a bucket (expensive: it visits every key the node stores).
+ * timeout_ms 0: no limit is sent and each streamed message must arrive within the
+ * connection's timeout; otherwise it bounds the whole listing (plus 1 s of grace). An error
+ * mid-stream ends the call with that error. */
 int cairn_list_keys(cairn_t *c, const char *type, cairn_buf_t bucket, uint32_t timeout_ms,
                     cairn_name_cb cb, void *arg);
 /* Streams every bucket name that holds at least one live key. */
