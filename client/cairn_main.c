@@ -257,14 +257,29 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
+/* The symbolic quorum values, as options take them and props print them. */
+static const struct quorum_symbol {
+    const char *name;
+    uint32_t v;
+} quorum_symbols[] = {{"one", CAIRN_Q_ONE},
+                      {"quorum", CAIRN_Q_QUORUM},
+                      {"all", CAIRN_Q_ALL},
+                      {"default", CAIRN_Q_DEFAULT}};
+
+/* The name of a symbolic quorum value, NULL for a plain number. */
+static const char *quorum_name(uint32_t v)
+{
+    for (size_t i = 0; i < sizeof quorum_symbols / sizeof quorum_symbols[0]; i++)
+        if (quorum_symbols[i].v == v)
+            return quorum_symbols[i].name;
+    return NULL;
+}
+
 static bool parse_quorum(const char *s, uint32_t *out)
 {
-    static const struct { const char *name; uint32_t v; } names[] = {
-        {"one", CAIRN_Q_ONE}, {"quorum", CAIRN_Q_QUORUM}, {"all", CAIRN_Q_ALL},
-        {"default", CAIRN_Q_DEFAULT}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].v;
+    for (size_t i = 0; i < sizeof quorum_symbols / sizeof quorum_symbols[0]; i++)
+        if (strcmp(s, quorum_symbols[i].name) == 0) {
+            *out = quorum_symbols[i].v;
             return true;
         }
     return parse_u32(s, out) && *out < CAIRN_Q_DEFAULT;
@@ -633,6 +648,16 @@ static void json_sibling(const cairn_content_t *s, bool with_value)
     fputc('}', stdout);
 }
 
+/* Opens the JSON document of a one-key command (get, put, del) with its bucket and key
+ * members ("ok":true first when ok); the caller adds members and closes it. */
+static void json_open_key(bool ok, cairn_buf_t bucket, cairn_buf_t key)
+{
+    fputs(ok ? "{\"ok\":true,\"bucket\":" : "{\"bucket\":", stdout);
+    json_bytes(stdout, bucket);
+    fputs(",\"key\":", stdout);
+    json_bytes(stdout, key);
+}
+
 /* The members of an object, after an opening '{' and at least one member. */
 static void json_object_members(const cairn_object_t *o, bool with_values)
 {
@@ -731,6 +756,15 @@ static int need_positionals(const args_t *a, size_t min, size_t max, const char 
     return EXIT_OK;
 }
 
+/* For a command that needs nothing else before connecting: checks the positionals, then
+ * connects. The connection, or NULL with the exit status in *status. */
+static cairn_t *connect_for(const args_t *a, size_t min, size_t max, const char *what,
+                            int *status)
+{
+    *status = need_positionals(a, min, max, what);
+    return *status ? NULL : open_connection(a, status);
+}
+
 /* ---------------------------------------------------------------- get */
 
 static int cmd_get(const args_t *a)
@@ -762,10 +796,7 @@ static int cmd_get(const args_t *a)
         return st;
     }
     if (a->json) {
-        fputs("{\"bucket\":", stdout);
-        json_bytes(stdout, arg_buf(a->pos[0]));
-        fputs(",\"key\":", stdout);
-        json_bytes(stdout, arg_buf(a->pos[1]));
+        json_open_key(false, arg_buf(a->pos[0]), arg_buf(a->pos[1]));
         printf(",\"found\":%s", rc == CAIRN_OK ? "true" : "false");
         if (obj)
             json_object_members(obj, !a->head);
@@ -892,10 +923,7 @@ static int cmd_put(const args_t *a)
         if (rc) {
             st = fail(a, c, rc);
         } else if (a->json) {
-            fputs("{\"ok\":true,\"bucket\":", stdout);
-            json_bytes(stdout, arg_buf(a->pos[0]));
-            fputs(",\"key\":", stdout);
-            json_bytes(stdout, obj->key.len ? obj->key : key);
+            json_open_key(true, arg_buf(a->pos[0]), obj->key.len ? obj->key : key);
             if (a->return_body || a->return_head)
                 json_object_members(obj, a->return_body);
             fputs("}\n", stdout);
@@ -934,10 +962,7 @@ static int cmd_del(const args_t *a)
         if (rc) {
             st = fail(a, c, rc);
         } else if (a->json) {
-            fputs("{\"ok\":true,\"bucket\":", stdout);
-            json_bytes(stdout, arg_buf(a->pos[0]));
-            fputs(",\"key\":", stdout);
-            json_bytes(stdout, arg_buf(a->pos[1]));
+            json_open_key(true, arg_buf(a->pos[0]), arg_buf(a->pos[1]));
             fputs("}\n", stdout);
         }
         cairn_close(c);
@@ -970,10 +995,9 @@ static int print_name(void *arg, cairn_buf_t name)
 
 static int cmd_list(const args_t *a, bool keys)
 {
-    int st = keys ? need_positionals(a, 1, 1, "BUCKET") : need_positionals(a, 0, 0, "no argument");
-    if (st)
-        return st;
-    cairn_t *c = open_connection(a, &st);
+    int st;
+    cairn_t *c = keys ? connect_for(a, 1, 1, "BUCKET", &st)
+                      : connect_for(a, 0, 0, "no argument", &st);
     if (!c)
         return st;
     listing_t l = {a->json, 0};
@@ -1023,17 +1047,6 @@ static const struct prop_name {
     PROP(old_vclock, CAIRN_PROP_OLD_VCLOCK, P_U32),
 #undef PROP
 };
-
-static const char *quorum_name(uint32_t v)
-{
-    switch (v) {
-    case CAIRN_Q_ONE: return "one";
-    case CAIRN_Q_QUORUM: return "quorum";
-    case CAIRN_Q_ALL: return "all";
-    case CAIRN_Q_DEFAULT: return "default";
-    default: return NULL;
-    }
-}
 
 static void print_props(const args_t *a, const cairn_bucket_props_t *p)
 {
@@ -1152,10 +1165,8 @@ static double elapsed_ms(const struct timespec *since)
 
 static int cmd_ping(const args_t *a)
 {
-    int st = need_positionals(a, 0, 0, "no argument");
-    if (st)
-        return st;
-    cairn_t *c = open_connection(a, &st);
+    int st;
+    cairn_t *c = connect_for(a, 0, 0, "no argument", &st);
     if (!c)
         return st;
     struct timespec t0;
@@ -1177,10 +1188,8 @@ static int cmd_ping(const args_t *a)
 
 static int cmd_info(const args_t *a)
 {
-    int st = need_positionals(a, 0, 0, "no argument");
-    if (st)
-        return st;
-    cairn_t *c = open_connection(a, &st);
+    int st;
+    cairn_t *c = connect_for(a, 0, 0, "no argument", &st);
     if (!c)
         return st;
     char node[256], version[256];

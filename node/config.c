@@ -10,6 +10,7 @@
  */
 #include "node/config.h"
 
+#include "node/quorum.h"
 #include "ring/ring.h"
 #include "runtime/rt.h"
 
@@ -186,15 +187,9 @@ static void print_duration(char *buf, size_t n, uint64_t ms)
     snprintf(buf, n, "%" PRIu64 "ms", ms);
 }
 
-static void print_quorum(char *buf, size_t n, uint32_t q)
+static void print_number(char *buf, size_t n, uint64_t v)
 {
-    switch (q) {
-    case NODE_QUORUM_ONE: snprintf(buf, n, "one"); break;
-    case NODE_QUORUM_QUORUM: snprintf(buf, n, "quorum"); break;
-    case NODE_QUORUM_ALL: snprintf(buf, n, "all"); break;
-    case NODE_QUORUM_DEFAULT: snprintf(buf, n, "default"); break;
-    default: snprintf(buf, n, "%" PRIu32, q); break;
-    }
+    snprintf(buf, n, "%" PRIu64, v);
 }
 
 /* ---------------------------------------------------------------- the key table */
@@ -238,21 +233,33 @@ static uint64_t load_uint(const void *p, size_t width)
     }
 }
 
-static int check_range(const conf_key_t *k, uint64_t v, const char *shown, char *err, size_t errlen)
+/* v (the text `shown`) against the key's bounds, which the error shows printed by show. */
+static int check_range(const conf_key_t *k, uint64_t v, const char *shown,
+                       void (*show)(char *buf, size_t n, uint64_t v), char *err, size_t errlen)
 {
-    if (v < k->min || v > k->max)
-        return reason(err, errlen, "%s is out of range (%" PRIu64 "..%" PRIu64 ")", shown, k->min,
-                      k->max);
-    return 0;
+    if (v >= k->min && v <= k->max)
+        return 0;
+    char lo[32], hi[32];
+    show(lo, sizeof lo, k->min);
+    show(hi, sizeof hi, k->max);
+    return reason(err, errlen, "%s is out of range (%s..%s)", shown, lo, hi);
 }
 
 /* --- numbers */
+
+/* A whole number within the key's bounds. */
+static int parse_ranged_uint(const conf_key_t *k, const char *v, uint64_t *x, char *err,
+                             size_t errlen)
+{
+    if (!parse_uint(v, x))
+        return reason(err, errlen, "'%s' is not a whole number", v);
+    return check_range(k, *x, v, print_number, err, errlen);
+}
+
 static int set_uint(node_config_t *c, const conf_key_t *k, const char *v, char *err, size_t errlen)
 {
     uint64_t x;
-    if (!parse_uint(v, &x))
-        return reason(err, errlen, "'%s' is not a whole number", v);
-    if (check_range(k, x, v, err, errlen))
+    if (parse_ranged_uint(k, v, &x, err, errlen))
         return -1;
     store_uint(field(c, k), k->width, x);
     return 0;
@@ -266,9 +273,7 @@ static void print_uint(const node_config_t *c, const conf_key_t *k, char *buf, s
 static int set_int(node_config_t *c, const conf_key_t *k, const char *v, char *err, size_t errlen)
 {
     uint64_t x;
-    if (!parse_uint(v, &x))
-        return reason(err, errlen, "'%s' is not a whole number", v);
-    if (check_range(k, x, v, err, errlen))
+    if (parse_ranged_uint(k, v, &x, err, errlen))
         return -1;
     *(int *)field(c, k) = (int)x;
     return 0;
@@ -284,12 +289,8 @@ static int set_size(node_config_t *c, const conf_key_t *k, const char *v, char *
     uint64_t x;
     if (!parse_size(v, &x))
         return reason(err, errlen, "'%s' is not a size (e.g. 4096, 512KB, 64MB, 1GB)", v);
-    if (x < k->min || x > k->max) {
-        char lo[32], hi[32];
-        print_size(lo, sizeof lo, k->min);
-        print_size(hi, sizeof hi, k->max);
-        return reason(err, errlen, "%s is out of range (%s..%s)", v, lo, hi);
-    }
+    if (check_range(k, x, v, print_size, err, errlen))
+        return -1;
     store_uint(field(c, k), k->width, x);
     return 0;
 }
@@ -308,12 +309,8 @@ static int set_duration(node_config_t *c, const conf_key_t *k, const char *v, ch
     else if (!parse_duration_ms(v, &x))
         return reason(err, errlen,
                       "'%s' is not a duration (a number with a unit: 500ms, 10s, 5m, 1h, 1d)", v);
-    if (x < k->min || x > k->max) {
-        char lo[32], hi[32];
-        print_duration(lo, sizeof lo, k->min);
-        print_duration(hi, sizeof hi, k->max);
-        return reason(err, errlen, "%s is out of range (%s..%s)", v, lo, hi);
-    }
+    if (check_range(k, x, v, print_duration, err, errlen))
+        return -1;
     store_uint(field(c, k), k->width, x);
     return 0;
 }
@@ -341,7 +338,7 @@ static int set_seconds(node_config_t *c, const conf_key_t *k, const char *v, cha
     } else {
         return reason(err, errlen, "'%s' is not a duration (seconds, or 20s, 30m, 1d)", v);
     }
-    if (check_range(k, x, v, err, errlen))
+    if (check_range(k, x, v, print_number, err, errlen))
         return -1;
     store_uint(field(c, k), k->width, x);
     return 0;
@@ -380,7 +377,7 @@ static int set_quorum(node_config_t *c, const conf_key_t *k, const char *v, char
                       "'default' means this very setting; give a number, one, quorum or all");
     else if (!parse_uint(v, &x))
         return reason(err, errlen, "'%s' is not a quorum (a number, one, quorum or all)", v);
-    else if (check_range(k, x, v, err, errlen))
+    else if (check_range(k, x, v, print_number, err, errlen))
         return -1;
     else
         q = (uint32_t)x;
@@ -389,7 +386,7 @@ static int set_quorum(node_config_t *c, const conf_key_t *k, const char *v, char
 }
 static void print_quorum_key(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
-    print_quorum(buf, n, *(const uint32_t *)cfield(c, k));
+    quorum_value_text(*(const uint32_t *)cfield(c, k), buf, n);
 }
 
 /* --- strings */
@@ -408,6 +405,19 @@ static void print_str(const node_config_t *c, const conf_key_t *k, char *buf, si
 }
 
 /* --- specific keys */
+
+/* The host and port of an address: an IP literal (no name resolution) and 0..65535. */
+static int parse_host_port(const char *host, const char *portp, uint64_t *port, char *err,
+                           size_t errlen)
+{
+    if (!ip_literal_ok(host))
+        return reason(err, errlen, "host '%s' is not an IP address (host names are not resolved)",
+                      host);
+    if (!parse_uint(portp, port) || *port > 65535)
+        return reason(err, errlen, "port '%s' is not in 0..65535 (0: any free port)", portp);
+    return 0;
+}
+
 static int set_nodename(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                         size_t errlen)
 {
@@ -426,12 +436,9 @@ static int set_nodename(node_config_t *c, const conf_key_t *k, const char *v, ch
     size_t hl = (size_t)(colon - at - 1);
     memcpy(host, at + 1, hl);
     host[hl] = 0;
-    if (!ip_literal_ok(host))
-        return reason(err, errlen, "host '%s' is not an IP address (host names are not resolved)",
-                      host);
     uint64_t port;
-    if (!parse_uint(colon + 1, &port) || port > 65535)
-        return reason(err, errlen, "port '%s' is not in 0..65535 (0: any free port)", colon + 1);
+    if (parse_host_port(host, colon + 1, &port, err, errlen))
+        return -1;
     memcpy(c->nodename, v, len + 1);
     return 0;
 }
@@ -457,14 +464,11 @@ static int set_listener(node_config_t *c, const conf_key_t *k, const char *v, ch
         host[colon - v] = 0;
         portp = colon + 1;
     }
-    if (!ip_literal_ok(host))
-        return reason(err, errlen, "host '%s' is not an IP address (host names are not resolved)",
-                      host);
-    if (strlen(host) >= sizeof c->client_host)
-        return reason(err, errlen, "host '%s' is too long", host);
     uint64_t port;
-    if (!parse_uint(portp, &port) || port > 65535)
-        return reason(err, errlen, "port '%s' is not in 0..65535 (0: any free port)", portp);
+    if (parse_host_port(host, portp, &port, err, errlen))
+        return -1;
+    if (strlen(host) >= sizeof c->client_host) /* an IP literal always fits: defensive */
+        return reason(err, errlen, "host '%s' is too long", host);
     memcpy(c->client_host, host, strlen(host) + 1);
     c->client_port = (int)port;
     return 0;
@@ -500,10 +504,6 @@ static int set_cookie(node_config_t *c, const conf_key_t *k, const char *v, char
             return reason(err, errlen, "may hold only printable characters without spaces");
     memcpy(c->cookie, v, len + 1);
     return 0;
-}
-static void print_cookie(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", c->cookie);
 }
 
 static const char *const level_names[] = {"debug", "info", "warning", "error", "none"};
@@ -632,7 +632,7 @@ static const conf_key_t keys[] = {
     SPECIAL("listener.protobuf", client_host, set_listener, print_listener),
     {"platform_data_dir", set_str, print_str, F(data_dir), 0, 0},
     SPECIAL("ring_size", ring_size, set_ring_size, print_uint),
-    SPECIAL("distribution.cookie", cookie, set_cookie, print_cookie),
+    SPECIAL("distribution.cookie", cookie, set_cookie, print_str),
     /* logging */
     SPECIAL("log.level", log_level, set_log_level, print_log_level),
     {"log.file", set_log_file, print_log_file, F(log_file), 0, 0},

@@ -32,6 +32,15 @@ static ProtobufCBinaryData bin_of(store_slice_t s)
     return (ProtobufCBinaryData){s.n, s.n ? (uint8_t *)s.p : empty};
 }
 
+/* An optional bytes field from s (borrowed), left absent when s is empty. */
+static void set_opt_bytes(store_slice_t s, protobuf_c_boolean *has, ProtobufCBinaryData *field)
+{
+    if (s.n) {
+        *has = 1;
+        *field = bin_of(s);
+    }
+}
+
 /* ---------------------------------------------------------------- RpbContent -> content */
 
 static store_pair_t *pairs_from_pb(Riak__RpbPair *const *pb, size_t n)
@@ -105,10 +114,25 @@ static Riak__RpbPair **pairs_to_pb(const store_pair_t *pairs, uint32_t n)
         items[i] = init;
         items[i].has_key = 1; /* required in riak_pb */
         items[i].key = bin_of(pairs[i].key);
-        if (pairs[i].value.n) {
-            items[i].has_value = 1;
-            items[i].value = bin_of(pairs[i].value);
-        }
+        set_opt_bytes(pairs[i].value, &items[i].has_value, &items[i].value);
+        ptrs[i] = &items[i];
+    }
+    return ptrs;
+}
+
+/* One block: n pointers followed by n link structs. */
+static Riak__RpbLink **links_to_pb(const store_link_t *links, uint32_t n)
+{
+    if (!n)
+        return NULL;
+    Riak__RpbLink **ptrs = xcalloc(1, n * (sizeof(Riak__RpbLink *) + sizeof(Riak__RpbLink)));
+    Riak__RpbLink *items = (Riak__RpbLink *)(void *)(ptrs + n);
+    for (uint32_t i = 0; i < n; i++) {
+        Riak__RpbLink init = RIAK__RPB_LINK__INIT;
+        items[i] = init;
+        set_opt_bytes(links[i].bucket, &items[i].has_bucket, &items[i].bucket);
+        set_opt_bytes(links[i].key, &items[i].has_key, &items[i].key);
+        set_opt_bytes(links[i].tag, &items[i].has_tag, &items[i].tag);
         ptrs[i] = &items[i];
     }
     return ptrs;
@@ -120,22 +144,10 @@ void kvobj_content_to_pb(const store_content_t *c, bool head, Riak__RpbContent *
     *pb = init;
     pb->has_value = 1; /* required in riak_pb */
     pb->value = bin_of(head ? (store_slice_t){NULL, 0} : c->value);
-    if (c->content_type.n) {
-        pb->has_content_type = 1;
-        pb->content_type = bin_of(c->content_type);
-    }
-    if (c->charset.n) {
-        pb->has_charset = 1;
-        pb->charset = bin_of(c->charset);
-    }
-    if (c->content_encoding.n) {
-        pb->has_content_encoding = 1;
-        pb->content_encoding = bin_of(c->content_encoding);
-    }
-    if (c->vtag.n) {
-        pb->has_vtag = 1;
-        pb->vtag = bin_of(c->vtag);
-    }
+    set_opt_bytes(c->content_type, &pb->has_content_type, &pb->content_type);
+    set_opt_bytes(c->charset, &pb->has_charset, &pb->charset);
+    set_opt_bytes(c->content_encoding, &pb->has_content_encoding, &pb->content_encoding);
+    set_opt_bytes(c->vtag, &pb->has_vtag, &pb->vtag);
     if (c->last_mod || c->last_mod_usecs) {
         pb->has_last_mod = 1;
         pb->last_mod = c->last_mod;
@@ -150,31 +162,8 @@ void kvobj_content_to_pb(const store_content_t *c, bool head, Riak__RpbContent *
     pb->n_usermeta = c->n_usermeta;
     pb->indexes = pairs_to_pb(c->indexes, c->n_indexes);
     pb->n_indexes = c->n_indexes;
-    if (c->n_links) {
-        uint32_t n = c->n_links;
-        Riak__RpbLink **ptrs = xcalloc(1, n * (sizeof(Riak__RpbLink *) + sizeof(Riak__RpbLink)));
-        Riak__RpbLink *items = (Riak__RpbLink *)(void *)(ptrs + n);
-        for (uint32_t i = 0; i < n; i++) {
-            Riak__RpbLink linit = RIAK__RPB_LINK__INIT;
-            items[i] = linit;
-            const store_link_t *l = &c->links[i];
-            if (l->bucket.n) {
-                items[i].has_bucket = 1;
-                items[i].bucket = bin_of(l->bucket);
-            }
-            if (l->key.n) {
-                items[i].has_key = 1;
-                items[i].key = bin_of(l->key);
-            }
-            if (l->tag.n) {
-                items[i].has_tag = 1;
-                items[i].tag = bin_of(l->tag);
-            }
-            ptrs[i] = &items[i];
-        }
-        pb->links = ptrs;
-        pb->n_links = n;
-    }
+    pb->links = links_to_pb(c->links, c->n_links);
+    pb->n_links = c->n_links;
 }
 
 void kvobj_pb_content_clear(Riak__RpbContent *pb)
@@ -206,14 +195,18 @@ size_t kvobj_visible_sibs(const store_obj_t *o, bool allow_mult, const store_sib
     return n;
 }
 
-/* Builds the content array (one block: pointers then structs) and the vclock bytes. */
-static int build_contents(const store_obj_t *o, bool allow_mult, bool head,
-                          Riak__RpbContent ***content_out, size_t *n_out, uint8_t **vclock,
-                          size_t *vclock_len)
+/* RpbGetResp and RpbPutResp carry an object in the same fields (content, vclock); both are
+ * built and cleared here. Builds the content array (one block: pointers then structs) and the
+ * vclock bytes; on an error nothing is allocated and the fields stay empty. */
+static int build_resp_object(const store_obj_t *o, bool allow_mult, bool head,
+                             Riak__RpbContent ***content, size_t *n_content,
+                             protobuf_c_boolean *has_vclock, ProtobufCBinaryData *vclock)
 {
-    *content_out = NULL;
-    *n_out = 0;
-    int rc = store_vclock_encode(&o->clock, vclock, vclock_len);
+    if (!o)
+        return STORE_EINVAL;
+    uint8_t *vc = NULL;
+    size_t vc_len = 0;
+    int rc = store_vclock_encode(&o->clock, &vc, &vc_len);
     if (rc != 0)
         return rc;
     size_t max = o->n_sibs ? o->n_sibs : 1;
@@ -227,18 +220,24 @@ static int build_contents(const store_obj_t *o, bool allow_mult, bool head,
             kvobj_content_to_pb(&sibs[i]->c, head, &items[i]);
             ptrs[i] = &items[i];
         }
-        *content_out = ptrs;
-        *n_out = n;
+        *content = ptrs;
+        *n_content = n;
     }
     free(sibs);
+    *has_vclock = 1;
+    vclock->data = vc;
+    vclock->len = vc_len;
     return 0;
 }
 
-static void clear_contents(Riak__RpbContent **content, size_t n)
+static void clear_resp_object(Riak__RpbContent **content, size_t n_content,
+                              protobuf_c_boolean has_vclock, ProtobufCBinaryData vclock)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n_content; i++)
         kvobj_pb_content_clear(content[i]);
     free(content);
+    if (has_vclock)
+        free(vclock.data);
 }
 
 int kvobj_get_resp_build(const store_obj_t *o, bool allow_mult, bool head,
@@ -246,26 +245,15 @@ int kvobj_get_resp_build(const store_obj_t *o, bool allow_mult, bool head,
 {
     Riak__RpbGetResp init = RIAK__RPB_GET_RESP__INIT;
     *resp = init;
-    if (!o)
-        return STORE_EINVAL;
-    uint8_t *vc = NULL;
-    size_t vc_len = 0;
-    int rc = build_contents(o, allow_mult, head, &resp->content, &resp->n_content, &vc, &vc_len);
-    if (rc != 0)
-        return rc;
-    resp->has_vclock = 1;
-    resp->vclock.data = vc;
-    resp->vclock.len = vc_len;
-    return 0;
+    return build_resp_object(o, allow_mult, head, &resp->content, &resp->n_content,
+                             &resp->has_vclock, &resp->vclock);
 }
 
 void kvobj_get_resp_clear(Riak__RpbGetResp *resp)
 {
     if (!resp)
         return;
-    clear_contents(resp->content, resp->n_content);
-    if (resp->has_vclock)
-        free(resp->vclock.data);
+    clear_resp_object(resp->content, resp->n_content, resp->has_vclock, resp->vclock);
     Riak__RpbGetResp init = RIAK__RPB_GET_RESP__INIT;
     *resp = init;
 }
@@ -275,26 +263,15 @@ int kvobj_put_resp_build(const store_obj_t *o, bool allow_mult, bool head,
 {
     Riak__RpbPutResp init = RIAK__RPB_PUT_RESP__INIT;
     *resp = init;
-    if (!o)
-        return STORE_EINVAL;
-    uint8_t *vc = NULL;
-    size_t vc_len = 0;
-    int rc = build_contents(o, allow_mult, head, &resp->content, &resp->n_content, &vc, &vc_len);
-    if (rc != 0)
-        return rc;
-    resp->has_vclock = 1;
-    resp->vclock.data = vc;
-    resp->vclock.len = vc_len;
-    return 0;
+    return build_resp_object(o, allow_mult, head, &resp->content, &resp->n_content,
+                             &resp->has_vclock, &resp->vclock);
 }
 
 void kvobj_put_resp_clear(Riak__RpbPutResp *resp)
 {
     if (!resp)
         return;
-    clear_contents(resp->content, resp->n_content);
-    if (resp->has_vclock)
-        free(resp->vclock.data);
+    clear_resp_object(resp->content, resp->n_content, resp->has_vclock, resp->vclock);
     Riak__RpbPutResp init = RIAK__RPB_PUT_RESP__INIT;
     *resp = init;
 }

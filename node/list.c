@@ -33,7 +33,8 @@
  * set of known buckets) is reference counted; the lister changes the known set only while no
  * job is in flight.
  */
-#include "node/kv.h"
+#include "node/coord.h"
+#include "node/pb_codec.h"
 #include "node/vnode.h"
 #include "runtime/io.h"
 #include "storage/object.h"
@@ -49,9 +50,6 @@
 #define LIST_SCAN_MAX 2000u           /* entries one fold job visits before it yields */
 #define LIST_RETRY_MS 20u             /* a vnode is restarting: try its partition again */
 #define LIST_DEFAULT_TIMEOUT_MS 480000u
-
-#define PB_CODE_LIST_BUCKETS_RESP 16
-#define PB_CODE_LIST_KEYS_RESP 18
 
 enum {
     LIST_MSG_CHUNK = KV_MSG_PRIVATE + 50, /* a fold job's result (payload: list_job_t *) */
@@ -120,17 +118,19 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
     return h;
 }
 
+/* The slot holding (p, n), or the empty slot where it would go (s->cap > 0). */
+static size_t bset_slot(const bset_t *s, const uint8_t *p, size_t n)
+{
+    size_t i = hash_bytes(p, n) & (s->cap - 1);
+    while (s->slot[i].data &&
+           !(s->slot[i].len == n && memcmp(s->slot[i].data, p, n) == 0))
+        i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
 static bool bset_has(const bset_t *s, const uint8_t *p, size_t n)
 {
-    if (!s->cap)
-        return false;
-    for (size_t i = hash_bytes(p, n) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-        const ProtobufCBinaryData *e = &s->slot[i];
-        if (!e->data)
-            return false;
-        if (e->len == n && memcmp(e->data, p, n) == 0)
-            return true;
-    }
+    return s->cap && s->slot[bset_slot(s, p, n)].data;
 }
 
 static void bset_put(bset_t *s, const uint8_t *p, size_t n) /* copies */
@@ -142,21 +142,15 @@ static void bset_put(bset_t *s, const uint8_t *p, size_t n) /* copies */
             abort();
         for (size_t i = 0; i < s->cap; i++)
             if (s->slot[i].data) {
-                size_t j = hash_bytes(s->slot[i].data, s->slot[i].len) & (bigger.cap - 1);
-                while (bigger.slot[j].data)
-                    j = (j + 1) & (bigger.cap - 1);
-                bigger.slot[j] = s->slot[i];
+                bigger.slot[bset_slot(&bigger, s->slot[i].data, s->slot[i].len)] = s->slot[i];
                 bigger.n++;
             }
         free(s->slot);
         *s = bigger;
     }
-    size_t i = hash_bytes(p, n) & (s->cap - 1);
-    while (s->slot[i].data) {
-        if (s->slot[i].len == n && memcmp(s->slot[i].data, p, n) == 0)
-            return;
-        i = (i + 1) & (s->cap - 1);
-    }
+    size_t i = bset_slot(s, p, n);
+    if (s->slot[i].data)
+        return;
     s->slot[i] = (ProtobufCBinaryData){n, xdup(p, n)};
     s->n++;
 }
@@ -431,7 +425,7 @@ static void send_names(lister_t *l, size_t n, bool done)
             r.has_done = 1;
             r.done = 1;
         }
-        m = kv_reply_new(l->req_id, !done, PB_CODE_LIST_KEYS_RESP, &r.base);
+        m = kv_reply_new(l->req_id, !done, PB_LIST_KEYS_RESP, &r.base);
     } else {
         Riak__RpbListBucketsResp r = RIAK__RPB_LIST_BUCKETS_RESP__INIT;
         r.n_buckets = n;
@@ -440,7 +434,7 @@ static void send_names(lister_t *l, size_t n, bool done)
             r.has_done = 1;
             r.done = 1;
         }
-        m = kv_reply_new(l->req_id, !done, PB_CODE_LIST_BUCKETS_RESP, &r.base);
+        m = kv_reply_new(l->req_id, !done, PB_LIST_BUCKETS_RESP, &r.base);
     }
     for (size_t i = 0; i < n; i++) {
         l->out.bytes -= l->out.v[i].len;
@@ -450,6 +444,14 @@ static void send_names(lister_t *l, size_t n, bool done)
         memmove(l->out.v, l->out.v + n, (l->out.n - n) * sizeof *l->out.v);
     l->out.n -= n;
     rt_send(l->reply_to, m);
+}
+
+/* j is the job to submit after LIST_RETRY_MS. */
+static void retry_later(lister_t *l, list_job_t *j)
+{
+    l->job = j;
+    l->retry_pending = true;
+    rt_send_after(LIST_RETRY_MS, l->self, rt_msg_new(LIST_MSG_RETRY, 0));
 }
 
 /* Moves the listing forward as far as it can; returns the handler's result. */
@@ -482,9 +484,7 @@ static int pump(lister_t *l)
     l->job = NULL;
     int rc = rt_work_submit2(job_run, j, job_free, l->self);
     if (rc < 0) { /* the pool's queue is full: try again shortly */
-        l->job = job_new(l, l->partition);
-        l->retry_pending = true;
-        rt_send_after(LIST_RETRY_MS, l->self, rt_msg_new(LIST_MSG_RETRY, 0));
+        retry_later(l, job_new(l, l->partition));
         return RT_CONTINUE;
     }
     l->in_flight = true;
@@ -505,9 +505,7 @@ static int on_chunk(lister_t *l, rt_msg_t *m)
     if (j->rc == STORE_ECLOSED) { /* the vnode is restarting: same job again, a bit later */
         names_free(&j->found);
         resume_clear(&j->next);
-        l->job = j;
-        l->retry_pending = true;
-        rt_send_after(LIST_RETRY_MS, l->self, rt_msg_new(LIST_MSG_RETRY, 0));
+        retry_later(l, j);
         return RT_CONTINUE;
     }
     if (j->rc < 0) {
@@ -626,7 +624,7 @@ static void lister_terminate(void *state, int reason)
     job_free(l->job);
     names_free(&l->out);
     shared_unref(l->sh);
-    atomic_fetch_sub_explicit(&l->kv->inflight, 1, memory_order_relaxed);
+    coord_release(l->kv);
 }
 
 static const rt_behaviour_t lister_behaviour = {
@@ -639,34 +637,24 @@ static const rt_behaviour_t lister_behaviour = {
 
 /* ---------------------------------------------------------------- entry points */
 
-/* Admission: 0, or KV_E* (nothing counted). */
-static int admit(kv_node_t *kv)
-{
-    if (atomic_load_explicit(&kv->draining, memory_order_relaxed))
-        return KV_EDRAINING;
-    uint32_t n = atomic_fetch_add_explicit(&kv->inflight, 1, memory_order_relaxed) + 1;
-    uint32_t max = kv->cfg ? kv->cfg->max_concurrent_requests : 0;
-    if (max && n > max) {
-        atomic_fetch_sub_explicit(&kv->inflight, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&kv->stats.overloads, 1, memory_order_relaxed);
-        return KV_EOVERLOAD;
-    }
-    return 0;
-}
-
-/* Answers at once with an error (the request was counted by admit). */
+/* Answers at once with an error (the request was admitted: coord_admit). */
 static int reject(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, uint64_t start_ns,
                   rt_msg_t *reply)
 {
     rt_send(reply_to, reply);
     kv_stats_record(&kv->stats, KV_OP_LIST, start_ns, false);
-    atomic_fetch_sub_explicit(&kv->inflight, 1, memory_order_relaxed);
+    coord_release(kv);
     return 0;
 }
 
-static bool type_is_default(protobuf_c_boolean has, ProtobufCBinaryData t)
+/* The error reply for a bucket type other than "default" (the only one listed); NULL for
+ * the default type (absent, empty or "default"). */
+static rt_msg_t *type_error(uint64_t req_id, protobuf_c_boolean has, ProtobufCBinaryData t)
 {
-    return !has || t.len == 0 || (t.len == 7 && memcmp(t.data, "default", 7) == 0);
+    if (!has || t.len == 0 || (t.len == 7 && memcmp(t.data, "default", 7) == 0))
+        return NULL;
+    return kv_reply_error(req_id, "Invalid bucket type: %.*s", (int)(t.len > 256 ? 256 : t.len),
+                          (const char *)t.data);
 }
 
 static int start_lister(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, uint64_t start_ns,
@@ -686,7 +674,7 @@ static int start_lister(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, uint6
     int rc = rt_spawn(&lister_behaviour, &a, NULL);
     if (rc < 0) {
         shared_unref(a.sh); /* init did not take it */
-        atomic_fetch_sub_explicit(&kv->inflight, 1, memory_order_relaxed);
+        coord_release(kv);
         atomic_fetch_add_explicit(&kv->stats.overloads, 1, memory_order_relaxed);
         rt_warn("list: cannot start a lister: %s", rt_strerror(rc));
         return KV_EOVERLOAD;
@@ -709,20 +697,15 @@ static list_shared_t *shared_new(kv_node_t *kv, bool keys)
 int kv_list_keys(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbListKeysReq *req)
 {
     uint64_t start_ns = rt_now_ns();
-    int rc = admit(kv);
+    int rc = coord_admit(kv);
     if (rc != 0) {
         protobuf_c_message_free_unpacked(&req->base, NULL);
         return rc;
     }
-    if (!req->has_bucket || req->bucket.len == 0) {
-        protobuf_c_message_free_unpacked(&req->base, NULL);
-        return reject(kv, reply_to, req_id, start_ns,
-                      kv_reply_error(req_id, "Bucket cannot be zero-length"));
-    }
-    if (!type_is_default(req->has_type, req->type)) {
-        rt_msg_t *err = kv_reply_error(req_id, "Invalid bucket type: %.*s",
-                                       (int)(req->type.len > 256 ? 256 : req->type.len),
-                                       (const char *)req->type.data);
+    rt_msg_t *err = !req->has_bucket || req->bucket.len == 0
+                        ? kv_reply_error(req_id, "Bucket cannot be zero-length")
+                        : type_error(req_id, req->has_type, req->type);
+    if (err) {
         protobuf_c_message_free_unpacked(&req->base, NULL);
         return reject(kv, reply_to, req_id, start_ns, err);
     }
@@ -737,15 +720,13 @@ int kv_list_buckets(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id,
                     Riak__RpbListBucketsReq *req)
 {
     uint64_t start_ns = rt_now_ns();
-    int rc = admit(kv);
+    int rc = coord_admit(kv);
     if (rc != 0) {
         protobuf_c_message_free_unpacked(&req->base, NULL);
         return rc;
     }
-    if (!type_is_default(req->has_type, req->type)) {
-        rt_msg_t *err = kv_reply_error(req_id, "Invalid bucket type: %.*s",
-                                       (int)(req->type.len > 256 ? 256 : req->type.len),
-                                       (const char *)req->type.data);
+    rt_msg_t *err = type_error(req_id, req->has_type, req->type);
+    if (err) {
         protobuf_c_message_free_unpacked(&req->base, NULL);
         return reject(kv, reply_to, req_id, start_ns, err);
     }

@@ -293,31 +293,31 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static int need_bucket(bool has, ProtobufCBinaryData v, char *err, size_t errlen)
+/* A required bytes field: present ("Missing required field: <field>") and not empty
+ * ("<label> cannot be zero-length"). */
+static int need_bytes(bool has, ProtobufCBinaryData v, const char *field, const char *label,
+                      char *err, size_t errlen)
 {
     if (!has)
-        return fail(err, errlen, "Missing required field: bucket");
+        return fail(err, errlen, "Missing required field: %s", field);
     if (v.len == 0)
-        return fail(err, errlen, "Bucket cannot be zero-length");
+        return fail(err, errlen, "%s cannot be zero-length", label);
     return 0;
+}
+
+static int need_bucket(bool has, ProtobufCBinaryData v, char *err, size_t errlen)
+{
+    return need_bytes(has, v, "bucket", "Bucket", err, errlen);
 }
 
 static int need_key(bool has, ProtobufCBinaryData v, char *err, size_t errlen)
 {
-    if (!has)
-        return fail(err, errlen, "Missing required field: key");
-    if (v.len == 0)
-        return fail(err, errlen, "Key cannot be zero-length");
-    return 0;
+    return need_bytes(has, v, "key", "Key", err, errlen);
 }
 
 static int need_type(bool has, ProtobufCBinaryData v, char *err, size_t errlen)
 {
-    if (!has)
-        return fail(err, errlen, "Missing required field: type");
-    if (v.len == 0)
-        return fail(err, errlen, "Bucket type cannot be zero-length");
-    return 0;
+    return need_bytes(has, v, "type", "Bucket type", err, errlen);
 }
 
 static int check_modfun(const Riak__RpbModFun *mf, const char *where, char *err, size_t errlen)

@@ -71,6 +71,14 @@ static int violation(char *err, size_t errlen, const char *what, uint32_t given)
     return -1;
 }
 
+/* Errors and overloads both count as failures; overloads also apart (the error text). */
+static void count_failure(quorum_reply_t reply, uint32_t *num_fail, uint32_t *num_overload)
+{
+    if (reply == QUORUM_REPLY_OVERLOAD)
+        (*num_overload)++;
+    (*num_fail)++;
+}
+
 /* ---------------------------------------------------------------- get */
 
 int quorum_get_init(quorum_get_t *q, const bucket_props_t *bp, uint32_t n, uint32_t r,
@@ -134,11 +142,8 @@ void quorum_get_add(quorum_get_t *q, quorum_reply_t reply, bool primary)
             q->num_notfound++;
         break;
     case QUORUM_REPLY_OVERLOAD:
-        q->num_overload++;
-        q->num_fail++;
-        break;
     case QUORUM_REPLY_ERROR:
-        q->num_fail++;
+        count_failure(reply, &q->num_fail, &q->num_overload);
         break;
     }
     if (ok) {
@@ -231,11 +236,8 @@ void quorum_put_add(quorum_put_t *q, quorum_reply_t reply, bool primary)
             q->num_pw++;
         break;
     case QUORUM_REPLY_OVERLOAD:
-        q->num_overload++;
-        q->num_fail++;
-        break;
     case QUORUM_REPLY_ERROR:
-        q->num_fail++;
+        count_failure(reply, &q->num_fail, &q->num_overload);
         break;
     }
 }

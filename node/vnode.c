@@ -402,28 +402,33 @@ static void content_of(const Riak__RpbContent *rc, store_content_t *c, char vtag
 
 /* ---------------------------------------------------------------- requests */
 
-/* The storage key of a request; false when bucket or key is missing or empty. */
-static bool req_key(protobuf_c_boolean has_type, ProtobufCBinaryData type,
-                    protobuf_c_boolean has_bucket, ProtobufCBinaryData bucket,
-                    protobuf_c_boolean has_key, ProtobufCBinaryData key, store_key_t *out)
+/* The storage key of a request (every request names a partition, type, bucket and key).
+ * NULL with *out, or why the request is refused: it is addressed to another partition (a
+ * sender's routing bug; the text is in a per-thread buffer), or its bucket or key is missing
+ * or empty. */
+static const char *request_key(const vnode_t *v, protobuf_c_boolean has_partition,
+                               uint32_t partition, protobuf_c_boolean has_type,
+                               ProtobufCBinaryData type, protobuf_c_boolean has_bucket,
+                               ProtobufCBinaryData bucket, protobuf_c_boolean has_key,
+                               ProtobufCBinaryData key, store_key_t *out)
 {
+    static _Thread_local char why[96];
+    if (has_partition && partition != v->partition) {
+        snprintf(why, sizeof why, "request for partition %" PRIu32 " reached vnode %" PRIu32,
+                 partition, v->partition);
+        return why;
+    }
     out->type = has_type && type.len ? (store_slice_t){type.data, type.len} : default_type;
     out->bucket = (store_slice_t){has_bucket ? bucket.data : NULL, has_bucket ? bucket.len : 0};
     out->key = (store_slice_t){has_key ? key.data : NULL, has_key ? key.len : 0};
-    return out->bucket.n > 0 && out->key.n > 0;
+    if (!out->bucket.n || !out->key.n)
+        return "bucket and key must be present and non-empty";
+    return NULL;
 }
 
-/* A request addressed to another partition (a sender's routing bug) is refused. NULL when
- * it is ours, else the reason (static buffer). */
-static const char *wrong_partition(const vnode_t *v, protobuf_c_boolean has, uint32_t partition)
-{
-    static _Thread_local char why[96];
-    if (!has || partition == v->partition)
-        return NULL;
-    snprintf(why, sizeof why, "request for partition %" PRIu32 " reached vnode %" PRIu32,
-             partition, v->partition);
-    return why;
-}
+/* What a request is refused for when its payload is not what its type says (a local sender's
+ * bug): the handlers get a NULL request then. */
+#define MALFORMED_REQUEST "malformed request"
 
 /* The write's properties: as sent, else the defaults with the configured limits. */
 static store_props_t props_of(const vnode_t *v, const Cairn__Kv__WriteProps *wp)
@@ -446,6 +451,16 @@ static char *dup_str(const char *s)
     if (!d)
         abort();
     return d;
+}
+
+/* Sets a response's outcome to st with the text msg (copied; replaces an earlier text). The
+ * three responses share these two fields. */
+static void set_failure(Cairn__Kv__Status *status, char **errmsg, Cairn__Kv__Status st,
+                        const char *msg)
+{
+    *status = st;
+    free(*errmsg);
+    *errmsg = dup_str(msg);
 }
 
 static void *xcalloc(size_t n)
@@ -491,6 +506,8 @@ static void get_resp_free(ProtobufCMessage *pb)
     free(box);
 }
 
+/* The request handlers (handle_get, handle_put, handle_reap) answer the call m with one
+ * response; req is NULL for a malformed request (reply_malformed). */
 static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *req)
 {
     get_resp_box_t *box = xcalloc(sizeof *box);
@@ -501,14 +518,12 @@ static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *re
     resp->has_status = 1;
     store_key_t k;
     char err[300];
-    const char *misrouted = wrong_partition(v, req->has_partition, req->partition);
-    if (misrouted) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str(misrouted);
-    } else if (!req_key(req->has_type, req->type, req->has_bucket, req->bucket, req->has_key,
-                        req->key, &k)) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str("bucket and key must be present and non-empty");
+    const char *refused = !req ? MALFORMED_REQUEST
+                               : request_key(v, req->has_partition, req->partition, req->has_type,
+                                             req->type, req->has_bucket, req->bucket,
+                                             req->has_key, req->key, &k);
+    if (refused) {
+        set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, refused);
     } else {
         int rc = vn_get(v, &k, &box->val, err, sizeof err);
         if (rc == 0) {
@@ -519,8 +534,7 @@ static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *re
         } else if (rc == STORE_ENOTFOUND) {
             resp->status = CAIRN__KV__STATUS__NOTFOUND;
         } else {
-            resp->status = CAIRN__KV__STATUS__FAILED;
-            resp->errmsg = dup_str(err);
+            set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, err);
         }
     }
     rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_GET_RESP, &resp->base, get_resp_free));
@@ -528,9 +542,7 @@ static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *re
 
 static void put_fail(Cairn__Kv__VnodePutResp *resp, Cairn__Kv__Status st, const char *msg)
 {
-    resp->status = st;
-    free(resp->errmsg);
-    resp->errmsg = dup_str(msg);
+    set_failure(&resp->status, &resp->errmsg, st, msg);
 }
 
 /* Encodes and stores o under k. 0, or -1 with the reason in err. */
@@ -663,12 +675,12 @@ static void handle_put(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodePutReq *re
     resp->partition = v->partition;
     resp->has_status = 1;
     store_key_t k;
-    const char *misrouted = wrong_partition(v, req->has_partition, req->partition);
-    if (misrouted)
-        put_fail(resp, CAIRN__KV__STATUS__FAILED, misrouted);
-    else if (!req_key(req->has_type, req->type, req->has_bucket, req->bucket, req->has_key,
-                      req->key, &k))
-        put_fail(resp, CAIRN__KV__STATUS__FAILED, "bucket and key must be present and non-empty");
+    const char *refused = !req ? MALFORMED_REQUEST
+                               : request_key(v, req->has_partition, req->partition, req->has_type,
+                                             req->type, req->has_bucket, req->bucket,
+                                             req->has_key, req->key, &k);
+    if (refused)
+        put_fail(resp, CAIRN__KV__STATUS__FAILED, refused);
     else if (req->has_coordinate && req->coordinate)
         put_coordinated(v, req, &k, resp);
     else
@@ -687,28 +699,23 @@ static void handle_reap(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeReapReq *
     store_key_t k;
     store_vclock_t clock = STORE_VCLOCK_INIT;
     store_obj_t *stored = NULL;
-    const char *misrouted = wrong_partition(v, req->has_partition, req->partition);
-    if (misrouted) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str(misrouted);
-    } else if (!req_key(req->has_type, req->type, req->has_bucket, req->bucket, req->has_key,
-                        req->key, &k)) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str("bucket and key must be present and non-empty");
+    const char *refused = !req ? MALFORMED_REQUEST
+                               : request_key(v, req->has_partition, req->partition, req->has_type,
+                                             req->type, req->has_bucket, req->bucket,
+                                             req->has_key, req->key, &k);
+    if (refused) {
+        set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, refused);
     } else if (!req->has_clock ||
                store_vclock_decode(req->clock.data, req->clock.len, &clock) < 0) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str("invalid vclock");
+        set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, "invalid vclock");
     } else if (load_stored(v, &k, &stored, err, sizeof err) < 0) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str(err);
+        set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, err);
     } else if (!stored) {
         resp->status = CAIRN__KV__STATUS__OK; /* already gone */
     } else if (!store_obj_is_tombstone(stored) || !store_vclock_equal(&stored->clock, &clock)) {
         resp->status = CAIRN__KV__STATUS__MODIFIED;
     } else if (vn_del(v, &k, err, sizeof err) < 0) {
-        resp->status = CAIRN__KV__STATUS__FAILED;
-        resp->errmsg = dup_str(err);
+        set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, err);
     } else {
         resp->status = CAIRN__KV__STATUS__OK;
     }
@@ -717,34 +724,19 @@ static void handle_reap(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeReapReq *
     rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_REAP_RESP, &resp->base, NULL));
 }
 
-/* A request whose payload is not what its type says (a local sender's bug). */
+/* A request whose payload is not what its type says (a local sender's bug): the handler of
+ * its type answers it with MALFORMED_REQUEST. */
 static void reply_malformed(vnode_t *v, rt_msg_t *m)
 {
     if (!rt_is_call(m))
         return;
     rt_warn("vnode %" PRIu32 ": malformed request of type %" PRIu32, v->partition, m->type);
-    if (m->type == KV_MSG_VNODE_GET) {
-        get_resp_box_t *box = xcalloc(sizeof *box);
-        cairn__kv__vnode_get_resp__init(&box->resp);
-        box->resp.has_status = 1;
-        box->resp.status = CAIRN__KV__STATUS__FAILED;
-        box->resp.errmsg = dup_str("malformed request");
-        rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_GET_RESP, &box->resp.base, get_resp_free));
-    } else if (m->type == KV_MSG_VNODE_PUT) {
-        Cairn__Kv__VnodePutResp *r = xcalloc(sizeof *r);
-        cairn__kv__vnode_put_resp__init(r);
-        r->has_status = 1;
-        r->status = CAIRN__KV__STATUS__FAILED;
-        r->errmsg = dup_str("malformed request");
-        rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_PUT_RESP, &r->base, NULL));
-    } else if (m->type == KV_MSG_VNODE_REAP) {
-        Cairn__Kv__VnodeReapResp *r = xcalloc(sizeof *r);
-        cairn__kv__vnode_reap_resp__init(r);
-        r->has_status = 1;
-        r->status = CAIRN__KV__STATUS__FAILED;
-        r->errmsg = dup_str("malformed request");
-        rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_REAP_RESP, &r->base, NULL));
-    }
+    if (m->type == KV_MSG_VNODE_GET)
+        handle_get(v, m, NULL);
+    else if (m->type == KV_MSG_VNODE_PUT)
+        handle_put(v, m, NULL);
+    else if (m->type == KV_MSG_VNODE_REAP)
+        handle_reap(v, m, NULL);
 }
 
 static bool pb_is(const ProtobufCMessage *pb, const ProtobufCMessageDescriptor *d)
