@@ -33,6 +33,7 @@ typedef struct rt_sched {
     unsigned nlocal;
     unsigned streak;
     atomic_int sleeping;
+    atomic_int idle;      /* 1 while it has nothing to run (spinning or asleep) */
     pthread_mutex_t mx;
     pthread_cond_t cv;
 } __attribute__((aligned(64))) rt_sched_t;
@@ -102,13 +103,23 @@ static void inject(rt_sched_t *s, rt_proc_t *p)
     sched_wake(s);
 }
 
-/* Picks a scheduler for work from outside: a sleeping one if any, else round robin. */
+/* Picks a scheduler for work from outside (timers, I/O, threads): an idle one if any (a
+ * spinning one first: it is awake), else round robin. Never preferring a busy scheduler
+ * matters: work queued behind a long-running handler waits until that handler returns. */
 static rt_sched_t *pick_target(void)
 {
-    if (atomic_load_explicit(&S.n_sleeping, memory_order_relaxed) > 0)
-        for (unsigned i = 0; i < S.n; i++)
-            if (atomic_load_explicit(&S.s[i].sleeping, memory_order_relaxed))
-                return &S.s[i];
+    rt_sched_t *asleep = NULL;
+    for (unsigned i = 0; i < S.n; i++) {
+        rt_sched_t *o = &S.s[i];
+        if (!atomic_load_explicit(&o->idle, memory_order_relaxed))
+            continue;
+        if (!atomic_load_explicit(&o->sleeping, memory_order_relaxed))
+            return o;
+        if (!asleep)
+            asleep = o;
+    }
+    if (asleep)
+        return asleep;
     return &S.s[atomic_fetch_add_explicit(&S.rr, 1, memory_order_relaxed) % S.n];
 }
 
@@ -317,6 +328,8 @@ static void *sched_main(void *arg)
         if (!p) {
             if (drain_inbox(s))
                 continue;
+            if (idle == 0)
+                atomic_store_explicit(&s->idle, 1, memory_order_relaxed);
             rt__dist_flush_thread();
             if (++idle < SPIN_ROUNDS) {
                 /* Every 8th round, let another runnable thread have this CPU: with more
@@ -333,6 +346,8 @@ static void *sched_main(void *arg)
             sched_sleep(s);
             continue;
         }
+        if (idle != 0 || atomic_load_explicit(&s->idle, memory_order_relaxed))
+            atomic_store_explicit(&s->idle, 0, memory_order_relaxed);
         idle = 0;
         if ((s->nlocal & 15) == 0 || !s->ready_h)
             drain_inbox(s);
