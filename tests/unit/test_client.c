@@ -5,250 +5,25 @@
  * made to produce (a wrong message code, a malformed body, an error in the middle of a
  * stream, silence) are driven by a scripted fake server on a local socket.
  *
- * One cairnd (<BUILD>/asan/bin/cairnd, or $CAIRND) is started by main() before the tests, on
- * a free port with a temporary data dir, and killed at the end; the tests (separate
- * processes) find it through $CAIRN_TEST_HOST and use buckets named after themselves.
+ * One cairnd (<BUILD>/<variant>/bin/cairnd, or $CAIRND) is started by main() before the
+ * tests, on ports the kernel picks with a temporary data dir, and stopped at the end (see
+ * cairnd_test.h); the tests (separate processes) find it through $CAIRN_TEST_HOST and use
+ * buckets named after themselves.
  */
+#include "cairnd_test.h"
 #include "client/cairn.h"
 #include "proto/riak.pb-c.h"
 
-#include <criterion/criterion.h>
-
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-/* Criterion 2.4.1's runner leaks some of its own bookkeeping with --jobs 2 (inside
- * libcriterion, after every test passed); only leaks whose stack is inside it are ignored. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
-
-/* ---------------------------------------------------------------- a real cairnd */
-
-typedef struct server {
-    pid_t pid;
-    int port;
-    char dir[PATH_MAX];
-    char host[64];      /* "127.0.0.1:port" */
-} server_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* <dir of this test binary>/../bin/<name>, or $<env> when set. */
-static void sibling_program(const char *env, const char *name, char *out, size_t cap)
-{
-    const char *e = getenv(env);
-    if (e && *e) {
-        snprintf(out, cap, "%s", e);
-        return;
-    }
-    char self[PATH_MAX - 32];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    snprintf(out, cap, "%s/../bin/%s", self, name);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* The whole of a small file (NUL-terminated; free it), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
-}
-
-/* The client port from cairnd's "ready" line, 0 if it has not been printed yet. */
-static int ready_port(const char *log)
-{
-    for (const char *line = log; line && *line;) {
-        const char *end = strchr(line, '\n');
-        if (!end)
-            return 0; /* an incomplete line: wait for the rest */
-        if (strstr(line, "ready") && strstr(line, "ready") < end) {
-            /* The client address is "127.0.0.1:PORT" (or "port PORT") on that line. */
-            const char *p = line;
-            int port = 0;
-            while ((p = strstr(p, "client")) && p < end) {
-                const char *q = p;
-                while (q < end && !(q[0] == ':' && q[1] >= '0' && q[1] <= '9'))
-                    q++;
-                if (q < end)
-                    port = atoi(q + 1);
-                if (port > 0)
-                    return port;
-                p++;
-            }
-            for (p = end; p > line; p--)
-                if (p[-1] == ':' && p[0] >= '0' && p[0] <= '9')
-                    return atoi(p);
-        }
-        line = end + 1;
-    }
-    return 0;
-}
-
-/* A port on 127.0.0.1 where nothing listens now (bound to port 0, then closed). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Starts cairnd on free ports with a fresh data dir; waits (bounded) for its ready line. */
-static bool server_start(server_t *s, char *err, size_t errlen)
-{
-    memset(s, 0, sizeof *s);
-    char bin[PATH_MAX];
-    sibling_program("CAIRND", "cairnd", bin, sizeof bin);
-    if (access(bin, X_OK) != 0) {
-        snprintf(err, errlen, "cairnd not found at %.500s (build it, or set $CAIRND)", bin);
-        return false;
-    }
-    snprintf(s->dir, sizeof s->dir, "/tmp/cairn-test-client-XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
-        return false;
-    }
-    char log_path[PATH_MAX + 16], data[PATH_MAX + 16];
-    snprintf(log_path, sizeof log_path, "%s/out.log", s->dir);
-    snprintf(data, sizeof data, "%s/data", s->dir);
-    /* The node link needs a port of its own (0 is refused): a free one, picked here. */
-    char nodename[64];
-    snprintf(nodename, sizeof nodename, "cairn@127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--data-dir", data, "--nodename", nodename,
-              "--ring-size", "8", "--set", "object.size.maximum=1048576",
-              "--set", "object.size.warning_threshold=524288", "--set",
-              "protobuf.max_frame_size=2097152", (char *)NULL);
-        _exit(127);
-    }
-    s->pid = pid;
-    int64_t deadline = now_ms() + 60000;
-    while (now_ms() < deadline) {
-        char *log = slurp(log_path);
-        s->port = ready_port(log);
-        int status;
-        if (!s->port && waitpid(pid, &status, WNOHANG) == pid) {
-            snprintf(err, errlen, "cairnd exited (status %d) before ready: %.600s", status,
-                     log ? log : "");
-            free(log);
-            s->pid = 0;
-            nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-            return false;
-        }
-        free(log);
-        if (s->port) {
-            snprintf(s->host, sizeof s->host, "127.0.0.1:%d", s->port);
-            return true;
-        }
-        usleep(20000);
-    }
-    snprintf(err, errlen, "cairnd printed no ready line within 60 s");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    s->pid = 0;
-    nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return false;
-}
-
-/* SIGTERM, a bounded wait, then SIGKILL; removes the data dir. */
-static void server_stop(server_t *s, int sig)
-{
-    if (s->pid > 0) {
-        kill(s->pid, sig);
-        int64_t deadline = now_ms() + 10000;
-        int status;
-        while (waitpid(s->pid, &status, WNOHANG) == 0) {
-            if (now_ms() > deadline) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &status, 0);
-                break;
-            }
-            usleep(10000);
-        }
-        s->pid = 0;
-    }
-    if (s->dir[0])
-        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    s->dir[0] = '\0';
-}
-
-/* The shared server's "host:port" (fails the test if it could not be started). */
-static const char *server_host(void)
-{
-    const char *err = getenv("CAIRN_TEST_SERVER_ERROR");
-    if (err)
-        cr_assert_fail("no cairnd to test against: %s", err);
-    const char *h = getenv("CAIRN_TEST_HOST");
-    cr_assert(h, "CAIRN_TEST_HOST not set");
-    return h;
-}
+/* The flags of every cairnd this suite starts: small objects and frames, so that the limits
+ * can be reached cheaply. */
+static char *const node_args[] = {"--ring-size", "8",
+                                  "--set", "object.size.maximum=1048576",
+                                  "--set", "object.size.warning_threshold=524288",
+                                  "--set", "protobuf.max_frame_size=2097152",
+                                  NULL};
 
 static cairn_t *connect_to(const char *hosts)
 {
@@ -262,7 +37,7 @@ static cairn_t *connect_to(const char *hosts)
 
 static cairn_t *connect_server(void)
 {
-    return connect_to(server_host());
+    return connect_to(ct_shared_host());
 }
 
 #define OK(c, call)                                                                       \
@@ -284,19 +59,21 @@ static bool buf_eq(cairn_buf_t b, const char *s)
     return b.len == strlen(s) && memcmp(b.data, s, b.len) == 0;
 }
 
-static int dead_port(void)
-{
-    int port = free_port();
-    cr_assert(port > 0, "no free port");
-    return port;
-}
-
 static cairn_object_t *get_ok(cairn_t *c, const char *bucket, const char *key)
 {
     cairn_object_t *o = NULL;
     OK(c, cairn_get(c, CAIRN_S(bucket), CAIRN_S(key), NULL, &o));
     cr_assert(o);
     return o;
+}
+
+/* Asserts that bucket/key holds exactly one value, `value`. */
+static void expect_single(cairn_t *c, const char *bucket, const char *key, const char *value)
+{
+    cairn_object_t *o = get_ok(c, bucket, key);
+    cr_assert_eq(o->n_siblings, 1, "%s/%s: %zu siblings", bucket, key, o->n_siblings);
+    cr_assert(buf_eq(o->siblings[0].value, value), "%s/%s: not \"%s\"", bucket, key, value);
+    cairn_object_free(o);
 }
 
 static void put_text(cairn_t *c, const char *bucket, const char *key, const char *value)
@@ -349,7 +126,7 @@ Test(client_offline, bad_host_lists_are_refused_with_a_reason)
 
 Test(client_offline, no_listening_node_is_ECONNECT_naming_each_node)
 {
-    int p1 = dead_port(), p2 = dead_port();
+    int p1 = ct_unused_port(), p2 = ct_unused_port();
     char hosts[128], n1[32], n2[32];
     snprintf(n1, sizeof n1, "127.0.0.1:%d", p1);
     snprintf(n2, sizeof n2, "127.0.0.1:%d", p2);
@@ -578,9 +355,9 @@ Test(client_offline, silence_is_ETIMEOUT_within_the_deadline)
     fake_t f;
     fake_start(&f, steps, 1);
     cairn_t *c = connect_fake(&f, 300);
-    int64_t t0 = now_ms();
+    int64_t t0 = ct_now_ms();
     EXPECT(c, CAIRN_ETIMEOUT, cairn_ping(c));
-    int64_t took = now_ms() - t0;
+    int64_t took = ct_now_ms() - t0;
     cr_assert(took >= 250 && took < 3000, "took %lld ms", (long long)took);
     cr_assert_str_eq(cairn_current_node(c), "");
     cairn_close(c);
@@ -693,7 +470,7 @@ Test(client, ping_info_and_current_node)
 {
     cairn_t *c = connect_server();
     OK(c, cairn_ping(c));
-    cr_assert_str_eq(cairn_current_node(c), server_host());
+    cr_assert_str_eq(cairn_current_node(c), ct_shared_host());
     char node[128], version[128];
     OK(c, cairn_server_info(c, node, sizeof node, version, sizeof version));
     cr_assert(*node, "empty node name");
@@ -805,10 +582,7 @@ Test(client, siblings_from_concurrent_writes_resolved_with_the_context)
     cr_assert(buf_eq(after->siblings[0].value, "one+two"));
     cairn_object_free(after);
 
-    o = get_ok(c, "sib", "k");
-    cr_assert_eq(o->n_siblings, 1);
-    cr_assert(buf_eq(o->siblings[0].value, "one+two"));
-    cairn_object_free(o);
+    expect_single(c, "sib", "k", "one+two");
     cairn_close(c);
 }
 
@@ -817,10 +591,7 @@ Test(client, allow_mult_false_keeps_one_value)
     cairn_t *c = connect_server();
     put_text(c, "single", "k", "one");
     put_text(c, "single", "k", "two");
-    cairn_object_t *o = get_ok(c, "single", "k");
-    cr_assert_eq(o->n_siblings, 1);
-    cr_assert(buf_eq(o->siblings[0].value, "two"), "the newer write wins");
-    cairn_object_free(o);
+    expect_single(c, "single", "k", "two"); /* the newer write wins */
     cairn_close(c);
 }
 
@@ -898,10 +669,7 @@ Test(client, conditional_puts)
     cairn_object_free(o);
     cairn_object_free(newer);
 
-    o = get_ok(c, "cond", "k");
-    cr_assert_eq(o->n_siblings, 1);
-    cr_assert(buf_eq(o->siblings[0].value, "fourth"));
-    cairn_object_free(o);
+    expect_single(c, "cond", "k", "fourth");
     cairn_close(c);
 }
 
@@ -1062,9 +830,9 @@ Test(client, bucket_properties_get_set_reset)
 Test(client, failover_skips_a_dead_first_node)
 {
     char hosts[128];
-    snprintf(hosts, sizeof hosts, "127.0.0.1:%d,%s", dead_port(), server_host());
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%d,%s", ct_unused_port(), ct_shared_host());
     cairn_t *c = connect_to(hosts);
-    cr_assert_str_eq(cairn_current_node(c), server_host());
+    cr_assert_str_eq(cairn_current_node(c), ct_shared_host());
     OK(c, cairn_ping(c));
     cairn_close(c);
 }
@@ -1073,27 +841,30 @@ Test(client, failover_skips_a_dead_first_node)
  * node and succeeds there (nothing had been sent, so the request is safe to send). */
 Test(client, failover_when_the_connected_node_dies, .timeout = 120)
 {
-    server_t own;
-    char err[700];
-    cr_assert(server_start(&own, err, sizeof err), "%s", err);
+    char dir[256];
+    cr_assert(ct_tmpdir(dir, sizeof dir, "client-own"), "mkdtemp: %s", strerror(errno));
+    ct_node_t own;
+    ct_node_init(&own, dir);
+    ct_node_start_ok(&own, "own1", node_args);
     char hosts[128];
-    snprintf(hosts, sizeof hosts, "%s,%s", own.host, server_host());
+    snprintf(hosts, sizeof hosts, "%s,%s", own.host, ct_shared_host());
     cairn_t *c = connect_to(hosts);
     cr_assert_str_eq(cairn_current_node(c), own.host);
     put_text(c, "fo", "k", "v");
-    server_stop(&own, SIGKILL);
+    ct_node_stop(&own, SIGKILL);
     OK(c, cairn_ping(c));
-    cr_assert_str_eq(cairn_current_node(c), server_host());
+    cr_assert_str_eq(cairn_current_node(c), ct_shared_host());
     /* And when every node is gone, a call says so. */
     cairn_close(c);
 
-    cr_assert(server_start(&own, err, sizeof err), "%s", err);
+    ct_node_start_ok(&own, "own2", node_args);
     c = connect_to(own.host);
-    server_stop(&own, SIGKILL);
+    ct_node_stop(&own, SIGKILL);
     int rc = cairn_ping(c);
     cr_assert(rc == CAIRN_ECONNECT || rc == CAIRN_EIO, "got %s", cairn_strerror(rc));
     cr_assert(*cairn_errmsg(c));
     cairn_close(c);
+    ct_rmtree(dir);
 }
 
 Test(client, bad_arguments_are_EINVAL)
@@ -1161,18 +932,5 @@ Test(client, a_value_above_the_server_maximum_is_ETOOBIG)
 
 int main(int argc, char *argv[])
 {
-    struct criterion_test_set *tests = criterion_initialize();
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true)) {
-        server_t shared;
-        char err[700];
-        if (server_start(&shared, err, sizeof err))
-            setenv("CAIRN_TEST_HOST", shared.host, 1);
-        else
-            setenv("CAIRN_TEST_SERVER_ERROR", err, 1);
-        result = !criterion_run_all_tests(tests);
-        server_stop(&shared, SIGTERM);
-    }
-    criterion_finalize(tests);
-    return result;
+    return ct_main_with_shared_node(argc, argv, "client", node_args);
 }

@@ -1,245 +1,17 @@
 /*
  * test_client_cli.c — the `cairn` command-line client (<BUILD>/asan/bin/cairn, or $CAIRN_CLI)
  * run as a user would, against a real cairnd (<BUILD>/asan/bin/cairnd, or $CAIRND) that
- * main() starts on a free port: every command in text and --json form (the JSON is parsed),
- * values from arguments, files and stdin, siblings shown and resolved with the printed
- * context, exit statuses (0 ok, 1 not found, 2 usage, 3 error, 4 precondition), --help.
+ * main() starts on ports the kernel picks (cairnd_test.h): every command in text and --json
+ * form (the JSON is parsed), values from arguments, files and stdin, siblings shown and
+ * resolved with the printed context, exit statuses (0 ok, 1 not found, 2 usage, 3 error,
+ * 4 precondition), --help.
  */
-#include <criterion/criterion.h>
+#include "cairnd_test.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-/* Criterion 2.4.1's runner leaks some of its own bookkeeping with --jobs 2 (inside
- * libcriterion, after every test passed); only leaks whose stack is inside it are ignored. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
-
-/* ---------------------------------------------------------------- a real cairnd */
-
-typedef struct server {
-    pid_t pid;
-    int port;
-    char dir[PATH_MAX];
-    char host[64];
-} server_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sibling_program(const char *env, const char *name, char *out, size_t cap)
-{
-    const char *e = getenv(env);
-    if (e && *e) {
-        snprintf(out, cap, "%s", e);
-        return;
-    }
-    char self[PATH_MAX - 32];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    snprintf(out, cap, "%s/../bin/%s", self, name);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
-}
-
-static int ready_port(const char *log)
-{
-    for (const char *line = log; line && *line;) {
-        const char *end = strchr(line, '\n');
-        if (!end)
-            return 0;
-        if (strstr(line, "ready") && strstr(line, "ready") < end) {
-            const char *p = line;
-            int port = 0;
-            while ((p = strstr(p, "client")) && p < end) {
-                const char *q = p;
-                while (q < end && !(q[0] == ':' && q[1] >= '0' && q[1] <= '9'))
-                    q++;
-                if (q < end)
-                    port = atoi(q + 1);
-                if (port > 0)
-                    return port;
-                p++;
-            }
-            for (p = end; p > line; p--)
-                if (p[-1] == ':' && p[0] >= '0' && p[0] <= '9')
-                    return atoi(p);
-        }
-        line = end + 1;
-    }
-    return 0;
-}
-
-/* A port on 127.0.0.1 where nothing listens now (bound to port 0, then closed). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Starts cairnd on free ports with a fresh data dir; waits (bounded) for its ready line. */
-static bool server_start(server_t *s, char *err, size_t errlen)
-{
-    memset(s, 0, sizeof *s);
-    char bin[PATH_MAX];
-    sibling_program("CAIRND", "cairnd", bin, sizeof bin);
-    if (access(bin, X_OK) != 0) {
-        snprintf(err, errlen, "cairnd not found at %.500s (build it, or set $CAIRND)", bin);
-        return false;
-    }
-    snprintf(s->dir, sizeof s->dir, "/tmp/cairn-test-cli-XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
-        return false;
-    }
-    char log_path[PATH_MAX + 16], data[PATH_MAX + 16];
-    snprintf(log_path, sizeof log_path, "%s/out.log", s->dir);
-    snprintf(data, sizeof data, "%s/data", s->dir);
-    /* The node link needs a port of its own (0 is refused): a free one, picked here. */
-    char nodename[64];
-    snprintf(nodename, sizeof nodename, "cairn@127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--data-dir", data, "--nodename", nodename,
-              "--ring-size", "8", (char *)NULL);
-        _exit(127);
-    }
-    s->pid = pid;
-    int64_t deadline = now_ms() + 60000;
-    while (now_ms() < deadline) {
-        char *log = slurp(log_path);
-        s->port = ready_port(log);
-        int status;
-        if (!s->port && waitpid(pid, &status, WNOHANG) == pid) {
-            snprintf(err, errlen, "cairnd exited (status %d) before ready: %.600s", status,
-                     log ? log : "");
-            free(log);
-            s->pid = 0;
-            nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-            return false;
-        }
-        free(log);
-        if (s->port) {
-            snprintf(s->host, sizeof s->host, "127.0.0.1:%d", s->port);
-            return true;
-        }
-        usleep(20000);
-    }
-    snprintf(err, errlen, "cairnd printed no ready line within 60 s");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    s->pid = 0;
-    nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return false;
-}
-
-static void server_stop(server_t *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        int64_t deadline = now_ms() + 10000;
-        int status;
-        while (waitpid(s->pid, &status, WNOHANG) == 0) {
-            if (now_ms() > deadline) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &status, 0);
-                break;
-            }
-            usleep(10000);
-        }
-        s->pid = 0;
-    }
-    if (s->dir[0])
-        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *server_host(void)
-{
-    const char *err = getenv("CAIRN_TEST_SERVER_ERROR");
-    if (err)
-        cr_assert_fail("no cairnd to test against: %s", err);
-    const char *h = getenv("CAIRN_TEST_HOST");
-    cr_assert(h, "CAIRN_TEST_HOST not set");
-    return h;
-}
-
-static int dead_port(void)
-{
-    int port = free_port();
-    cr_assert(port > 0, "no free port");
-    return port;
-}
+static char *const node_args[] = {"--ring-size", "8", NULL};
 
 /* ---------------------------------------------------------------- running the CLI */
 
@@ -272,7 +44,7 @@ static void cli_argv(run_t *r, const void *in, size_t in_len, const char *env_ho
                      char *const *args)
 {
     char bin[PATH_MAX];
-    sibling_program("CAIRN_CLI", "cairn", bin, sizeof bin);
+    ct_program("CAIRN_CLI", "cairn", bin, sizeof bin);
     cr_assert(access(bin, X_OK) == 0, "cairn not found at %s", bin);
     int pin[2], pout[2], perr[2];
     cr_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0);
@@ -305,9 +77,9 @@ static void cli_argv(run_t *r, const void *in, size_t in_len, const char *env_ho
         in_fd = -1;
     }
     bool out_open = true, err_open = true;
-    int64_t deadline = now_ms() + 30000;
+    int64_t deadline = ct_now_ms() + 30000;
     while (out_open || err_open) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ct_now_ms();
         if (left <= 0) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
@@ -351,18 +123,39 @@ static void cli_argv(run_t *r, const void *in, size_t in_len, const char *env_ho
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+#define EXPECT_STATUS(r, want)                                                         \
+    cr_assert_eq((r).status, (want), "exit %d, want %d\nstdout: %s\nstderr: %s",        \
+                 (r).status, (want), (r).out, (r).err)
+
+static void cli_va(run_t *r, const char *in, va_list ap)
+{
+    char *args[60] = {"-h", (char *)ct_shared_host()};
+    size_t n = 2;
+    for (char *a; (a = va_arg(ap, char *)) != NULL && n < 59;)
+        args[n++] = a;
+    args[n] = NULL;
+    cli_argv(r, in, in ? strlen(in) : 0, NULL, args);
+}
+
 /* cairn -h <server> ARGS... (NULL-terminated), stdin from `in` (a C string or NULL). */
 static void cli(run_t *r, const char *in, ...)
 {
-    char *args[60] = {"-h", (char *)server_host()};
-    size_t n = 2;
     va_list ap;
     va_start(ap, in);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && n < 59;)
-        args[n++] = a;
+    cli_va(r, in, ap);
     va_end(ap);
-    args[n] = NULL;
-    cli_argv(r, in, in ? strlen(in) : 0, NULL, args);
+}
+
+/* The same for a step that must simply succeed (exit 0); its output is not looked at. */
+static void cli_ok(const char *in, ...)
+{
+    run_t r;
+    va_list ap;
+    va_start(ap, in);
+    cli_va(&r, in, ap);
+    va_end(ap);
+    EXPECT_STATUS(r, 0);
+    run_free(&r);
 }
 
 /* The same without a host (no server needed, $CAIRN_HOST unset). */
@@ -378,10 +171,6 @@ static void cli_plain(run_t *r, ...)
     args[n] = NULL;
     cli_argv(r, NULL, 0, NULL, args);
 }
-
-#define EXPECT_STATUS(r, want)                                                         \
-    cr_assert_eq((r).status, (want), "exit %d, want %d\nstdout: %s\nstderr: %s",        \
-                 (r).status, (want), (r).out, (r).err)
 
 /* ---------------------------------------------------------------- a minimal JSON checker */
 
@@ -602,7 +391,7 @@ Test(cli_offline, usage_errors_exit_2_with_a_message)
 Test(cli_offline, no_server_is_exit_3_with_the_reason)
 {
     char host[32];
-    snprintf(host, sizeof host, "127.0.0.1:%d", dead_port());
+    snprintf(host, sizeof host, "127.0.0.1:%d", ct_unused_port());
     run_t r;
     cli_plain(&r, "-h", host, "ping", NULL);
     EXPECT_STATUS(r, 3);
@@ -627,7 +416,7 @@ Test(cli, ping_and_info)
     cli(&r, NULL, "ping", NULL);
     EXPECT_STATUS(r, 0);
     cr_assert(strstr(r.out, "pong"));
-    cr_assert(strstr(r.out, server_host()));
+    cr_assert(strstr(r.out, ct_shared_host()));
     run_free(&r);
     cli(&r, NULL, "ping", "--json", NULL);
     EXPECT_STATUS(r, 0);
@@ -648,10 +437,8 @@ Test(cli, ping_and_info)
 Test(cli, put_then_get_as_text_raw_and_json)
 {
     run_t r;
-    cli(&r, NULL, "put", "cli-rt", "k", "hello world", "--content-type", "text/plain",
-        "--meta", "owner=alice", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "put", "cli-rt", "k", "hello world", "--content-type", "text/plain",
+           "--meta", "owner=alice", NULL);
 
     cli(&r, NULL, "get", "cli-rt", "k", NULL);
     EXPECT_STATUS(r, 0);
@@ -693,9 +480,7 @@ Test(cli, put_then_get_as_text_raw_and_json)
 Test(cli, values_from_stdin_and_files)
 {
     run_t r;
-    cli(&r, "from stdin\n", "put", "cli-in", "a", "-f", "-", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok("from stdin\n", "put", "cli-in", "a", "-f", "-", NULL);
     cli(&r, NULL, "get", "--raw", "cli-in", "a", NULL);
     EXPECT_STATUS(r, 0);
     cr_assert_str_eq(r.out, "from stdin\n");
@@ -721,7 +506,7 @@ Test(cli, values_from_stdin_and_files)
 
     /* Binary from stdin: --raw gives the bytes back, JSON marks them base64. */
     static const char bin[] = {'\x01', '\xff', '\x00', '\xfe', 'z'};
-    char *args[] = {"-h", (char *)server_host(), "put", "cli-in", "bin", "-f", "-", NULL};
+    char *args[] = {"-h", (char *)ct_shared_host(), "put", "cli-in", "bin", "-f", "-", NULL};
     cli_argv(&r, bin, sizeof bin, NULL, args);
     EXPECT_STATUS(r, 0);
     run_free(&r);
@@ -759,15 +544,9 @@ Test(cli, get_of_a_missing_key_exits_1)
 Test(cli, siblings_shown_and_resolved_with_the_context)
 {
     run_t r;
-    cli(&r, NULL, "props", "set", "cli-sib", "allow_mult=true", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
-    cli(&r, NULL, "put", "cli-sib", "k", "apple", "--content-type", "text/plain", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
-    cli(&r, NULL, "put", "cli-sib", "k", "banana", "--content-type", "text/plain", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "props", "set", "cli-sib", "allow_mult=true", NULL);
+    cli_ok(NULL, "put", "cli-sib", "k", "apple", "--content-type", "text/plain", NULL);
+    cli_ok(NULL, "put", "cli-sib", "k", "banana", "--content-type", "text/plain", NULL);
 
     cli(&r, NULL, "get", "cli-sib", "k", NULL);
     EXPECT_STATUS(r, 0);
@@ -807,11 +586,8 @@ Test(cli, siblings_shown_and_resolved_with_the_context)
 Test(cli, delete_then_not_found)
 {
     run_t r;
-    cli(&r, NULL, "put", "cli-del", "k", "v", NULL);
-    run_free(&r);
-    cli(&r, NULL, "del", "cli-del", "k", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "put", "cli-del", "k", "v", NULL);
+    cli_ok(NULL, "del", "cli-del", "k", NULL);
     cli(&r, NULL, "get", "cli-del", "k", NULL);
     EXPECT_STATUS(r, 1);
     run_free(&r);
@@ -828,9 +604,7 @@ Test(cli, keys_and_buckets)
     for (int i = 0; i < 3; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        cli(&r, NULL, "put", "cli-keys", key, "v", NULL);
-        EXPECT_STATUS(r, 0);
-        run_free(&r);
+        cli_ok(NULL, "put", "cli-keys", key, "v", NULL);
     }
     cli(&r, NULL, "keys", "cli-keys", NULL);
     EXPECT_STATUS(r, 0);
@@ -862,9 +636,7 @@ Test(cli, props_get_set_reset)
     cr_assert(strstr(r.out, "n_val: 3\n"), "%s", r.out);
     cr_assert(strstr(r.out, "allow_mult: false\n"));
     run_free(&r);
-    cli(&r, NULL, "props", "set", "cli-props", "n_val=2", "allow-mult=true", "r=one", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "props", "set", "cli-props", "n_val=2", "allow-mult=true", "r=one", NULL);
     cli(&r, NULL, "--json", "props", "get", "cli-props", NULL);
     EXPECT_STATUS(r, 0);
     assert_json_object(&r);
@@ -884,9 +656,7 @@ Test(cli, props_get_set_reset)
 Test(cli, conditional_puts_exit_4)
 {
     run_t r;
-    cli(&r, NULL, "put", "--if-none-match", "cli-cond", "k", "first", NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "put", "--if-none-match", "cli-cond", "k", "first", NULL);
     cli(&r, NULL, "put", "--if-none-match", "cli-cond", "k", "second", NULL);
     EXPECT_STATUS(r, 4);
     cr_assert(strstr(r.err, "exists"), "%s", r.err);
@@ -895,9 +665,7 @@ Test(cli, conditional_puts_exit_4)
     char context[4096];
     snprintf(context, sizeof context, "%s", text_context(r.out));
     run_free(&r);
-    cli(&r, NULL, "put", "cli-cond", "k", "third", "--context", context, NULL);
-    EXPECT_STATUS(r, 0);
-    run_free(&r);
+    cli_ok(NULL, "put", "cli-cond", "k", "third", "--context", context, NULL);
     cli(&r, NULL, "--json", "put", "cli-cond", "k", "stale", "--context", context,
         "--if-not-modified", NULL);
     EXPECT_STATUS(r, 4);
@@ -932,15 +700,15 @@ Test(cli, host_from_the_environment_and_failover)
 {
     run_t r;
     char *ping[] = {"ping", NULL};
-    cli_argv(&r, NULL, 0, server_host(), ping);
+    cli_argv(&r, NULL, 0, ct_shared_host(), ping);
     EXPECT_STATUS(r, 0);
     run_free(&r);
     char hosts[128];
-    snprintf(hosts, sizeof hosts, "127.0.0.1:%d,%s", dead_port(), server_host());
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%d,%s", ct_unused_port(), ct_shared_host());
     char *args[] = {"-h", hosts, "--json", "ping", NULL};
     cli_argv(&r, NULL, 0, NULL, args);
     EXPECT_STATUS(r, 0);
-    cr_assert_str_eq(json_field(r.out, "node"), server_host());
+    cr_assert_str_eq(json_field(r.out, "node"), ct_shared_host());
     run_free(&r);
 }
 
@@ -957,18 +725,5 @@ Test(cli, server_errors_exit_3_with_the_server_text)
 
 int main(int argc, char *argv[])
 {
-    struct criterion_test_set *tests = criterion_initialize();
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true)) {
-        server_t shared;
-        char err[700];
-        if (server_start(&shared, err, sizeof err))
-            setenv("CAIRN_TEST_HOST", shared.host, 1);
-        else
-            setenv("CAIRN_TEST_SERVER_ERROR", err, 1);
-        result = !criterion_run_all_tests(tests);
-        server_stop(&shared);
-    }
-    criterion_finalize(tests);
-    return result;
+    return ct_main_with_shared_node(argc, argv, "cli", node_args);
 }

@@ -4,66 +4,23 @@
  * overrides that persist across a reopen, reset, refusal of bad and unsupported values
  * (nothing changes then), bucket types, and a corrupt file refused at open.
  */
-#include "node/bucket.h"
-#include "node/kv.h"
-#include "rt_test.h"
-
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
+#include "node_test.h"
 
 #define CODE_ERROR 0
 #define CODE_GET_BUCKET_RESP 20
 #define CODE_SET_BUCKET_RESP 22
 #define CODE_RESET_BUCKET_RESP 30
 
-static struct {
-    char dir[256];
-    node_config_t cfg;
-    kv_node_t kv;
-} fx;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void open_store(void)
-{
-    char err[512];
-    fx.kv.buckets = bucket_store_open(&fx.cfg, err, sizeof err);
-    cr_assert_not_null(fx.kv.buckets, "open: %s", err);
-}
+static node_test_t fx;
 
 static void setup(void)
 {
-    rt_test_start_n(1);
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/cairn-test-bucket-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir));
-    node_config_default(&fx.cfg);
-    snprintf(fx.cfg.data_dir, sizeof fx.cfg.data_dir, "%s", fx.dir);
-    fx.cfg.ring_size = 16;
-    memset(&fx.kv, 0, sizeof fx.kv);
-    fx.kv.cfg = &fx.cfg;
-    open_store();
+    node_test_setup(&fx, (node_test_opts_t){.what = "bucket", .q = 16, .buckets = true});
 }
 
 static void teardown(void)
 {
-    bucket_store_close(fx.kv.buckets);
-    fx.kv.buckets = NULL;
-    rt_test_stop();
-    nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    node_test_teardown(&fx);
 }
 
 TestSuite(node_bucket, .init = setup, .fini = teardown, .timeout = 30);
@@ -118,17 +75,29 @@ static void expect_code(rt_msg_t *m, uint8_t want)
     rt_msg_free(m);
 }
 
-/* GetBucket for `bucket`; the caller frees the result. */
-static Riak__RpbBucketProps *get_props(const char *bucket, const char *type)
+/* Sets the bucket and, unless type is NULL, the bucket type of a request message. */
+#define SET_BUCKET_AND_TYPE(req, bucket_, type_)                                          \
+    do {                                                                                  \
+        (req).has_bucket = 1;                                                             \
+        (req).bucket = bin(bucket_);                                                      \
+        if (type_) {                                                                      \
+            (req).has_type = 1;                                                           \
+            (req).type = bin(type_);                                                      \
+        }                                                                                 \
+    } while (0)
+
+/* The reply to GetBucket for `bucket` of `type` (NULL: none sent). */
+static rt_msg_t *get_bucket(const char *bucket, const char *type)
 {
     Riak__RpbGetBucketReq req = RIAK__RPB_GET_BUCKET_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    if (type) {
-        req.has_type = 1;
-        req.type = bin(type);
-    }
-    rt_msg_t *m = kv_bucket_get(&fx.kv, 77, &req);
+    SET_BUCKET_AND_TYPE(req, bucket, type);
+    return kv_bucket_get(&fx.kv, 77, &req);
+}
+
+/* The properties of a GetBucket that must succeed; the caller frees them. */
+static Riak__RpbBucketProps *get_props(const char *bucket, const char *type)
+{
+    rt_msg_t *m = get_bucket(bucket, type);
     uint8_t code;
     const kv_reply_t *r = frame_of(m, &code);
     cr_assert_eq(code, CODE_GET_BUCKET_RESP);
@@ -145,21 +114,15 @@ static Riak__RpbBucketProps *get_props(const char *bucket, const char *type)
 static rt_msg_t *set_props(const char *bucket, const char *type, const Riak__RpbBucketProps *p)
 {
     Riak__RpbSetBucketReq req = RIAK__RPB_SET_BUCKET_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    if (type) {
-        req.has_type = 1;
-        req.type = bin(type);
-    }
+    SET_BUCKET_AND_TYPE(req, bucket, type);
     req.props = (Riak__RpbBucketProps *)p;
     return kv_bucket_set(&fx.kv, 77, &req);
 }
 
-static rt_msg_t *reset(const char *bucket)
+static rt_msg_t *reset(const char *bucket, const char *type)
 {
     Riak__RpbResetBucketReq req = RIAK__RPB_RESET_BUCKET_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
+    SET_BUCKET_AND_TYPE(req, bucket, type);
     return kv_bucket_reset(&fx.kv, 77, &req);
 }
 
@@ -246,8 +209,7 @@ Test(node_bucket, set_overrides_one_bucket_and_survives_reopen)
         cr_assert_eq(bucket_props_get(fx.kv.buckets, "maps", 4, "mine", 4, &bp), -1);
 
         /* close and reopen: the overrides were on disk before the reply */
-        bucket_store_close(fx.kv.buckets);
-        open_store();
+        node_test_reopen_buckets(&fx);
     }
 }
 
@@ -258,10 +220,9 @@ Test(node_bucket, reset_restores_defaults_durably)
     p.allow_mult = 1;
     expect_code(set_props("a", NULL, &p), CODE_SET_BUCKET_RESP);
     expect_code(set_props("b", NULL, &p), CODE_SET_BUCKET_RESP);
-    expect_code(reset("a"), CODE_RESET_BUCKET_RESP);
-    expect_code(reset("never-set"), CODE_RESET_BUCKET_RESP);
-    bucket_store_close(fx.kv.buckets);
-    open_store();
+    expect_code(reset("a", NULL), CODE_RESET_BUCKET_RESP);
+    expect_code(reset("never-set", NULL), CODE_RESET_BUCKET_RESP);
+    node_test_reopen_buckets(&fx);
     Riak__RpbBucketProps *a = get_props("a", NULL);
     assert_defaults(a);
     riak__rpb_bucket_props__free_unpacked(a, NULL);
@@ -346,22 +307,12 @@ Test(node_bucket, what_get_returned_can_be_written_back)
 
 Test(node_bucket, only_the_default_type_exists)
 {
-    Riak__RpbGetBucketReq gr = RIAK__RPB_GET_BUCKET_REQ__INIT;
-    gr.has_bucket = 1;
-    gr.bucket = bin("b");
-    gr.has_type = 1;
-    gr.type = bin("maps");
-    cr_assert_str_eq(error_of(kv_bucket_get(&fx.kv, 77, &gr)), "Invalid bucket type: maps");
+    cr_assert_str_eq(error_of(get_bucket("b", "maps")), "Invalid bucket type: maps");
     Riak__RpbBucketProps p = RIAK__RPB_BUCKET_PROPS__INIT;
     p.has_n_val = 1;
     p.n_val = 1;
     cr_assert_str_eq(error_of(set_props("b", "sets", &p)), "Invalid bucket type: sets");
-    Riak__RpbResetBucketReq rr = RIAK__RPB_RESET_BUCKET_REQ__INIT;
-    rr.has_bucket = 1;
-    rr.bucket = bin("b");
-    rr.has_type = 1;
-    rr.type = bin("t");
-    cr_assert_str_eq(error_of(kv_bucket_reset(&fx.kv, 77, &rr)), "Invalid bucket type: t");
+    cr_assert_str_eq(error_of(reset("b", "t")), "Invalid bucket type: t");
 
     Riak__RpbGetBucketTypeReq tg = RIAK__RPB_GET_BUCKET_TYPE_REQ__INIT;
     tg.has_type = 1;
@@ -427,7 +378,7 @@ Test(node_bucket, corrupt_file_is_refused_at_open)
     cr_assert_null(bucket_store_open(&fx.cfg, err, sizeof err));
 
     write_file(path, good, n); /* intact again */
-    open_store();
+    node_test_open_buckets(&fx);
     bucket_props_t bp;
     cr_assert_eq(bucket_props_get(fx.kv.buckets, NULL, 0, "b", 1, &bp), 0);
     cr_assert_eq(bp.n_val, 2);
@@ -450,8 +401,7 @@ Test(node_bucket, many_buckets_round_trip)
         p.n_val = 1 + i % 5;
         expect_code(set_props(name, NULL, &p), CODE_SET_BUCKET_RESP);
     }
-    bucket_store_close(fx.kv.buckets);
-    open_store();
+    node_test_reopen_buckets(&fx);
     for (uint32_t i = 0; i < 200; i++) {
         char name[32];
         snprintf(name, sizeof name, "bucket-%u", i);

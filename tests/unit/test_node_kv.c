@@ -8,24 +8,7 @@
  * return_head, server-generated keys, limits, overload, timeouts, and vnode crashes while
  * requests flow (every request gets exactly one reply).
  */
-#include "node/bucket.h"
-#include "node/kv.h"
-#include "node/kvobj.h"
-#include "node/vnode.h"
-#include "rt_test.h"
-#include "runtime/sup.h"
-
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-/* Criterion's runner leaks a little of its own bookkeeping with --jobs (see test_store_ldb). */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
+#include "node_test.h"
 
 #define Q 8
 #define NODE_ID 0xC0FFEE0087654321ull
@@ -33,50 +16,15 @@ const char *__lsan_default_suppressions(void)
 
 /* ---------------------------------------------------------------- fixture */
 
-static struct {
-    char dir[256];
-    node_config_t cfg;
-    kv_node_t kv;
-    rt_pid_t sup;
-    bool up;
-    uint64_t next_id;
-} fx;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+static node_test_t fx;
+static uint64_t next_id; /* of the requests the test thread submits */
 
 static void setup_kind(store_engine_kind_t kind)
 {
-    rt_test_start_n(2);
-    kv_register_msgs();
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/cairn-test-kv-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir));
-    node_config_default(&fx.cfg);
-    snprintf(fx.cfg.nodename, sizeof fx.cfg.nodename, "test@127.0.0.1:0");
-    snprintf(fx.cfg.data_dir, sizeof fx.cfg.data_dir, "%s", fx.dir);
-    fx.cfg.ring_size = Q;
-    fx.cfg.storage = store_config_default(fx.cfg.data_dir);
-    fx.cfg.storage.kind = kind;
-    fx.cfg.storage.cache_bytes = 1u << 20;
+    node_test_setup(&fx, (node_test_opts_t){.what = "kv", .q = Q, .vnodes = true, .engine = kind,
+                                            .node_id = NODE_ID, .buckets = true});
     fx.cfg.request_timeout_ms = 10000;
-    memset(&fx.kv, 0, sizeof fx.kv);
-    fx.kv.cfg = &fx.cfg;
-    fx.kv.node_id = NODE_ID;
-    fx.kv.ring = ring_new_single(Q, fx.cfg.nodename);
-    cr_assert_not_null(fx.kv.ring);
-    cr_assert_eq(store_engine_new(&fx.cfg.storage, &fx.kv.engine), 0);
-    fx.kv.vnodes = vnode_table_new(Q);
-    char err[256];
-    fx.kv.buckets = bucket_store_open(&fx.cfg, err, sizeof err);
-    cr_assert_not_null(fx.kv.buckets, "%s", err);
-    cr_assert_eq(vnode_sup_start(&fx.kv, &fx.sup), 0);
-    fx.up = true;
-    fx.next_id = 1;
+    next_id = 1;
 }
 
 static void setup_ldb(void) { setup_kind(STORE_ENGINE_LEVELDB); }
@@ -84,19 +32,8 @@ static void setup_mem(void) { setup_kind(STORE_ENGINE_MEMORY); }
 
 static void teardown(void)
 {
-    if (fx.up) {
-        rt_ref_t ref = rt_monitor(fx.sup);
-        rt_exit_signal(fx.sup, RT_R_SHUTDOWN);
-        cr_assert_neq(rt_test_wait_down(ref, 15000), -1, "vnode supervisor did not stop");
-        fx.up = false;
-    }
-    rt_test_stop(); /* also ends coordinators and reapers still running */
+    node_test_teardown(&fx); /* also ends coordinators and reapers still running */
     cr_assert_eq(atomic_load(&fx.kv.inflight), 0, "every coordinator released its slot");
-    bucket_store_close(fx.kv.buckets);
-    vnode_table_free(fx.kv.vnodes);
-    store_engine_free(fx.kv.engine);
-    ring_free(fx.kv.ring);
-    nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 TestSuite(node_kv, .init = setup_ldb, .fini = teardown, .timeout = 60);
@@ -134,7 +71,7 @@ static void res_free(res_t *r)
 /* Hands a copy of req to the entry point; returns the request id. */
 static uint64_t submit(kv_op_t op, const ProtobufCMessage *req)
 {
-    uint64_t id = fx.next_id++;
+    uint64_t id = next_id++;
     ProtobufCMessage *c = kvobj_pb_clone(req);
     cr_assert_not_null(c);
     int rc = op == KV_OP_GET   ? kv_get(&fx.kv, rt_self(), id, (Riak__RpbGetReq *)c)
@@ -237,13 +174,38 @@ static Riak__RpbDelReq del_req(const char *bucket, const char *key)
     return r;
 }
 
+/* Runs a put that must succeed. */
+static void run_put_ok(const put_req_t *p)
+{
+    res_t r = run(KV_OP_PUT, &p->r.base);
+    cr_assert_eq(r.code, 12, "put %.*s/%.*s failed: %s", (int)p->r.bucket.len,
+                 (const char *)p->r.bucket.data, (int)p->r.key.len, (const char *)p->r.key.data,
+                 r.err);
+    res_free(&r);
+}
+
 static void put_ok(const char *bucket, const char *key, const char *value)
 {
     put_req_t p;
     put_init(&p, bucket, key, value);
-    res_t r = run(KV_OP_PUT, &p.r.base);
-    cr_assert_eq(r.code, 12, "put %s/%s failed: %s", bucket, key, r.err);
-    res_free(&r);
+    run_put_ok(&p);
+}
+
+/* A put with request n_val=1: only the first replica of the preference list gets it. */
+static void put_one_replica(const char *bucket, const char *key, const char *value)
+{
+    put_req_t p;
+    put_init(&p, bucket, key, value);
+    p.r.has_n_val = 1;
+    p.r.n_val = 1;
+    run_put_ok(&p);
+}
+
+static void del_ok(const char *bucket, const char *key)
+{
+    Riak__RpbDelReq d = del_req(bucket, key);
+    res_t r = run(KV_OP_DEL, &d.base);
+    cr_assert_eq(r.code, 14, "delete %s/%s failed: %s", bucket, key, r.err);
 }
 
 /* A get that must succeed; the caller frees the result. */
@@ -253,6 +215,34 @@ static res_t get_ok(const char *bucket, const char *key)
     res_t r = run(KV_OP_GET, &g.base);
     cr_assert_eq(r.code, 10, "get %s/%s failed: %s", bucket, key, r.err);
     return r;
+}
+
+/* Asserts that a get of the key finds exactly one value, `value`. */
+static void expect_single(const char *bucket, const char *key, const char *value)
+{
+    res_t r = get_ok(bucket, key);
+    cr_assert_eq(r.get->n_content, 1, "%s/%s: %zu values", bucket, key, r.get->n_content);
+    cr_assert(bin_is(r.get->content[0]->value, value), "%s/%s: not \"%s\"", bucket, key, value);
+    res_free(&r);
+}
+
+/* A get with notfound_ok = false (notfound replies do not count towards R), with R = r
+ * (0: the bucket's) and basic_quorum when asked; the caller frees the result. */
+static res_t get_notfound_not_ok(const char *bucket, const char *key, uint32_t r,
+                                 bool basic_quorum)
+{
+    Riak__RpbGetReq g = get_req(bucket, key);
+    if (r) {
+        g.has_r = 1;
+        g.r = r;
+    }
+    g.has_notfound_ok = 1;
+    g.notfound_ok = 0;
+    if (basic_quorum) {
+        g.has_basic_quorum = 1;
+        g.basic_quorum = 1;
+    }
+    return run(KV_OP_GET, &g.base);
 }
 
 static bool has_content(const Riak__RpbGetResp *g, const char *value)
@@ -342,28 +332,6 @@ static bool replicas_become(const char *bucket, const char *key, at_t want, uint
     return false;
 }
 
-static void crash_vnode(uint32_t p)
-{
-    rt_pid_t pid = vnode_pid(&fx.kv, p);
-    if (rt_pid_is_nil(pid))
-        return;
-    Cairn__Kv__VnodeCrashReq req = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-    req.has_partition = 1;
-    req.partition = p;
-    rt_send(pid, rt_msg_pb(KV_MSG_VNODE_CRASH, kvobj_pb_clone(&req.base), NULL));
-}
-
-static void wait_vnode_restarted(uint32_t p, rt_pid_t old)
-{
-    for (int i = 0; i < 500; i++) {
-        rt_pid_t now = vnode_pid(&fx.kv, p);
-        if (!rt_pid_is_nil(now) && !rt_pid_eq(now, old))
-            return;
-        usleep(10 * 1000);
-    }
-    cr_assert_fail("vnode %u was not restarted", p);
-}
-
 /* ---------------------------------------------------------------- basics */
 
 Test(node_kv, put_then_get_round_trip)
@@ -426,10 +394,7 @@ Test(node_kv, allow_mult_false_returns_one_value)
     put_ok("plain", "k", "first");
     usleep(2000);
     put_ok("plain", "k", "second"); /* no context: resolved by last-modified */
-    res_t r = get_ok("plain", "k");
-    cr_assert_eq(r.get->n_content, 1);
-    cr_assert(bin_is(r.get->content[0]->value, "second"));
-    res_free(&r);
+    expect_single("plain", "k", "second");
 }
 
 Test(node_kv, siblings_then_resolution_with_context)
@@ -453,11 +418,7 @@ Test(node_kv, siblings_then_resolution_with_context)
     cr_assert(bin_is(w.put->content[0]->value, "resolved"));
     res_free(&w);
     res_free(&r);
-
-    r = get_ok("mult", "k");
-    cr_assert_eq(r.get->n_content, 1);
-    cr_assert(bin_is(r.get->content[0]->value, "resolved"));
-    res_free(&r);
+    expect_single("mult", "k", "resolved");
 }
 
 /* ---------------------------------------------------------------- quorum options */
@@ -527,50 +488,25 @@ Test(node_kv, symbolic_quorums_work)
 
 Test(node_kv, notfound_ok_false_finds_a_single_replica)
 {
-    /* the value is on the first replica only (request n_val=1) */
-    put_req_t p;
-    put_init(&p, "b", "lonely", "here");
-    p.r.has_n_val = 1;
-    p.r.n_val = 1;
-    res_t r = run(KV_OP_PUT, &p.r.base);
-    cr_assert_eq(r.code, 12, "%s", r.err);
-    res_free(&r);
-    put_init(&p, "b", "lonely2", "here");
-    p.r.has_n_val = 1;
-    p.r.n_val = 1;
-    r = run(KV_OP_PUT, &p.r.base);
-    cr_assert_eq(r.code, 12, "%s", r.err);
-    res_free(&r);
+    put_one_replica("b", "lonely", "here");
+    put_one_replica("b", "lonely2", "here");
 
     /* R=1, notfound_ok=false: notfounds do not count, the value always wins */
-    Riak__RpbGetReq g = get_req("b", "lonely");
-    g.has_r = 1;
-    g.r = 1;
-    g.has_notfound_ok = 1;
-    g.notfound_ok = 0;
-    r = run(KV_OP_GET, &g.base);
+    res_t r = get_notfound_not_ok("b", "lonely", 1, false);
     cr_assert_eq(r.code, 10, "%s", r.err);
     cr_assert_eq(r.get->n_content, 1);
     cr_assert(bin_is(r.get->content[0]->value, "here"));
     res_free(&r);
 
     /* R=2, notfound_ok=false: one value and two notfounds cannot make R */
-    g = get_req("b", "lonely2");
-    g.has_notfound_ok = 1;
-    g.notfound_ok = 0;
-    r = run(KV_OP_GET, &g.base);
+    r = get_notfound_not_ok("b", "lonely2", 0, false);
     cr_assert_eq(r.code, 0);
     cr_assert_str_eq(r.err, "{r_val_unsatisfied,2,1}");
 }
 
 Test(node_kv, notfound_ok_false_on_a_missing_key_is_notfound)
 {
-    Riak__RpbGetReq g = get_req("b", "never");
-    g.has_notfound_ok = 1;
-    g.notfound_ok = 0;
-    g.has_basic_quorum = 1;
-    g.basic_quorum = 1;
-    res_t r = run(KV_OP_GET, &g.base);
+    res_t r = get_notfound_not_ok("b", "never", 0, true);
     cr_assert_eq(r.code, 10, "%s", r.err);
     cr_assert_eq(r.get->n_content, 0);
     res_free(&r);
@@ -578,22 +514,10 @@ Test(node_kv, notfound_ok_false_on_a_missing_key_is_notfound)
 
 Test(node_kv, basic_quorum_answers_with_one_of_the_legal_results)
 {
-    put_req_t p;
-    put_init(&p, "b", "bq", "here");
-    p.r.has_n_val = 1;
-    p.r.n_val = 1;
-    res_t r = run(KV_OP_PUT, &p.r.base);
-    res_free(&r);
+    put_one_replica("b", "bq", "here");
     /* R=1, notfound_ok=false, basic_quorum: two fast notfounds may end it (notfound), or the
      * value arrives in time; both are Riak's answer, never an error */
-    Riak__RpbGetReq g = get_req("b", "bq");
-    g.has_r = 1;
-    g.r = 1;
-    g.has_notfound_ok = 1;
-    g.notfound_ok = 0;
-    g.has_basic_quorum = 1;
-    g.basic_quorum = 1;
-    r = run(KV_OP_GET, &g.base);
+    res_t r = get_notfound_not_ok("b", "bq", 1, true);
     cr_assert_eq(r.code, 10, "%s", r.err);
     cr_assert(r.get->n_content == 0 || has_content(r.get, "here"));
     res_free(&r);
@@ -603,19 +527,8 @@ Test(node_kv, basic_quorum_answers_with_one_of_the_legal_results)
 
 Test(node_kv, read_repair_fills_missing_replicas)
 {
-    put_req_t p;
-    put_init(&p, "b", "rr", "heal me");
-    p.r.has_n_val = 1;
-    p.r.n_val = 1;
-    res_t r = run(KV_OP_PUT, &p.r.base);
-    cr_assert_eq(r.code, 12, "%s", r.err);
-    res_free(&r);
-    Riak__RpbGetReq g = get_req("b", "rr");
-    g.has_r = 1;
-    g.r = 1;
-    g.has_notfound_ok = 1;
-    g.notfound_ok = 0;
-    r = run(KV_OP_GET, &g.base);
+    put_one_replica("b", "rr", "heal me");
+    res_t r = get_notfound_not_ok("b", "rr", 1, false);
     cr_assert_eq(r.code, 10);
     cr_assert(has_content(r.get, "heal me"));
     res_free(&r);
@@ -629,9 +542,8 @@ Test(node_kv_mem, read_repair_after_a_vnode_lost_its_data)
     cr_assert(replicas_become("b", "lost", AT_VALUE, 5000));
     uint32_t parts[3];
     preflist("b", "lost", parts);
-    rt_pid_t old = vnode_pid(&fx.kv, parts[1]);
-    crash_vnode(parts[1]); /* the memory backend keeps nothing across a restart */
-    wait_vnode_restarted(parts[1], old);
+    rt_pid_t old = node_test_crash_vnode(&fx, parts[1]); /* memory: nothing survives it */
+    node_test_wait_restarted(&fx, parts[1], old);
     cr_assert_eq(held_at(parts[1], "b", "lost"), AT_NOTHING);
     res_t r = get_ok("b", "lost");
     cr_assert(has_content(r.get, "precious"));
@@ -645,10 +557,8 @@ Test(node_kv_mem, read_repair_after_a_vnode_lost_its_data)
 Test(node_kv, delete_then_get_is_notfound)
 {
     put_ok("b", "gone", "v");
-    Riak__RpbDelReq d = del_req("b", "gone");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
-    r = get_ok("b", "gone");
+    del_ok("b", "gone");
+    res_t r = get_ok("b", "gone");
     cr_assert_eq(r.get->n_content, 0);
     cr_assert_not(r.get->has_vclock);
     res_free(&r);
@@ -657,9 +567,7 @@ Test(node_kv, delete_then_get_is_notfound)
 
 Test(node_kv, deleting_a_missing_key_succeeds)
 {
-    Riak__RpbDelReq d = del_req("b", "never-was");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
+    del_ok("b", "never-was");
 }
 
 Test(node_kv, delete_with_vclock_and_deletedvclock)
@@ -688,9 +596,7 @@ Test(node_kv, tombstone_reaped_after_delete_delay)
     fx.cfg.delete_mode = DELETE_MODE_DELAY;
     fx.cfg.delete_delay_ms = 1000;
     put_ok("b", "reap", "v");
-    Riak__RpbDelReq d = del_req("b", "reap");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
+    del_ok("b", "reap");
     cr_assert(replicas_become("b", "reap", AT_TOMBSTONE, 5000), "tombstones written");
     usleep(200 * 1000);
     uint32_t parts[3];
@@ -709,9 +615,7 @@ Test(node_kv, tombstone_reaped_immediately)
 {
     fx.cfg.delete_mode = DELETE_MODE_IMMEDIATE;
     put_ok("b", "now", "v");
-    Riak__RpbDelReq d = del_req("b", "now");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
+    del_ok("b", "now");
     cr_assert(replicas_become("b", "now", AT_NOTHING, 5000));
 }
 
@@ -719,9 +623,7 @@ Test(node_kv, tombstone_kept_with_keep)
 {
     fx.cfg.delete_mode = DELETE_MODE_KEEP;
     put_ok("b", "keep", "v");
-    Riak__RpbDelReq d = del_req("b", "keep");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
+    del_ok("b", "keep");
     cr_assert(replicas_become("b", "keep", AT_TOMBSTONE, 5000));
     res_t g = get_ok("b", "keep"); /* a read that sees the tombstone everywhere */
     res_free(&g);
@@ -734,14 +636,9 @@ Test(node_kv, write_after_delete_comes_back)
 {
     fx.cfg.delete_mode = DELETE_MODE_KEEP;
     put_ok("b", "phoenix", "v1");
-    Riak__RpbDelReq d = del_req("b", "phoenix");
-    res_t r = run(KV_OP_DEL, &d.base);
-    cr_assert_eq(r.code, 14, "%s", r.err);
+    del_ok("b", "phoenix");
     put_ok("b", "phoenix", "v2");
-    r = get_ok("b", "phoenix");
-    cr_assert_eq(r.get->n_content, 1);
-    cr_assert(bin_is(r.get->content[0]->value, "v2"));
-    res_free(&r);
+    expect_single("b", "phoenix", "v2");
 }
 
 /* ---------------------------------------------------------------- put options */
@@ -970,7 +867,7 @@ Test(node_kv, vnode_crashes_while_requests_flow)
             ids[i] = submit(KV_OP_PUT, &p.r.base);
         }
         if (i % 60 == 30)
-            crash_vnode((uint32_t)(i / 60) % Q);
+            node_test_crash_vnode(&fx, (uint32_t)(i / 60) % Q);
     }
     int ok = 0, errors = 0;
     for (int i = 0; i < REQS; i++) {
@@ -1002,7 +899,7 @@ Test(node_kv_mem, every_replica_restarting_still_answers)
     preflist("b", "k", parts);
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < 3; i++)
-            crash_vnode(parts[i]);
+            node_test_crash_vnode(&fx, parts[i]);
         Riak__RpbGetReq g = get_req("b", "k");
         uint64_t gid = submit(KV_OP_GET, &g.base);
         put_req_t p;

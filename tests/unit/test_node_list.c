@@ -5,21 +5,8 @@
  * writes at the next two. The test thread plays the client connection: it is reply_to,
  * reads the KV_MSG_REPLY frames and sends KV_MSG_STREAM_ACK itself.
  */
-#include "node/kv.h"
-#include "node/vnode.h"
-#include "rt_test.h"
+#include "node_test.h"
 #include "storage/object.h"
-
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
 
 #define Q 8
 #define N_VAL 3
@@ -27,41 +14,12 @@ const char *__lsan_default_suppressions(void)
 #define CODE_LIST_BUCKETS_RESP 16
 #define CODE_LIST_KEYS_RESP 18
 
-static struct {
-    char dir[256];
-    node_config_t cfg;
-    kv_node_t kv;
-    rt_pid_t sup;
-} fx;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+static node_test_t fx;
 
 static void setup_kind(store_engine_kind_t kind)
 {
-    rt_test_start_n(2);
-    kv_register_msgs();
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/cairn-test-list-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir));
-    node_config_default(&fx.cfg);
-    snprintf(fx.cfg.nodename, sizeof fx.cfg.nodename, "test@127.0.0.1:0");
-    snprintf(fx.cfg.data_dir, sizeof fx.cfg.data_dir, "%s", fx.dir);
-    fx.cfg.ring_size = Q;
-    fx.cfg.storage = store_config_default(fx.cfg.data_dir);
-    fx.cfg.storage.kind = kind;
-    fx.cfg.storage.cache_bytes = 1u << 20;
-    memset(&fx.kv, 0, sizeof fx.kv);
-    fx.kv.cfg = &fx.cfg;
-    fx.kv.node_id = 42;
-    fx.kv.ring = ring_new_single(Q, fx.cfg.nodename);
-    cr_assert_eq(store_engine_new(&fx.cfg.storage, &fx.kv.engine), 0);
-    fx.kv.vnodes = vnode_table_new(Q);
-    cr_assert_eq(vnode_sup_start(&fx.kv, &fx.sup), 0);
+    node_test_setup(&fx, (node_test_opts_t){.what = "list", .q = Q, .vnodes = true,
+                                            .engine = kind, .node_id = 42});
 }
 
 static void setup_ldb(void) { setup_kind(STORE_ENGINE_LEVELDB); }
@@ -73,14 +31,7 @@ static void teardown(void)
     for (int i = 0; i < 200 && atomic_load(&fx.kv.inflight) != 0; i++)
         usleep(10000);
     cr_assert_eq(atomic_load(&fx.kv.inflight), 0, "a lister is still counted");
-    rt_ref_t ref = rt_monitor(fx.sup);
-    rt_exit_signal(fx.sup, RT_R_SHUTDOWN);
-    cr_assert_neq(rt_test_wait_down(ref, 15000), -1);
-    rt_test_stop();
-    vnode_table_free(fx.kv.vnodes);
-    store_engine_free(fx.kv.engine);
-    ring_free(fx.kv.ring);
-    nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    node_test_teardown(&fx);
 }
 
 /* ---------------------------------------------------------------- writing data */
@@ -90,23 +41,12 @@ static ProtobufCBinaryData bin(const char *s)
     return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
 }
 
-static ProtobufCMessage *clone_pb(const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(n + 1);
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
-    free(buf);
-    cr_assert_not_null(c);
-    return c;
-}
-
 static Cairn__Kv__VnodePutResp *put_call(uint32_t p, Cairn__Kv__VnodePutReq *req, rt_msg_t **msg)
 {
     req->has_partition = 1;
     req->partition = p;
-    int rc = rt_call_sync(vnode_pid(&fx.kv, p), rt_msg_pb(KV_MSG_VNODE_PUT, clone_pb(&req->base), NULL),
-                          5000, msg, NULL);
+    rt_msg_t *call = rt_msg_pb(KV_MSG_VNODE_PUT, node_test_pb_clone(&req->base), NULL);
+    int rc = rt_call_sync(vnode_pid(&fx.kv, p), call, 5000, msg, NULL);
     cr_assert_eq(rc, 0, "put to vnode %u: %s", p, rt_strerror(rc));
     Cairn__Kv__VnodePutResp *r = (Cairn__Kv__VnodePutResp *)rt_msg_pb_get(*msg);
     cr_assert_eq(r->status, CAIRN__KV__STATUS__OK, "put: %s", r->errmsg ? r->errmsg : "?");
@@ -220,6 +160,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Adds the keys of one RpbListKeysResp reply to out; returns how many, and whether it said
+ * done. */
+static size_t add_keys(const kv_reply_t *r, names_t *out, bool *done)
+{
+    cr_assert_eq(r->frame[4], CODE_LIST_KEYS_RESP);
+    Riak__RpbListKeysResp *k = riak__rpb_list_keys_resp__unpack(NULL, r->len - 5, r->frame + 5);
+    cr_assert_not_null(k);
+    for (size_t i = 0; i < k->n_keys; i++)
+        names_add(out, &k->keys[i]);
+    size_t n = k->n_keys;
+    *done = k->has_done && k->done;
+    riak__rpb_list_keys_resp__free_unpacked(k, NULL);
+    return n;
+}
+
 /* Reads a listing to its end, acking every more=1 reply. Returns NULL, or the error text. */
 static const char *collect(uint64_t req_id, bool keys, names_t *out)
 {
@@ -235,14 +190,7 @@ static const char *collect(uint64_t req_id, bool keys, names_t *out)
         bool done;
         size_t n;
         if (keys) {
-            cr_assert_eq(r->frame[4], CODE_LIST_KEYS_RESP);
-            Riak__RpbListKeysResp *k = riak__rpb_list_keys_resp__unpack(NULL, r->len - 5, r->frame + 5);
-            cr_assert_not_null(k);
-            for (size_t i = 0; i < k->n_keys; i++)
-                names_add(out, &k->keys[i]);
-            n = k->n_keys;
-            done = k->has_done && k->done;
-            riak__rpb_list_keys_resp__free_unpacked(k, NULL);
+            n = add_keys(r, out, &done);
         } else {
             cr_assert_eq(r->frame[4], CODE_LIST_BUCKETS_RESP);
             Riak__RpbListBucketsResp *b = riak__rpb_list_buckets_resp__unpack(NULL, r->len - 5, r->frame + 5);
@@ -268,6 +216,13 @@ static const char *collect(uint64_t req_id, bool keys, names_t *out)
     return NULL;
 }
 
+/* Hands a copy of req to kv_list_keys with the test thread as the client. */
+static int submit_list_keys(const Riak__RpbListKeysReq *req, uint64_t req_id)
+{
+    ProtobufCMessage *copy = node_test_pb_clone(&req->base);
+    return kv_list_keys(&fx.kv, rt_self(), req_id, (Riak__RpbListKeysReq *)copy);
+}
+
 static int list_keys(const char *bucket, uint64_t req_id, uint32_t timeout)
 {
     Riak__RpbListKeysReq req = RIAK__RPB_LIST_KEYS_REQ__INIT;
@@ -277,7 +232,7 @@ static int list_keys(const char *bucket, uint64_t req_id, uint32_t timeout)
         req.has_timeout = 1;
         req.timeout = timeout;
     }
-    return kv_list_keys(&fx.kv, rt_self(), req_id, (Riak__RpbListKeysReq *)clone_pb(&req.base));
+    return submit_list_keys(&req, req_id);
 }
 
 static int list_buckets(uint64_t req_id, bool stream)
@@ -287,7 +242,8 @@ static int list_buckets(uint64_t req_id, bool stream)
         req.has_stream = 1;
         req.stream = 1;
     }
-    return kv_list_buckets(&fx.kv, rt_self(), req_id, (Riak__RpbListBucketsReq *)clone_pb(&req.base));
+    ProtobufCMessage *copy = node_test_pb_clone(&req.base);
+    return kv_list_buckets(&fx.kv, rt_self(), req_id, (Riak__RpbListBucketsReq *)copy);
 }
 
 /* Asserts that names holds exactly prefix00000..prefix<n-1>, each once. */
@@ -334,13 +290,10 @@ Test(node_list, keys_stream_in_chunks_that_wait_for_acks)
     rt_msg_t *first = next_reply(10000);
     const kv_reply_t *r = reply_of(first, 9);
     cr_assert_eq(r->more, 1);
-    Riak__RpbListKeysResp *k = riak__rpb_list_keys_resp__unpack(NULL, r->len - 5, r->frame + 5);
-    cr_assert_eq(k->n_keys, 1000);
-    cr_assert(!(k->has_done && k->done));
     names_t s = {0};
-    for (size_t i = 0; i < k->n_keys; i++)
-        names_add(&s, &k->keys[i]);
-    riak__rpb_list_keys_resp__free_unpacked(k, NULL);
+    bool done;
+    cr_assert_eq(add_keys(r, &s, &done), 1000);
+    cr_assert(!done);
     rt_test_expect_silence(300);
     rt_send(first->from, rt_msg_new(KV_MSG_STREAM_ACK, 0));
     rt_msg_free(first);
@@ -417,13 +370,13 @@ Test(node_list, bad_requests_and_overload)
     req.bucket = bin("b");
     req.has_type = 1;
     req.type = bin("maps");
-    cr_assert_eq(kv_list_keys(&fx.kv, rt_self(), 20, (Riak__RpbListKeysReq *)clone_pb(&req.base)), 0);
+    cr_assert_eq(submit_list_keys(&req, 20), 0);
     rt_msg_t *m = next_reply(5000);
     cr_assert_str_eq(error_text(reply_of(m, 20)), "Invalid bucket type: maps");
     rt_msg_free(m);
 
     Riak__RpbListKeysReq nob = RIAK__RPB_LIST_KEYS_REQ__INIT;
-    cr_assert_eq(kv_list_keys(&fx.kv, rt_self(), 21, (Riak__RpbListKeysReq *)clone_pb(&nob.base)), 0);
+    cr_assert_eq(submit_list_keys(&nob, 21), 0);
     m = next_reply(5000);
     cr_assert(strstr(error_text(reply_of(m, 21)), "zero-length"));
     rt_msg_free(m);
@@ -446,16 +399,11 @@ Test(node_list, listing_survives_vnode_crashes)
     cr_assert_eq(list_keys("c", 30, 0), 0);
     rt_msg_t *first = next_reply(10000);
     names_t s = {0};
-    const kv_reply_t *r = reply_of(first, 30);
-    Riak__RpbListKeysResp *k = riak__rpb_list_keys_resp__unpack(NULL, r->len - 5, r->frame + 5);
-    for (size_t i = 0; i < k->n_keys; i++)
-        names_add(&s, &k->keys[i]);
-    riak__rpb_list_keys_resp__free_unpacked(k, NULL);
+    bool done;
+    add_keys(reply_of(first, 30), &s, &done);
     /* crash every vnode while the lister waits for the ack */
-    for (uint32_t p = 0; p < Q; p++) {
-        Cairn__Kv__VnodeCrashReq c = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-        rt_send(vnode_pid(&fx.kv, p), rt_msg_pb(KV_MSG_VNODE_CRASH, clone_pb(&c.base), NULL));
-    }
+    for (uint32_t p = 0; p < Q; p++)
+        node_test_crash_vnode(&fx, p);
     rt_send(first->from, rt_msg_new(KV_MSG_STREAM_ACK, 0));
     rt_msg_free(first);
     cr_assert_null(collect(30, true, &s));
@@ -475,8 +423,8 @@ Test(node_list, other_requests_are_served_while_listing)
         g.bucket = bin("big");
         g.key = bin("k00001");
         rt_msg_t *reply = NULL;
-        cr_assert_eq(rt_call_sync(vnode_pid(&fx.kv, p), rt_msg_pb(KV_MSG_VNODE_GET, clone_pb(&g.base), NULL),
-                                  1000, &reply, NULL), 0);
+        rt_msg_t *call = rt_msg_pb(KV_MSG_VNODE_GET, node_test_pb_clone(&g.base), NULL);
+        cr_assert_eq(rt_call_sync(vnode_pid(&fx.kv, p), call, 1000, &reply, NULL), 0);
         rt_msg_free(reply);
     }
     rt_send(first->from, rt_msg_new(KV_MSG_STREAM_ACK, 0));

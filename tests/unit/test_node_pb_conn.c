@@ -7,7 +7,7 @@
  * bad input (unknown code, response code, malformed body, missing or zero-length bucket and
  * key, oversize and zero-length frames, half a frame then silence), pipelining order, the
  * connection limit, the idle timeout and the drain.
- * Suite pb_node: a whole node (node_start, memory storage, a free node-link port) for requests
+ * Suite pb_node: a whole node (node_start, memory storage, node-link port 0) for requests
  * that go through the KV layer: put/get, pipelining, list keys, and clients that vanish
  * mid-request without disturbing others.
  * Every wait is bounded; the pb_conn tests check at the end that no socket or memory leaked.
@@ -16,12 +16,12 @@
 #include "node/node.h"
 #include "node/pb_codec.h"
 #include "node/pb_conn.h"
+#include "node_test.h"
 #include "runtime/io.h"
 
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,17 +31,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_LSAN 1
-#endif
-#endif
-#ifdef HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#endif
 
 #define BIN(s) ((ProtobufCBinaryData){strlen(s), (uint8_t *)(s)})
 #define WAIT_MS 5000
@@ -169,6 +158,21 @@ static void tc_expect_error(int fd, const char *text)
     free(r.body);
 }
 
+/* Sends one request frame and expects the error reply `text` to it. */
+static void tc_send_expect_error(int fd, uint8_t code, const ProtobufCMessage *body,
+                                 const char *text)
+{
+    tc_send_frame(fd, code, body);
+    tc_expect_error(fd, text);
+}
+
+/* Expects a reply with `code` and ignores its body. */
+static void tc_expect_ok(int fd, uint8_t code)
+{
+    reply_t r = tc_expect(fd, code);
+    free(r.body);
+}
+
 /* True when the server closes the connection within ms (after any pending replies). */
 static bool tc_closed_within(int fd, uint32_t ms)
 {
@@ -238,9 +242,7 @@ static void stop_and_check(void)
     cr_assert_eq(listener_stop(listener, 5000), 0, "the listener did not drain in time");
     rt_stop(2000);
     cr_assert_eq(rt_sock_count(), 0, "sockets left open");
-#ifdef HAVE_LSAN
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks (see the report above)");
-#endif
+    rt_test_assert_no_leaks();
 }
 
 static bool wait_connections(uint32_t n, uint32_t ms)
@@ -357,12 +359,11 @@ Test(pb_conn, bad_codes_and_bodies_get_errors_and_the_connection_goes_on)
 {
     start_listener();
     int fd = tc_connect(port);
-    tc_send_frame(fd, 150, NULL);
-    tc_expect_error(fd, "Unknown message code: 150");
-    tc_send_frame(fd, PB_MAP_RED_REQ, NULL);
-    tc_expect_error(fd, "Unknown message code: 23 (RpbMapRedReq is not supported by Cairn)");
-    tc_send_frame(fd, PB_GET_RESP, NULL);
-    tc_expect_error(fd, "Unexpected message code: 10 (RpbGetResp is a response, not a request)");
+    tc_send_expect_error(fd, 150, NULL, "Unknown message code: 150");
+    tc_send_expect_error(fd, PB_MAP_RED_REQ, NULL,
+                         "Unknown message code: 23 (RpbMapRedReq is not supported by Cairn)");
+    tc_send_expect_error(fd, PB_GET_RESP, NULL,
+                         "Unexpected message code: 10 (RpbGetResp is a response, not a request)");
     const uint8_t malformed[] = {0, 0, 0, 4, PB_GET_REQ, 0x0A, 0x05, 'b'};
     tc_send(fd, malformed, sizeof malformed);
     tc_expect_error(fd, "Invalid message body for code 9 (RpbGetReq)");
@@ -376,22 +377,18 @@ Test(pb_conn, missing_or_zero_length_bucket_and_key_are_refused)
     start_listener();
     int fd = tc_connect(port);
     Riak__RpbGetReq get = RIAK__RPB_GET_REQ__INIT;
-    tc_send_frame(fd, PB_GET_REQ, &get.base);
-    tc_expect_error(fd, "Missing required field: bucket");
+    tc_send_expect_error(fd, PB_GET_REQ, &get.base, "Missing required field: bucket");
     get.has_bucket = 1;
     get.bucket = BIN("");
     get.has_key = 1;
     get.key = BIN("k");
-    tc_send_frame(fd, PB_GET_REQ, &get.base);
-    tc_expect_error(fd, "Bucket cannot be zero-length");
+    tc_send_expect_error(fd, PB_GET_REQ, &get.base, "Bucket cannot be zero-length");
     get.bucket = BIN("b");
     get.has_key = 0;
-    tc_send_frame(fd, PB_GET_REQ, &get.base);
-    tc_expect_error(fd, "Missing required field: key");
+    tc_send_expect_error(fd, PB_GET_REQ, &get.base, "Missing required field: key");
     get.has_key = 1;
     get.key = BIN("");
-    tc_send_frame(fd, PB_GET_REQ, &get.base);
-    tc_expect_error(fd, "Key cannot be zero-length");
+    tc_send_expect_error(fd, PB_GET_REQ, &get.base, "Key cannot be zero-length");
 
     Riak__RpbContent content = RIAK__RPB_CONTENT__INIT;
     content.has_value = 1;
@@ -401,29 +398,24 @@ Test(pb_conn, missing_or_zero_length_bucket_and_key_are_refused)
     put.bucket = BIN("b");
     put.key = BIN("");
     put.content = &content;
-    tc_send_frame(fd, PB_PUT_REQ, &put.base);
-    tc_expect_error(fd, "Key cannot be zero-length");
+    tc_send_expect_error(fd, PB_PUT_REQ, &put.base, "Key cannot be zero-length");
     put.has_bucket = 0;
-    tc_send_frame(fd, PB_PUT_REQ, &put.base);
-    tc_expect_error(fd, "Missing required field: bucket");
+    tc_send_expect_error(fd, PB_PUT_REQ, &put.base, "Missing required field: bucket");
 
     Riak__RpbDelReq del = RIAK__RPB_DEL_REQ__INIT;
     del.has_bucket = 1;
     del.bucket = BIN("b");
-    tc_send_frame(fd, PB_DEL_REQ, &del.base);
-    tc_expect_error(fd, "Missing required field: key");
+    tc_send_expect_error(fd, PB_DEL_REQ, &del.base, "Missing required field: key");
 
     Riak__RpbListKeysReq lk = RIAK__RPB_LIST_KEYS_REQ__INIT;
     lk.has_bucket = 1;
     lk.bucket = BIN("");
-    tc_send_frame(fd, PB_LIST_KEYS_REQ, &lk.base);
-    tc_expect_error(fd, "Bucket cannot be zero-length");
+    tc_send_expect_error(fd, PB_LIST_KEYS_REQ, &lk.base, "Bucket cannot be zero-length");
 
     Riak__RpbSetBucketReq sb = RIAK__RPB_SET_BUCKET_REQ__INIT;
     sb.has_bucket = 1;
     sb.bucket = BIN("b");
-    tc_send_frame(fd, PB_SET_BUCKET_REQ, &sb.base);
-    tc_expect_error(fd, "Missing required field: props");
+    tc_send_expect_error(fd, PB_SET_BUCKET_REQ, &sb.base, "Missing required field: props");
     tc_ping(fd);
     close(fd);
     stop_and_check();
@@ -619,34 +611,13 @@ Test(pb_conn, listening_on_a_port_in_use_fails_at_start)
 static node_t *node;
 static char data_dir[64];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* A port that was free a moment ago (the node link has no port 0). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void node_setup(void)
 {
     snprintf(data_dir, sizeof data_dir, "/tmp/cairn-pbconn-XXXXXX");
     cr_assert_not_null(mkdtemp(data_dir));
     node_config_t c;
     node_config_default(&c);
-    snprintf(c.nodename, sizeof c.nodename, "wire@127.0.0.1:%d", free_port());
+    snprintf(c.nodename, sizeof c.nodename, "wire@127.0.0.1:0"); /* a free node-link port */
     snprintf(c.data_dir, sizeof c.data_dir, "%s", data_dir);
     snprintf(c.log_file, sizeof c.log_file, "off");
     c.log_level = RT_LOG_WARN;
@@ -667,7 +638,7 @@ static void node_teardown(void)
     if (node)
         node_stop(node);
     node = NULL;
-    nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    node_test_rmtree(data_dir);
 }
 
 TestSuite(pb_node, .init = node_setup, .fini = node_teardown, .timeout = 60);
@@ -715,8 +686,7 @@ Test(pb_node, put_then_get_through_the_client_port)
 {
     int fd = tc_connect(port);
     put_value(fd, "b", "k", "hello");
-    reply_t r = tc_expect(fd, PB_PUT_RESP);
-    free(r.body);
+    tc_expect_ok(fd, PB_PUT_RESP);
     send_get(fd, "b", "k");
     expect_value(fd, "hello");
     send_get(fd, "b", "missing");
@@ -739,8 +709,7 @@ Test(pb_node, pipelined_kv_requests_are_answered_in_order)
     for (int i = 0; i < N; i++) {
         char val[16];
         snprintf(val, sizeof val, "v%d", i);
-        reply_t r = tc_expect(fd, PB_PUT_RESP);
-        free(r.body);
+        tc_expect_ok(fd, PB_PUT_RESP);
         expect_value(fd, val);
         tc_expect_empty(fd, PB_PING_RESP);
     }
@@ -755,8 +724,7 @@ Test(pb_node, list_keys_streams_until_done)
         char key[16];
         snprintf(key, sizeof key, "key%d", i);
         put_value(fd, "listed", key, "x");
-        reply_t r = tc_expect(fd, PB_PUT_RESP);
-        free(r.body);
+        tc_expect_ok(fd, PB_PUT_RESP);
     }
     Riak__RpbListKeysReq lk = RIAK__RPB_LIST_KEYS_REQ__INIT;
     lk.has_bucket = 1;
@@ -798,8 +766,7 @@ Test(pb_node, clients_vanishing_mid_request_disturb_no_one)
     }
     /* the abandoned writes were still applied or not; either way the node answers */
     put_value(good, "vanish", "after", "ok");
-    reply_t r = tc_expect(good, PB_PUT_RESP);
-    free(r.body);
+    tc_expect_ok(good, PB_PUT_RESP);
     send_get(good, "vanish", "after");
     expect_value(good, "ok");
     close(good);

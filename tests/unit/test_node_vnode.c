@@ -5,86 +5,20 @@
  * across restarts (dots never reused), and crashes on purpose (restarted with a new pid, data
  * intact, calls in flight end instead of hanging).
  */
-#include "node/kv.h"
-#include "node/vnode.h"
-#include "rt_test.h"
-#include "runtime/sup.h"
+#include "node_test.h"
 #include "storage/object.h"
-
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-/* Criterion's runner leaks a little of its own bookkeeping with --jobs (see test_store_ldb). */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
 
 #define Q 8
 #define NODE_ID 0xC0FFEE0012345678ull
 
 /* ---------------------------------------------------------------- fixture */
 
-static struct {
-    char dir[256];
-    node_config_t cfg;
-    kv_node_t kv;
-    rt_pid_t sup;
-    bool up;
-} fx;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void sup_start(void)
-{
-    cr_assert_eq(vnode_sup_start(&fx.kv, &fx.sup), 0);
-    fx.up = true;
-    for (uint32_t p = 0; p < Q; p++)
-        cr_assert(!rt_pid_is_nil(vnode_pid(&fx.kv, p)), "vnode %u has no pid", p);
-}
-
-static void sup_stop(void)
-{
-    if (!fx.up)
-        return;
-    rt_ref_t ref = rt_monitor(fx.sup);
-    rt_exit_signal(fx.sup, RT_R_SHUTDOWN);
-    cr_assert_neq(rt_test_wait_down(ref, 15000), -1, "vnode supervisor did not stop");
-    fx.up = false;
-    for (uint32_t p = 0; p < Q; p++)
-        cr_assert(rt_pid_is_nil(vnode_pid(&fx.kv, p)), "vnode %u still published", p);
-}
+static node_test_t fx;
 
 static void setup_kind(store_engine_kind_t kind)
 {
-    rt_test_start_n(2);
-    kv_register_msgs();
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/cairn-test-vnode-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir));
-    node_config_default(&fx.cfg);
-    snprintf(fx.cfg.nodename, sizeof fx.cfg.nodename, "test@127.0.0.1:0");
-    snprintf(fx.cfg.data_dir, sizeof fx.cfg.data_dir, "%s", fx.dir);
-    fx.cfg.ring_size = Q;
-    fx.cfg.storage = store_config_default(fx.cfg.data_dir);
-    fx.cfg.storage.kind = kind;
-    fx.cfg.storage.cache_bytes = 1u << 20;
-    memset(&fx.kv, 0, sizeof fx.kv);
-    fx.kv.cfg = &fx.cfg;
-    fx.kv.node_id = NODE_ID;
-    fx.kv.ring = ring_new_single(Q, fx.cfg.nodename);
-    cr_assert_not_null(fx.kv.ring);
-    cr_assert_eq(store_engine_new(&fx.cfg.storage, &fx.kv.engine), 0);
-    fx.kv.vnodes = vnode_table_new(Q);
-    sup_start();
+    node_test_setup(&fx, (node_test_opts_t){.what = "vnode", .q = Q, .vnodes = true,
+                                            .engine = kind, .node_id = NODE_ID});
 }
 
 static void setup_ldb(void) { setup_kind(STORE_ENGINE_LEVELDB); }
@@ -92,40 +26,41 @@ static void setup_mem(void) { setup_kind(STORE_ENGINE_MEMORY); }
 
 static void teardown(void)
 {
-    sup_stop();
-    rt_test_stop();
-    vnode_table_free(fx.kv.vnodes);
-    store_engine_free(fx.kv.engine);
-    ring_free(fx.kv.ring);
-    nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    node_test_teardown(&fx);
+}
+
+/* Stops and starts every vnode (they reopen their data). */
+static void restart_vnodes(void)
+{
+    node_test_stop_vnodes(&fx);
+    node_test_start_vnodes(&fx);
 }
 
 /* ---------------------------------------------------------------- requests */
-
-/* A heap copy of m that protobuf_c_message_free_unpacked can free (pack + unpack). */
-static ProtobufCMessage *clone_pb(const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(n + 1);
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
-    free(buf);
-    cr_assert_not_null(c);
-    return c;
-}
 
 static ProtobufCBinaryData bin(const char *s)
 {
     return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
 }
 
+/* Addresses a vnode request message: partition, bucket and key. */
+#define SET_PARTITION_BUCKET_KEY(req, p_, bucket_, key_)                                  \
+    do {                                                                                  \
+        (req).has_partition = 1;                                                          \
+        (req).partition = (p_);                                                           \
+        (req).has_bucket = 1;                                                             \
+        (req).bucket = bin(bucket_);                                                      \
+        (req).has_key = 1;                                                                \
+        (req).key = bin(key_);                                                            \
+    } while (0)
+
 /* Calls partition p's vnode; returns the reply message (caller frees). */
 static rt_msg_t *call_vnode(uint32_t p, uint32_t type, const ProtobufCMessage *req)
 {
     rt_msg_t *reply = NULL;
     int reason = 0;
-    int rc = rt_call_sync(vnode_pid(&fx.kv, p), rt_msg_pb(type, clone_pb(req), NULL), 5000,
-                          &reply, &reason);
+    int rc = rt_call_sync(vnode_pid(&fx.kv, p), rt_msg_pb(type, node_test_pb_clone(req), NULL),
+                          5000, &reply, &reason);
     cr_assert_eq(rc, 0, "call to vnode %u failed: %s (%s)", p, rt_strerror(rc),
                  rt_reason_str(reason));
     cr_assert_not_null(rt_msg_pb_get(reply));
@@ -173,12 +108,7 @@ static put_t put_at(uint32_t p, const char *bucket, const char *key, put_opts_t 
         props.sib_max = o.sib_max;
     }
     Cairn__Kv__VnodePutReq req = CAIRN__KV__VNODE_PUT_REQ__INIT;
-    req.has_partition = 1;
-    req.partition = p;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    req.has_key = 1;
-    req.key = bin(key);
+    SET_PARTITION_BUCKET_KEY(req, p, bucket, key);
     req.has_coordinate = 1;
     req.coordinate = o.coordinate;
     req.props = &props;
@@ -212,12 +142,7 @@ typedef struct {
 static get_t get_at(uint32_t p, const char *bucket, const char *key)
 {
     Cairn__Kv__VnodeGetReq req = CAIRN__KV__VNODE_GET_REQ__INIT;
-    req.has_partition = 1;
-    req.partition = p;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    req.has_key = 1;
-    req.key = bin(key);
+    SET_PARTITION_BUCKET_KEY(req, p, bucket, key);
     get_t out;
     out.msg = call_vnode(p, KV_MSG_VNODE_GET, &req.base);
     cr_assert_eq(out.msg->type, KV_MSG_VNODE_GET_RESP);
@@ -432,12 +357,7 @@ static rt_msg_t *reap(uint32_t p, const char *key, const store_vclock_t *clock, 
     if (clock)
         cr_assert_eq(store_vclock_encode(clock, &bytes, &len), 0);
     Cairn__Kv__VnodeReapReq req = CAIRN__KV__VNODE_REAP_REQ__INIT;
-    req.has_partition = 1;
-    req.partition = p;
-    req.has_bucket = 1;
-    req.bucket = bin("b");
-    req.has_key = 1;
-    req.key = bin(key);
+    SET_PARTITION_BUCKET_KEY(req, p, "b", key);
     req.has_clock = 1;
     req.clock = clock ? (ProtobufCBinaryData){len, bytes} : (ProtobufCBinaryData){raw_len, (uint8_t *)raw};
     rt_msg_t *m = call_vnode(p, KV_MSG_VNODE_REAP, &req.base);
@@ -504,8 +424,7 @@ Test(node_vnode, counter_lease_and_epoch_survive_restart)
         if (i)
             cr_assert_gt(before[i].counter, before[i - 1].counter, "the sequence is monotonic");
     }
-    sup_stop();
-    sup_start();
+    restart_vnodes();
     store_dot_t after = fresh_dot(2, "new-key");
     cr_assert_eq(memcmp(&after.actor, &before[0].actor, sizeof after.actor), 0,
                  "same epoch: the vnode's metadata survived");
@@ -515,21 +434,21 @@ Test(node_vnode, counter_lease_and_epoch_survive_restart)
     store_obj_free(o);
 
     /* losing the metadata means a new actor (fresh epoch), so no dot can repeat */
-    sup_stop();
+    node_test_stop_vnodes(&fx);
     char meta[512];
     snprintf(meta, sizeof meta, "%s/leveldb/2/CAIRN-VNODE", fx.dir);
     cr_assert_eq(unlink(meta), 0, "the metadata record is %s", meta);
-    sup_start();
+    node_test_start_vnodes(&fx);
     store_dot_t lost = fresh_dot(2, "another-key");
     cr_assert_gt(epoch_of(&lost.actor), epoch_of(&before[0].actor), "fresh epoch after loss");
 
     /* a corrupt record is not trusted either */
-    sup_stop();
+    node_test_stop_vnodes(&fx);
     FILE *f = fopen(meta, "w");
     cr_assert_not_null(f);
     fputs("cairn-vnode-meta 1 epoch=1 lease=5 check=0000000000000000\n", f);
     fclose(f);
-    sup_start();
+    node_test_start_vnodes(&fx);
     store_dot_t corrupt = fresh_dot(2, "third-key");
     cr_assert_gt(epoch_of(&corrupt.actor), epoch_of(&lost.actor));
 }
@@ -539,28 +458,27 @@ Test(node_vnode, lease_renews_past_its_block)
     /* more coordinated writes than one lease block would be slow here; instead, restart
      * twice and check each start moved the sequence past the previous lease */
     store_dot_t a = fresh_dot(6, "a");
-    sup_stop();
-    sup_start();
+    restart_vnodes();
     store_dot_t b = fresh_dot(6, "b");
-    sup_stop();
-    sup_start();
+    restart_vnodes();
     store_dot_t c = fresh_dot(6, "c");
     cr_assert_gt(b.counter, a.counter);
     cr_assert_gt(c.counter, b.counter);
     cr_assert_geq(c.counter - b.counter, 10000, "each start takes a new lease block");
 }
 
-static bool wait_new_pid(uint32_t p, rt_pid_t old, rt_pid_t *out)
+/* Crashes partition p's vnode on purpose, waits for it to die and for its supervisor to start
+ * a new one; returns the exit reason of the crashed one. */
+static int crash_and_wait_restart(uint32_t p)
 {
-    for (int i = 0; i < 500; i++) {
-        rt_pid_t now = vnode_pid(&fx.kv, p);
-        if (!rt_pid_is_nil(now) && !rt_pid_eq(now, old)) {
-            *out = now;
-            return true;
-        }
-        usleep(10000);
-    }
-    return false;
+    rt_pid_t old = vnode_pid(&fx.kv, p);
+    cr_assert(!rt_pid_is_nil(old), "vnode %u is not running", p);
+    rt_ref_t ref = rt_monitor(old);
+    node_test_crash_vnode(&fx, p);
+    int reason = rt_test_wait_down(ref, 5000);
+    cr_assert_neq(reason, -1, "vnode %u did not crash", p);
+    node_test_wait_restarted(&fx, p, old);
+    return reason;
 }
 
 Test(node_vnode, crash_restarts_with_new_pid_and_data_intact)
@@ -568,15 +486,8 @@ Test(node_vnode, crash_restarts_with_new_pid_and_data_intact)
     put_t pt = coord(4, "b", "k", "survives");
     rt_msg_free(pt.msg);
     rt_pid_t old = vnode_pid(&fx.kv, 4);
-    rt_ref_t ref = rt_monitor(old);
-    Cairn__Kv__VnodeCrashReq req = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-    req.has_partition = 1;
-    req.partition = 4;
-    rt_send(old, rt_msg_pb(KV_MSG_VNODE_CRASH, clone_pb(&req.base), NULL));
-    int reason = rt_test_wait_down(ref, 5000);
-    cr_assert(reason != -1 && reason != RT_R_NORMAL, "the vnode crashed (%d)", reason);
-    rt_pid_t now;
-    cr_assert(wait_new_pid(4, old, &now), "the supervisor restarted the vnode");
+    int reason = crash_and_wait_restart(4);
+    cr_assert_neq(reason, RT_R_NORMAL, "the vnode crashed (%d)", reason);
     cr_assert_eq(atomic_load(&fx.kv.stats.vnode_crashes), 1);
     store_obj_t *o = get_obj(4, "b", "k");
     cr_assert(has_value(o, "survives"));
@@ -585,7 +496,7 @@ Test(node_vnode, crash_restarts_with_new_pid_and_data_intact)
     /* a call to the dead pid ends at once instead of hanging */
     rt_msg_t *reply = NULL;
     Cairn__Kv__VnodeGetReq g = CAIRN__KV__VNODE_GET_REQ__INIT;
-    int rc = rt_call_sync(old, rt_msg_pb(KV_MSG_VNODE_GET, clone_pb(&g.base), NULL), 5000,
+    int rc = rt_call_sync(old, rt_msg_pb(KV_MSG_VNODE_GET, node_test_pb_clone(&g.base), NULL), 5000,
                           &reply, NULL);
     cr_assert_eq(rc, RT_EDOWN);
 }
@@ -594,16 +505,8 @@ Test(node_vnode, many_crashes_do_not_escalate)
 {
     put_t pt = coord(7, "b", "k", "v");
     rt_msg_free(pt.msg);
-    for (int i = 0; i < 40; i++) {
-        rt_pid_t old = vnode_pid(&fx.kv, 7);
-        cr_assert(!rt_pid_is_nil(old));
-        rt_ref_t ref = rt_monitor(old);
-        Cairn__Kv__VnodeCrashReq req = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-        rt_send(old, rt_msg_pb(KV_MSG_VNODE_CRASH, clone_pb(&req.base), NULL));
-        cr_assert_neq(rt_test_wait_down(ref, 5000), -1);
-        rt_pid_t now;
-        cr_assert(wait_new_pid(7, old, &now), "restart %d", i);
-    }
+    for (int i = 0; i < 40; i++)
+        crash_and_wait_restart(7);
     cr_assert(rt_is_alive(fx.sup), "the supervisor stayed up");
     cr_assert_eq(atomic_load(&fx.kv.stats.vnode_crashes), 40);
     store_obj_t *o = get_obj(7, "b", "k");
@@ -618,21 +521,18 @@ Test(node_vnode, requests_during_crashes_fail_or_succeed_never_hang)
 {
     int ok = 0, failed = 0;
     for (int i = 0; i < 200; i++) {
-        if (i % 20 == 0) {
-            Cairn__Kv__VnodeCrashReq req = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-            rt_pid_t pid = vnode_pid(&fx.kv, 3);
-            if (!rt_pid_is_nil(pid))
-                rt_send(pid, rt_msg_pb(KV_MSG_VNODE_CRASH, clone_pb(&req.base), NULL));
-        }
+        if (i % 20 == 0)
+            node_test_crash_vnode(&fx, 3);
         Cairn__Kv__VnodeGetReq g = CAIRN__KV__VNODE_GET_REQ__INIT;
         g.has_bucket = g.has_key = 1;
         g.bucket = bin("b");
         g.key = bin("k");
         rt_msg_t *reply = NULL;
         rt_pid_t pid = vnode_pid(&fx.kv, 3);
-        int rc = rt_pid_is_nil(pid) ? RT_ENOPROC
-                                    : rt_call_sync(pid, rt_msg_pb(KV_MSG_VNODE_GET, clone_pb(&g.base), NULL),
-                                                   2000, &reply, NULL);
+        int rc = RT_ENOPROC;
+        if (!rt_pid_is_nil(pid))
+            rc = rt_call_sync(pid, rt_msg_pb(KV_MSG_VNODE_GET, node_test_pb_clone(&g.base), NULL),
+                              2000, &reply, NULL);
         cr_assert_neq(rc, RT_ETIMEDOUT, "a request hung");
         if (rc == 0) {
             ok++;
@@ -650,8 +550,7 @@ Test(node_vnode, sync_interval_timer_keeps_serving)
 {
     fx.cfg.storage.sync = STORE_SYNC_INTERVAL;
     fx.cfg.storage.sync_interval_ms = 5;
-    sup_stop();
-    sup_start();
+    restart_vnodes();
     for (int i = 0; i < 10; i++) {
         char key[16];
         snprintf(key, sizeof key, "s%d", i);
@@ -683,13 +582,7 @@ Test(node_vnode_mem, round_trip_and_siblings)
 Test(node_vnode_mem, restart_takes_a_fresh_epoch)
 {
     store_dot_t a = fresh_dot(1, "a");
-    rt_pid_t old = vnode_pid(&fx.kv, 1);
-    rt_ref_t ref = rt_monitor(old);
-    Cairn__Kv__VnodeCrashReq req = CAIRN__KV__VNODE_CRASH_REQ__INIT;
-    rt_send(old, rt_msg_pb(KV_MSG_VNODE_CRASH, clone_pb(&req.base), NULL));
-    cr_assert_neq(rt_test_wait_down(ref, 5000), -1);
-    rt_pid_t now;
-    cr_assert(wait_new_pid(1, old, &now));
+    crash_and_wait_restart(1);
     get_t g = get_at(1, "dots", "a");
     cr_assert_eq(g.r->status, CAIRN__KV__STATUS__NOTFOUND, "memory keeps nothing across a restart");
     rt_msg_free(g.msg);
