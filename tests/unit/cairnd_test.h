@@ -38,16 +38,7 @@
 #define CT_STOP_MS 15000  /* SIGTERM to exit */
 #define CT_RUN_MS 60000   /* a program run to completion (cairn-admin, cairn, cairnd --help) */
 
-#ifndef CAIRN_TEST_LSAN_SUPPRESSIONS
-#define CAIRN_TEST_LSAN_SUPPRESSIONS
-/* Criterion 2.4.1's runner leaks some of its own bookkeeping with --jobs 2 (inside
- * libcriterion, after every test passed); only leaks whose stack is inside it are ignored. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
-#endif
+#include "criterion_lsan.h"
 
 /* ---------------------------------------------------------------- small things */
 

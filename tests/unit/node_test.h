@@ -24,16 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef CAIRN_TEST_LSAN_SUPPRESSIONS
-#define CAIRN_TEST_LSAN_SUPPRESSIONS
-/* Criterion 2.4.1's runner leaks some of its own bookkeeping with --jobs 2 (inside
- * libcriterion, after every test passed); only leaks whose stack is inside it are ignored. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
-#endif
+#include "criterion_lsan.h"
 
 typedef struct node_test {
     char dir[256];      /* the data dir: made by node_test_setup, removed by node_test_teardown */
