@@ -639,6 +639,7 @@ static const conf_key_t keys[] = {
     /* runtime */
     NUM("runtime.schedulers", schedulers, 0, 1024),
     NUM("runtime.workers", workers, 1, 256),
+    NUM("runtime.idle_spin", idle_spin, 0, 1000000),
     /* storage */
     SPECIAL("storage.backend", storage.kind, set_backend, print_backend),
     SPECIAL("storage.sync", storage.sync, set_sync, print_sync),
@@ -699,6 +700,7 @@ void node_config_default(node_config_t *c)
     c->log_level = RT_LOG_INFO;
     c->schedulers = 0;
     c->workers = 4;
+    c->idle_spin = 100;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
     c->storage.sync_interval_ms = 1000;
     c->max_frame_bytes = 64u << 20;

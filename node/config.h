@@ -56,6 +56,7 @@ typedef struct node_config_s {
     /* runtime */
     unsigned schedulers;                 /* 0: one per CPU */
     unsigned workers;                    /* worker pool threads, default 4 */
+    unsigned idle_spin;                  /* scheduler idle spin rounds (rt_config_t) */
 
     /* storage */
     store_config_t storage;              /* backend, cache, write buffer, bloom, sync */

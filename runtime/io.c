@@ -71,6 +71,9 @@ typedef struct slot {
     rt_res_t lease_res;
     rt_pid_t lease_pid;
     size_t send_queue;  /* bytes handed to rt_sock_send, not yet written */
+    int wfd;            /* connected: the fd rt_sock_send may write to directly; else -1.
+                         * Written under S.mx and wmx both; read under either. */
+    pthread_mutex_t wmx;/* held across a direct write (a zeroed mutex is a valid one) */
     int local_port;
     uint32_t next_free;
 } slot_t;
@@ -132,7 +135,9 @@ static int slot_alloc(sock_t *k, rt_pid_t owner, bool listener, rt_sock_t *out)
     }
     slot_t *s = slot_at(idx);
     uint32_t gen = s->gen;
-    *s = (slot_t){.gen = gen, .used = true, .listener = listener, .sock = k, .owner = owner};
+    pthread_mutex_t wmx = s->wmx; /* the slot's lifetime mutex survives reuse */
+    *s = (slot_t){.gen = gen, .used = true, .listener = listener, .sock = k, .owner = owner,
+                  .wfd = -1, .wmx = wmx};
     S.count++;
     k->id = *out = id_of(idx);
     return 0;
@@ -144,6 +149,9 @@ static void slot_retire(slot_t *s)
     if (!s->used)
         return;
     s->used = false;
+    pthread_mutex_lock(&s->wmx); /* waits out a direct write in progress */
+    s->wfd = -1;
+    pthread_mutex_unlock(&s->wmx);
     if (s->unclaimed)
         S.unclaimed--;
     s->unclaimed = false;
@@ -409,10 +417,17 @@ static void record_local_port(sock_t *k)
     if (uv_tcp_getsockname(&k->tcp, (struct sockaddr *)&ss, &len) == 0)
         port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uv_os_fd_t fd = -1;
+    if (uv_fileno((uv_handle_t *)&k->tcp, &fd) != 0)
+        fd = -1;
     pthread_mutex_lock(&S.mx);
     slot_t *s = slot_get(k->id);
-    if (s)
+    if (s && s->used) {
         s->local_port = port;
+        pthread_mutex_lock(&s->wmx);
+        s->wfd = fd; /* valid until the slot is retired: the handle closes only after that */
+        pthread_mutex_unlock(&s->wmx);
+    }
     pthread_mutex_unlock(&S.mx);
 }
 
@@ -763,6 +778,8 @@ int rt_sock_send(rt_sock_t sock, const void *data, size_t len)
     if (len > UINT32_MAX)
         return RT_EINVAL; /* one uv_buf_t */
     int rc = 0;
+    size_t done = 0;
+    slot_t *direct = NULL;
     pthread_mutex_lock(&S.mx);
     slot_t *s = slot_live(sock);
     if (!s)
@@ -771,11 +788,39 @@ int rt_sock_send(rt_sock_t sock, const void *data, size_t len)
         rc = RT_EINVAL;
     else {
         claim_if_owner(s, sock);
-        s->send_queue += len;
+        /* Fast path: nothing queued on the loop for this socket, so a direct non-blocking
+         * write from this thread keeps the byte order and saves the hop to the loop thread
+         * and back (the usual case for a request/response protocol; a socket has one
+         * sender, its owner). The fd stays open while we hold wmx: a socket is retired
+         * (wfd = -1 under wmx) before its handle closes. */
+        if (s->wfd >= 0 && s->send_queue == 0 && len > 0) {
+            direct = s;
+            pthread_mutex_lock(&s->wmx); /* lock order: S.mx, then wmx */
+        } else {
+            s->send_queue += len;
+        }
     }
     pthread_mutex_unlock(&S.mx);
-    if (rc == 0 && len > 0)
-        post(OP_WRITE, sock, 0, data, len);
+    if (direct) {
+        if (direct->wfd >= 0) {
+            ssize_t n = send(direct->wfd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n > 0)
+                done = (size_t)n;
+        }
+        pthread_mutex_unlock(&direct->wmx);
+        if (done < len) {
+            /* What the kernel did not take (or an error, which the loop's write then
+             * reports as an ERROR event) goes the usual way, still in order. */
+            pthread_mutex_lock(&S.mx);
+            if ((s = slot_live(sock)) != NULL)
+                s->send_queue += len - done;
+            else
+                done = len; /* closed meanwhile: nothing more to write */
+            pthread_mutex_unlock(&S.mx);
+        }
+    }
+    if (rc == 0 && len > done)
+        post(OP_WRITE, sock, 0, (const char *)data + done, len - done);
     return rc;
 }
 

@@ -315,6 +315,10 @@ typedef struct rt_config {
     unsigned slice_us;       /* max time per process turn (default 100 µs) */
     uint32_t max_procs;      /* process table size (default 1 << 22) */
     unsigned workers;        /* blocking-work threads (default 4) */
+    unsigned idle_spin;      /* rounds an idle scheduler spins before it sleeps (default
+                              * 2000, ~100-300 µs: lowest wake-up latency; fewer rounds
+                              * leave more CPU to other threads on a busy host; 0: sleep
+                              * at once) */
     /* Distribution (runtime/dist.h); node_name NULL: not distributed. */
     const char *node_name;   /* "name@host:port"; the node listens on host:port (port 0:
                               * a free one, and rt_node_self() names the bound port) */

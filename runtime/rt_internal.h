@@ -215,7 +215,7 @@ extern _Thread_local rt_tls_t rt__tls;
 /* ------------------------------------------------------------------ schedulers */
 
 void rt__make_runnable(rt_proc_t *p);       /* p->sched was just won by the caller */
-int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us);
+int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin);
 void rt__sched_stop(void);
 bool rt__on_scheduler(void);
 void rt__run_init(rt_proc_t *p, void *arg, int *reason); /* runs beh->init under a jump */

@@ -17,6 +17,7 @@ void rt_config_default(rt_config_t *c)
     c->slice_us = 100;
     c->max_procs = 1u << 22;
     c->workers = 4;
+    c->idle_spin = 2000;
     c->heartbeat_ms = 1000;
     c->net_timeout_ms = 4000;
 }
@@ -52,7 +53,7 @@ int rt_start(const rt_config_t *cfg)
     rt__timers_init();
     int rc = rt__loop_start();
     if (rc == 0)
-        rc = rt__sched_start(c.schedulers, c.batch, c.slice_us);
+        rc = rt__sched_start(c.schedulers, c.batch, c.slice_us, c.idle_spin);
     if (rc == 0 && (rc = rt__work_start(c.workers)) != 0)
         rt__sched_stop();
     if (rc != 0) {

@@ -22,7 +22,6 @@
 #include <time.h>
 
 #define STREAK_MAX 16
-#define SPIN_ROUNDS 2000
 
 typedef struct rt_sched {
     unsigned index;
@@ -42,6 +41,7 @@ static struct {
     rt_sched_t *s;
     unsigned n;
     unsigned batch;
+    unsigned spin_rounds; /* idle rounds before sleeping (rt_config_t.idle_spin) */
     uint64_t slice_ns;
     atomic_int stop;
     atomic_int n_sleeping;
@@ -331,7 +331,7 @@ static void *sched_main(void *arg)
             if (idle == 0)
                 atomic_store_explicit(&s->idle, 1, memory_order_relaxed);
             rt__dist_flush_thread();
-            if (++idle < SPIN_ROUNDS) {
+            if (++idle < S.spin_rounds) {
                 /* Every 8th round, let another runnable thread have this CPU: with more
                  * threads than cores (the loop thread reading node sockets, a second node
                  * on the same host), a pure pause-spin holds the core that would produce
@@ -360,10 +360,11 @@ static void *sched_main(void *arg)
     return NULL;
 }
 
-int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us)
+int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin)
 {
     memset(&S, 0, sizeof S);
     S.n = n;
+    S.spin_rounds = idle_spin;
     S.batch = batch ? batch : 64;
     S.slice_ns = (uint64_t)slice_us * 1000;
     S.s = rt__xcalloc(n, sizeof(rt_sched_t));
