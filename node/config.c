@@ -28,9 +28,7 @@
 
 /* ---------------------------------------------------------------- errors */
 
-static int reason(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int reason(char *err, size_t errlen, const char *fmt, ...)
+int node_errorf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -242,7 +240,7 @@ static int check_range(const conf_key_t *k, uint64_t v, const char *shown,
     char lo[32], hi[32];
     show(lo, sizeof lo, k->min);
     show(hi, sizeof hi, k->max);
-    return reason(err, errlen, "%s is out of range (%s..%s)", shown, lo, hi);
+    return node_errorf(err, errlen, "%s is out of range (%s..%s)", shown, lo, hi);
 }
 
 /* --- numbers */
@@ -252,7 +250,7 @@ static int parse_ranged_uint(const conf_key_t *k, const char *v, uint64_t *x, ch
                              size_t errlen)
 {
     if (!parse_uint(v, x))
-        return reason(err, errlen, "'%s' is not a whole number", v);
+        return node_errorf(err, errlen, "'%s' is not a whole number", v);
     return check_range(k, *x, v, print_number, err, errlen);
 }
 
@@ -288,7 +286,7 @@ static int set_size(node_config_t *c, const conf_key_t *k, const char *v, char *
 {
     uint64_t x;
     if (!parse_size(v, &x))
-        return reason(err, errlen, "'%s' is not a size (e.g. 4096, 512KB, 64MB, 1GB)", v);
+        return node_errorf(err, errlen, "'%s' is not a size (e.g. 4096, 512KB, 64MB, 1GB)", v);
     if (check_range(k, x, v, print_size, err, errlen))
         return -1;
     store_uint(field(c, k), k->width, x);
@@ -307,7 +305,7 @@ static int set_duration(node_config_t *c, const conf_key_t *k, const char *v, ch
     if (k->min == 0 && !strcasecmp(v, "off"))
         x = 0;
     else if (!parse_duration_ms(v, &x))
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "'%s' is not a duration (a number with a unit: 500ms, 10s, 5m, 1h, 1d)", v);
     if (check_range(k, x, v, print_duration, err, errlen))
         return -1;
@@ -333,10 +331,10 @@ static int set_seconds(node_config_t *c, const conf_key_t *k, const char *v, cha
         /* seconds */
     } else if (parse_duration_ms(v, &ms)) {
         if (ms % 1000)
-            return reason(err, errlen, "'%s' is not a whole number of seconds", v);
+            return node_errorf(err, errlen, "'%s' is not a whole number of seconds", v);
         x = ms / 1000;
     } else {
-        return reason(err, errlen, "'%s' is not a duration (seconds, or 20s, 30m, 1d)", v);
+        return node_errorf(err, errlen, "'%s' is not a duration (seconds, or 20s, 30m, 1d)", v);
     }
     if (check_range(k, x, v, print_number, err, errlen))
         return -1;
@@ -352,7 +350,7 @@ static void print_seconds(const node_config_t *c, const conf_key_t *k, char *buf
 static int set_bool(node_config_t *c, const conf_key_t *k, const char *v, char *err, size_t errlen)
 {
     if (!parse_bool(v, (bool *)field(c, k)))
-        return reason(err, errlen, "'%s' is not a boolean (on, off, true, false)", v);
+        return node_errorf(err, errlen, "'%s' is not a boolean (on, off, true, false)", v);
     return 0;
 }
 static void print_bool(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
@@ -373,10 +371,10 @@ static int set_quorum(node_config_t *c, const conf_key_t *k, const char *v, char
     else if (!strcasecmp(v, "all"))
         q = NODE_QUORUM_ALL;
     else if (!strcasecmp(v, "default"))
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "'default' means this very setting; give a number, one, quorum or all");
     else if (!parse_uint(v, &x))
-        return reason(err, errlen, "'%s' is not a quorum (a number, one, quorum or all)", v);
+        return node_errorf(err, errlen, "'%s' is not a quorum (a number, one, quorum or all)", v);
     else if (check_range(k, x, v, print_number, err, errlen))
         return -1;
     else
@@ -393,9 +391,9 @@ static void print_quorum_key(const node_config_t *c, const conf_key_t *k, char *
 static int set_str(node_config_t *c, const conf_key_t *k, const char *v, char *err, size_t errlen)
 {
     if (!*v)
-        return reason(err, errlen, "empty value");
+        return node_errorf(err, errlen, "empty value");
     if (strlen(v) >= k->width)
-        return reason(err, errlen, "too long (at most %zu bytes)", k->width - 1);
+        return node_errorf(err, errlen, "too long (at most %zu bytes)", k->width - 1);
     snprintf((char *)field(c, k), k->width, "%s", v);
     return 0;
 }
@@ -411,10 +409,10 @@ static int parse_host_port(const char *host, const char *portp, uint64_t *port, 
                            size_t errlen)
 {
     if (!ip_literal_ok(host))
-        return reason(err, errlen, "host '%s' is not an IP address (host names are not resolved)",
+        return node_errorf(err, errlen, "host '%s' is not an IP address (host names are not resolved)",
                       host);
     if (!parse_uint(portp, port) || *port > 65535)
-        return reason(err, errlen, "port '%s' is not in 0..65535 (0: any free port)", portp);
+        return node_errorf(err, errlen, "port '%s' is not in 0..65535 (0: any free port)", portp);
     return 0;
 }
 
@@ -424,12 +422,12 @@ static int set_nodename(node_config_t *c, const conf_key_t *k, const char *v, ch
     size_t len = strlen(v);
     const char *at = strchr(v, '@'), *colon = strrchr(v, ':');
     if (!at || at == v || !colon || colon < at)
-        return reason(err, errlen, "'%s' is not name@host:port (e.g. cairn@127.0.0.1:8086)", v);
+        return node_errorf(err, errlen, "'%s' is not name@host:port (e.g. cairn@127.0.0.1:8086)", v);
     if (len >= sizeof c->nodename)
-        return reason(err, errlen, "too long (at most %zu bytes)", sizeof c->nodename - 1);
+        return node_errorf(err, errlen, "too long (at most %zu bytes)", sizeof c->nodename - 1);
     for (const char *p = v; p < at; p++)
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
-            return reason(err, errlen,
+            return node_errorf(err, errlen,
                           "the name part '%.*s' may hold only letters, digits, '_', '-' and '.'",
                           (int)(at - v), v);
     char host[256];
@@ -451,7 +449,7 @@ static int set_listener(node_config_t *c, const conf_key_t *k, const char *v, ch
     if (v[0] == '[') { /* [v6]:port */
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':' || (size_t)(close - v - 1) >= sizeof host)
-            return reason(err, errlen, "'%s' is not host:port (IPv6: [::1]:8087)", v);
+            return node_errorf(err, errlen, "'%s' is not host:port (IPv6: [::1]:8087)", v);
         memcpy(host, v + 1, (size_t)(close - v - 1));
         host[close - v - 1] = 0;
         portp = close + 2;
@@ -459,7 +457,7 @@ static int set_listener(node_config_t *c, const conf_key_t *k, const char *v, ch
         const char *colon = strrchr(v, ':');
         if (!colon || colon == v || (size_t)(colon - v) >= sizeof host ||
             memchr(v, ':', (size_t)(colon - v)))
-            return reason(err, errlen, "'%s' is not host:port (e.g. 127.0.0.1:8087)", v);
+            return node_errorf(err, errlen, "'%s' is not host:port (e.g. 127.0.0.1:8087)", v);
         memcpy(host, v, (size_t)(colon - v));
         host[colon - v] = 0;
         portp = colon + 1;
@@ -468,7 +466,7 @@ static int set_listener(node_config_t *c, const conf_key_t *k, const char *v, ch
     if (parse_host_port(host, portp, &port, err, errlen))
         return -1;
     if (strlen(host) >= sizeof c->client_host) /* an IP literal always fits: defensive */
-        return reason(err, errlen, "host '%s' is too long", host);
+        return node_errorf(err, errlen, "host '%s' is too long", host);
     memcpy(c->client_host, host, strlen(host) + 1);
     c->client_port = (int)port;
     return 0;
@@ -486,7 +484,7 @@ static int set_ring_size(node_config_t *c, const conf_key_t *k, const char *v, c
 {
     uint64_t x;
     if (!parse_uint(v, &x) || x < 1 || x > RING_MAX_Q || (x & (x - 1)))
-        return reason(err, errlen, "'%s' is not a power of two in 1..%u", v, RING_MAX_Q);
+        return node_errorf(err, errlen, "'%s' is not a power of two in 1..%u", v, RING_MAX_Q);
     c->ring_size = (uint32_t)x;
     return 0;
 }
@@ -496,12 +494,12 @@ static int set_cookie(node_config_t *c, const conf_key_t *k, const char *v, char
 {
     size_t len = strlen(v);
     if (len == 0)
-        return reason(err, errlen, "empty value");
+        return node_errorf(err, errlen, "empty value");
     if (len >= sizeof c->cookie)
-        return reason(err, errlen, "too long (at most %zu bytes)", sizeof c->cookie - 1);
+        return node_errorf(err, errlen, "too long (at most %zu bytes)", sizeof c->cookie - 1);
     for (const char *p = v; *p; p++)
         if (!isgraph((unsigned char)*p))
-            return reason(err, errlen, "may hold only printable characters without spaces");
+            return node_errorf(err, errlen, "may hold only printable characters without spaces");
     memcpy(c->cookie, v, len + 1);
     return 0;
 }
@@ -520,7 +518,7 @@ static int set_log_level(node_config_t *c, const conf_key_t *k, const char *v, c
         c->log_level = RT_LOG_WARN;
         return 0;
     }
-    return reason(err, errlen, "'%s' is not a log level (debug, info, warning, error, none)", v);
+    return node_errorf(err, errlen, "'%s' is not a log level (debug, info, warning, error, none)", v);
 }
 static void print_log_level(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
@@ -532,7 +530,7 @@ static int set_log_file(node_config_t *c, const conf_key_t *k, const char *v, ch
                         size_t errlen)
 {
     if (!*v)
-        return reason(err, errlen, "empty value (use 'off' for no log file)");
+        return node_errorf(err, errlen, "empty value (use 'off' for no log file)");
     return set_str(c, k, v, err, errlen);
 }
 static void print_log_file(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
@@ -551,7 +549,7 @@ static int set_backend(node_config_t *c, const conf_key_t *k, const char *v, cha
     else if (!strcasecmp(v, "memory"))
         c->storage.kind = STORE_ENGINE_MEMORY;
     else
-        return reason(err, errlen, "'%s' is not a backend (leveldb, memory)", v);
+        return node_errorf(err, errlen, "'%s' is not a backend (leveldb, memory)", v);
     return 0;
 }
 static void print_backend(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
@@ -568,7 +566,7 @@ static int set_sync(node_config_t *c, const conf_key_t *k, const char *v, char *
     else if (!strcasecmp(v, "interval"))
         c->storage.sync = STORE_SYNC_INTERVAL;
     else
-        return reason(err, errlen, "'%s' is not a sync mode (none, always, interval)", v);
+        return node_errorf(err, errlen, "'%s' is not a sync mode (none, always, interval)", v);
     return 0;
 }
 static void print_sync(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
@@ -591,9 +589,9 @@ static int set_delete_mode(node_config_t *c, const conf_key_t *k, const char *v,
         return 0;
     }
     if (!parse_uint(v, &ms) && !parse_duration_ms(v, &ms)) /* a plain number is ms, as in Riak */
-        return reason(err, errlen, "'%s' is not keep, immediate, or a delay (3000, 3s)", v);
+        return node_errorf(err, errlen, "'%s' is not keep, immediate, or a delay (3000, 3s)", v);
     if (ms < k->min || ms > k->max)
-        return reason(err, errlen, "delay %s is out of range (1ms..1d; use 'immediate' for none)",
+        return node_errorf(err, errlen, "delay %s is out of range (1ms..1d; use 'immediate' for none)",
                       v);
     c->delete_mode = DELETE_MODE_DELAY;
     c->delete_delay_ms = (uint32_t)ms;
@@ -774,7 +772,7 @@ static const conf_key_t *find_key(const char *name)
 int node_config_set(node_config_t *c, const char *key, const char *value, char *err, size_t errlen)
 {
     if (!key || !*key)
-        return reason(err, errlen, "empty key");
+        return node_errorf(err, errlen, "empty key");
     const conf_key_t *k = find_key(key);
     if (!k) {
         const char *best = NULL;
@@ -788,11 +786,11 @@ int node_config_set(node_config_t *c, const char *key, const char *value, char *
         }
         size_t limit = strlen(key) / 4 > 2 ? strlen(key) / 4 : 2;
         if (best && best_d <= limit)
-            return reason(err, errlen, "unknown key (did you mean '%s'?)", best);
-        return reason(err, errlen, "unknown key (see docs/configuration.md)");
+            return node_errorf(err, errlen, "unknown key (did you mean '%s'?)", best);
+        return node_errorf(err, errlen, "unknown key (see docs/configuration.md)");
     }
     if (!value || !*value)
-        return reason(err, errlen, "empty value");
+        return node_errorf(err, errlen, "empty value");
     return k->set(c, k, value, err, errlen);
 }
 
@@ -820,7 +818,7 @@ int node_config_load(node_config_t *c, const char *path, char *err, size_t errle
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return reason(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return node_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -829,7 +827,7 @@ int node_config_load(node_config_t *c, const char *path, char *err, size_t errle
     while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (memchr(line, 0, (size_t)got)) {
-            rc = reason(err, errlen, "%s:%u: a NUL byte in the file (not a text file?)", path,
+            rc = node_errorf(err, errlen, "%s:%u: a NUL byte in the file (not a text file?)", path,
                         lineno);
             break;
         }
@@ -839,23 +837,23 @@ int node_config_load(node_config_t *c, const char *path, char *err, size_t errle
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = reason(err, errlen, "%s:%u: %.64s: expected 'key = value'", path, lineno, s);
+            rc = node_errorf(err, errlen, "%s:%u: %.64s: expected 'key = value'", path, lineno, s);
             break;
         }
         *eq = 0;
         char *key = trim(s), *value = trim(eq + 1);
         char why[512];
         if (!*key) {
-            rc = reason(err, errlen, "%s:%u: a line with '=' but no key", path, lineno);
+            rc = node_errorf(err, errlen, "%s:%u: a line with '=' but no key", path, lineno);
             break;
         }
         if (node_config_set(c, key, value, why, sizeof why) != 0) {
-            rc = reason(err, errlen, "%s:%u: %.128s: %s", path, lineno, key, why);
+            rc = node_errorf(err, errlen, "%s:%u: %.128s: %s", path, lineno, key, why);
             break;
         }
     }
     if (rc == 0 && ferror(f))
-        rc = reason(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = node_errorf(err, errlen, "%s: read error: %s", path, strerror(errno));
     free(line);
     fclose(f);
     return rc;
@@ -870,7 +868,7 @@ static int check_quorum(const node_config_t *c, const char *name, uint32_t q, ch
     if (q >= NODE_QUORUM_DEFAULT) /* symbolic: resolved against N per request */
         return 0;
     if (q > n)
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "buckets.default.%s: %" PRIu32
                       " is larger than buckets.default.n_val (%" PRIu32 ")",
                       name, q, n);
@@ -891,9 +889,9 @@ int node_config_validate(const node_config_t *c, char *err, size_t errlen)
 {
     const node_bucket_defaults_t *b = &c->bucket_defaults;
     if (!c->data_dir[0])
-        return reason(err, errlen, "platform_data_dir: empty");
+        return node_errorf(err, errlen, "platform_data_dir: empty");
     if (b->n_val > c->ring_size)
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "buckets.default.n_val: %" PRIu32 " is larger than ring_size (%" PRIu32
                       "): the replicas of a key are distinct partitions",
                       b->n_val, c->ring_size);
@@ -906,15 +904,15 @@ int node_config_validate(const node_config_t *c, char *err, size_t errlen)
         if (check_quorum(c, quorums[i].name, quorums[i].v, err, errlen))
             return -1;
     if (c->object_max_bytes > c->max_frame_bytes)
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "object.size.maximum: larger than protobuf.max_frame_size, so such "
                       "objects could never be written");
     if (same_endpoint(c))
-        return reason(err, errlen,
+        return node_errorf(err, errlen,
                       "listener.protobuf: %s:%d is also the node link address in nodename",
                       c->client_host, c->client_port);
     if (c->ring_size == 0 || c->ring_size > RING_MAX_Q || (c->ring_size & (c->ring_size - 1)))
-        return reason(err, errlen, "ring_size: %" PRIu32 " is not a power of two in 1..%u",
+        return node_errorf(err, errlen, "ring_size: %" PRIu32 " is not a power of two in 1..%u",
                       c->ring_size, RING_MAX_Q);
     return 0;
 }

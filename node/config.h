@@ -83,6 +83,11 @@ typedef struct node_config_s {
     node_bucket_defaults_t bucket_defaults;
 } node_config_t;
 
+/* Writes the printf-formatted reason into err[0..errlen) (if err) and returns -1: the error
+ * convention of the node's parsers and start-up code. */
+int node_errorf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Fills c with every default (data_dir "./data"). */
 void node_config_default(node_config_t *c);
 

@@ -56,19 +56,6 @@ struct node_s {
     rt_sup_spec_t vnode_sup_spec, vnodes_spec, top_spec;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------- the data dir */
 
 /* mkdir -p */
@@ -81,7 +68,7 @@ static int make_dirs(const char *path, char *err, size_t errlen)
             char saved = *p;
             *p = 0;
             if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return fail(err, errlen, "platform_data_dir: cannot create %s: %s", buf,
+                return node_errorf(err, errlen, "platform_data_dir: cannot create %s: %s", buf,
                             strerror(errno));
             *p = saved;
             if (!saved)
@@ -90,7 +77,7 @@ static int make_dirs(const char *path, char *err, size_t errlen)
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "platform_data_dir: %s is not a directory", path);
+        return node_errorf(err, errlen, "platform_data_dir: %s is not a directory", path);
     return 0;
 }
 
@@ -102,14 +89,14 @@ static int lock_data_dir(node_t *n, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/cairnd.lock", n->cfg.data_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return fail(err, errlen, "platform_data_dir: cannot open %s: %s", path, strerror(errno));
+        return node_errorf(err, errlen, "platform_data_dir: cannot open %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         char pid[32] = "";
         ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
         pid[got > 0 ? got : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
-        return fail(err, errlen, "platform_data_dir: %s is in use by another cairnd%s%s%s",
+        return node_errorf(err, errlen, "platform_data_dir: %s is in use by another cairnd%s%s%s",
                     n->cfg.data_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
     }
     char text[32];
@@ -138,7 +125,7 @@ static int read_cookie(const char *path, char *out, size_t outlen, char *err, si
     if (fd < 0)
         return errno == ENOENT
                    ? 1
-                   : fail(err, errlen, "cookie: cannot open %s: %s", path, strerror(errno));
+                   : node_errorf(err, errlen, "cookie: cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) == 0 && (st.st_mode & 077))
         rt_warn("cookie file %s is readable by other users (mode %03o): chmod 600 it", path,
@@ -147,12 +134,12 @@ static int read_cookie(const char *path, char *out, size_t outlen, char *err, si
     ssize_t got = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (got < 0)
-        return fail(err, errlen, "cookie: cannot read %s: %s", path, strerror(errno));
+        return node_errorf(err, errlen, "cookie: cannot read %s: %s", path, strerror(errno));
     buf[got] = 0;
     size_t len = strcspn(buf, "\r\n");
     buf[len] = 0;
     if ((size_t)got >= sizeof buf - 1 || len >= outlen || !cookie_text_ok(buf))
-        return fail(err, errlen,
+        return node_errorf(err, errlen,
                     "cookie: %s must hold one line of 1..%zu printable characters "
                     "without spaces",
                     path, outlen - 1);
@@ -165,20 +152,20 @@ static int write_new_cookie(const char *path, char *out, size_t outlen, char *er
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"; /* 32: 5 bits a char */
     unsigned char rnd[32];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        return fail(err, errlen, "cookie: no randomness available: %s", strerror(errno));
+        return node_errorf(err, errlen, "cookie: no randomness available: %s", strerror(errno));
     char cookie[sizeof rnd + 2];
     for (size_t i = 0; i < sizeof rnd; i++)
         cookie[i] = alphabet[rnd[i] & 31];
     cookie[sizeof rnd] = '\n';
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(err, errlen, "cookie: cannot create %s: %s", path, strerror(errno));
+        return node_errorf(err, errlen, "cookie: cannot create %s: %s", path, strerror(errno));
     bool ok = write(fd, cookie, sizeof rnd + 1) == (ssize_t)(sizeof rnd + 1) && fsync(fd) == 0;
     int e = errno;
     close(fd);
     if (!ok) {
         unlink(path);
-        return fail(err, errlen, "cookie: cannot write %s: %s", path, strerror(e));
+        return node_errorf(err, errlen, "cookie: cannot write %s: %s", path, strerror(e));
     }
     cookie[sizeof rnd] = 0;
     snprintf(out, outlen, "%s", cookie);
@@ -210,21 +197,21 @@ static int load_ring(node_t *n, char *err, size_t errlen)
     if (rc == RING_ENOENT) {
         r = ring_new_single(n->cfg.ring_size, n->cfg.nodename);
         if (!r)
-            return fail(err, errlen, "ring_size: cannot build a ring of %" PRIu32 " partitions",
+            return node_errorf(err, errlen, "ring_size: cannot build a ring of %" PRIu32 " partitions",
                         n->cfg.ring_size);
         if (ring_save(r, path, why, sizeof why) != 0) {
             ring_free(r);
-            return fail(err, errlen, "ring: %s", why);
+            return node_errorf(err, errlen, "ring: %s", why);
         }
         rt_info("created a ring of %" PRIu32 " partitions in %s", n->cfg.ring_size, path);
     } else if (rc != 0) {
-        return fail(err, errlen,
+        return node_errorf(err, errlen,
                     "ring: %s (move it away to start over; the data is laid out by its partitions)",
                     why);
     } else if (ring_size(r) != n->cfg.ring_size) {
         uint32_t stored = ring_size(r);
         ring_free(r);
-        fail(err, errlen,
+        node_errorf(err, errlen,
                     "ring_size: the data dir %s holds a ring of %" PRIu32
                     " partitions but the configuration asks for %" PRIu32
                     "; ring_size is fixed when a data dir is first used (set ring_size = %" PRIu32
@@ -240,7 +227,7 @@ static int load_ring(node_t *n, char *err, size_t errlen)
         r = ring_new_single(q, n->cfg.nodename);
         if (!r || ring_save(r, path, why, sizeof why) != 0) {
             ring_free(r);
-            return fail(err, errlen, "ring: %s", r ? why : "cannot rebuild the ring");
+            return node_errorf(err, errlen, "ring: %s", r ? why : "cannot rebuild the ring");
         }
     }
     n->kv.ring = r;
@@ -399,10 +386,10 @@ static int wait_vnodes_up(node_t *n, char *err, size_t errlen)
             return 0;
         int reason;
         if (node_wait_down(n, 5, &reason))
-            return fail(err, errlen, "the supervision tree stopped during start (%s); see the log",
+            return node_errorf(err, errlen, "the supervision tree stopped during start (%s); see the log",
                         rt_reason_str(reason));
         if (rt_now_ns() > end)
-            return fail(err, errlen, "%" PRIu32 " vnode(s) not up after %u s; see the log", missing,
+            return node_errorf(err, errlen, "%" PRIu32 " vnode(s) not up after %u s; see the log", missing,
                         NODE_VNODES_UP_MS / 1000);
     }
 }
@@ -432,7 +419,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
 {
     node_t *n = calloc(1, sizeof *n);
     if (!n)
-        return fail(err, errlen, "out of memory");
+        return node_errorf(err, errlen, "out of memory");
     n->cfg = *cfg;
     n->cfg.storage.data_dir = n->cfg.data_dir;
     n->lock_fd = -1;
@@ -444,7 +431,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     if (make_dirs(n->cfg.data_dir, err, errlen) != 0 || lock_data_dir(n, err, errlen) != 0)
         goto failed;
     if (node_config_log_path(&n->cfg, logpath, sizeof logpath) && rt_log_set_file(logpath) != 0) {
-        fail(err, errlen, "log.file: cannot open %s: %s", logpath, strerror(errno));
+        node_errorf(err, errlen, "log.file: cannot open %s: %s", logpath, strerror(errno));
         goto failed;
     }
     rt_info("cairnd %s starting: node %s, data dir %s", CAIRN_VERSION, n->cfg.nodename,
@@ -468,7 +455,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     rc.cookie = n->cfg.cookie;
     e = rt_start(&rc);
     if (e != 0) {
-        fail(err, errlen, "nodename: cannot start the runtime listening for node links on %s: %s",
+        node_errorf(err, errlen, "nodename: cannot start the runtime listening for node links on %s: %s",
              strchr(n->cfg.nodename, '@') + 1, e == RT_EEXIST ? "address in use" : rt_strerror(e));
         goto failed;
     }
@@ -484,13 +471,13 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     n->kv.cfg = &n->cfg;
     n->kv.node_id = XXH3_64bits(n->cfg.nodename, strlen(n->cfg.nodename));
     if ((e = store_engine_new(&n->cfg.storage, &n->kv.engine)) != 0) {
-        fail(err, errlen, "storage: cannot start the %s engine: %s",
+        node_errorf(err, errlen, "storage: cannot start the %s engine: %s",
              n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
         goto failed;
     }
     n->kv.vnodes = vnode_table_new(ring_size(n->kv.ring));
     if (!(n->kv.buckets = bucket_store_open(&n->cfg, why, sizeof why))) {
-        fail(err, errlen, "buckets: %s", why);
+        node_errorf(err, errlen, "buckets: %s", why);
         goto failed;
     }
 
@@ -502,10 +489,10 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         n->top = RT_NOPID;
         int lerr = atomic_load(&n->client_args.error);
         if (lerr)
-            fail(err, errlen, "listener.protobuf: cannot listen on %s:%d: %s", n->cfg.client_host,
+            node_errorf(err, errlen, "listener.protobuf: cannot listen on %s:%d: %s", n->cfg.client_host,
                  n->cfg.client_port, lerr == RT_EADDRINUSE ? "address in use" : rt_strerror(lerr));
         else
-            fail(err, errlen, "the supervision tree did not start: %s; see the log",
+            node_errorf(err, errlen, "the supervision tree did not start: %s; see the log",
                  rt_strerror(e));
         goto failed;
     }

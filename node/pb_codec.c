@@ -7,6 +7,7 @@
  * refused, the bytes from it on are dropped and nothing more is buffered.
  */
 #include "node/pb_codec.h"
+#include "node/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -282,26 +283,15 @@ void pb_reader_strerror(const pb_reader_t *r, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- request validation */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* A required bytes field: present ("Missing required field: <field>") and not empty
  * ("<label> cannot be zero-length"). */
 static int need_bytes(bool has, ProtobufCBinaryData v, const char *field, const char *label,
                       char *err, size_t errlen)
 {
     if (!has)
-        return fail(err, errlen, "Missing required field: %s", field);
+        return node_errorf(err, errlen, "Missing required field: %s", field);
     if (v.len == 0)
-        return fail(err, errlen, "%s cannot be zero-length", label);
+        return node_errorf(err, errlen, "%s cannot be zero-length", label);
     return 0;
 }
 
@@ -325,9 +315,9 @@ static int check_modfun(const Riak__RpbModFun *mf, const char *where, char *err,
     if (!mf)
         return 0;
     if (!mf->has_module)
-        return fail(err, errlen, "Missing required field: %s.module", where);
+        return node_errorf(err, errlen, "Missing required field: %s.module", where);
     if (!mf->has_function)
-        return fail(err, errlen, "Missing required field: %s.function", where);
+        return node_errorf(err, errlen, "Missing required field: %s.function", where);
     return 0;
 }
 
@@ -345,7 +335,7 @@ static int check_hooks(Riak__RpbCommitHook *const *hooks, size_t n, const char *
 static int check_props(const Riak__RpbBucketProps *p, char *err, size_t errlen)
 {
     if (!p)
-        return fail(err, errlen, "Missing required field: props");
+        return node_errorf(err, errlen, "Missing required field: props");
     if (check_modfun(p->chash_keyfun, "props.chash_keyfun", err, errlen) != 0 ||
         check_modfun(p->linkfun, "props.linkfun", err, errlen) != 0 ||
         check_hooks(p->precommit, p->n_precommit, "precommit", err, errlen) != 0 ||
@@ -359,7 +349,7 @@ static int check_pairs(Riak__RpbPair *const *pairs, size_t n, const char *where,
 {
     for (size_t i = 0; i < n; i++)
         if (!pairs[i]->has_key)
-            return fail(err, errlen, "Missing required field: content.%s.key", where);
+            return node_errorf(err, errlen, "Missing required field: content.%s.key", where);
     return 0;
 }
 
@@ -368,11 +358,11 @@ static int check_put(const Riak__RpbPutReq *q, char *err, size_t errlen)
     if (need_bucket(q->has_bucket, q->bucket, err, errlen) != 0)
         return -1;
     if (q->has_key && q->key.len == 0) /* absent: the server generates one */
-        return fail(err, errlen, "Key cannot be zero-length");
+        return node_errorf(err, errlen, "Key cannot be zero-length");
     if (!q->content)
-        return fail(err, errlen, "Missing required field: content");
+        return node_errorf(err, errlen, "Missing required field: content");
     if (!q->content->has_value)
-        return fail(err, errlen, "Missing required field: content.value");
+        return node_errorf(err, errlen, "Missing required field: content.value");
     return check_pairs(q->content->usermeta, q->content->n_usermeta, "usermeta", err, errlen) ||
                    check_pairs(q->content->indexes, q->content->n_indexes, "indexes", err, errlen)
                ? -1
@@ -385,7 +375,7 @@ static int check_request(uint8_t code, const ProtobufCMessage *m, char *err, siz
     switch (code) {
     case PB_SET_CLIENT_ID_REQ: {
         const Riak__RpbSetClientIdReq *q = (const void *)m;
-        return q->has_client_id ? 0 : fail(err, errlen, "Missing required field: client_id");
+        return q->has_client_id ? 0 : node_errorf(err, errlen, "Missing required field: client_id");
     }
     case PB_GET_REQ: {
         const Riak__RpbGetReq *q = (const void *)m;
@@ -432,7 +422,7 @@ static int check_request(uint8_t code, const ProtobufCMessage *m, char *err, siz
         return check_props(q->props, err, errlen);
     }
     default:
-        return fail(err, errlen, "Unknown message code: %u", code);
+        return node_errorf(err, errlen, "Unknown message code: %u", code);
     }
 }
 
@@ -464,20 +454,20 @@ int pb_decode_request(uint8_t code, const uint8_t *body, size_t len, pb_request_
     case PB_KIND_REQUEST:
         break;
     case PB_KIND_UNSUPPORTED:
-        return fail(err, errlen, "Unknown message code: %u (%s is not supported by Cairn)", code,
+        return node_errorf(err, errlen, "Unknown message code: %u (%s is not supported by Cairn)", code,
                     pb_code_name(code));
     case PB_KIND_RESPONSE:
-        return fail(err, errlen, "Unexpected message code: %u (%s is a response, not a request)",
+        return node_errorf(err, errlen, "Unexpected message code: %u (%s is a response, not a request)",
                     code, pb_code_name(code));
     default:
-        return fail(err, errlen, "Unknown message code: %u", code);
+        return node_errorf(err, errlen, "Unknown message code: %u", code);
     }
     const ProtobufCMessageDescriptor *d = request_descriptor(code);
     if (!d)
         return 0; /* ping, get client id, server info: any body is ignored */
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, body);
     if (!m)
-        return fail(err, errlen, "Invalid message body for code %u (%s)", code,
+        return node_errorf(err, errlen, "Invalid message body for code %u (%s)", code,
                     pb_code_name(code));
     if (check_request(code, m, err, errlen) != 0) {
         protobuf_c_message_free_unpacked(m, NULL);
