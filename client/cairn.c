@@ -391,15 +391,11 @@ static int connect_any(cairn_t *c, size_t start, char *err, size_t errlen)
  * which would desynchronise the stream) makes it unusable. */
 static bool connection_alive(const cairn_t *c)
 {
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    int n = poll(&pfd, 1, 0);
-    if (n == 0)
-        return true;
-    if (n < 0)
-        return errno == EINTR;
+    /* One system call on the hot path: nothing to read (EAGAIN) is the healthy case; EOF
+     * (0) or unasked bytes (> 0) or an error make the connection unusable. */
     char byte;
     ssize_t got = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
 /* Makes sure there is a live connection; after a broken one, starts at the next node. */
