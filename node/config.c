@@ -26,19 +26,6 @@
 
 #define RING_MAX_Q RING_MAX_PARTITIONS
 
-/* ---------------------------------------------------------------- errors */
-
-int node_errorf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------- value parsers */
 
 /* A decimal number made only of digits (no sign, no spaces); *end after the digits. */

@@ -10,6 +10,7 @@
 #ifndef CAIRN_NODE_CONFIG_H
 #define CAIRN_NODE_CONFIG_H
 
+#include "node/errors.h"
 #include "storage/backend.h"
 
 #include <stdbool.h>
@@ -82,11 +83,6 @@ typedef struct node_config_s {
 
     node_bucket_defaults_t bucket_defaults;
 } node_config_t;
-
-/* Writes the printf-formatted reason into err[0..errlen) (if err) and returns -1: the error
- * convention of the node's parsers and start-up code. */
-int node_errorf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Fills c with every default (data_dir "./data"). */
 void node_config_default(node_config_t *c);

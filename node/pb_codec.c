@@ -7,7 +7,7 @@
  * refused, the bytes from it on are dropped and nothing more is buffered.
  */
 #include "node/pb_codec.h"
-#include "node/config.h"
+#include "node/errors.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -22,7 +22,7 @@ LIBS=(-lprotobuf-c -lleveldb -lsnappy)
 # Sources a target needs besides storage and the generated protobuf code.
 extra_srcs() {
     case "$1" in
-    pb) echo node/pb_codec.c ;;
+    pb) echo node/pb_codec.c node/errors.c ;;
     esac
 }
 
