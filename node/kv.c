@@ -3,30 +3,20 @@
  * connections, the registration of the vnode message types, and request statistics.
  */
 #include "node/kv.h"
+#include "node/pb_codec.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#define PB_CODE_ERROR_RESP 0
-
 rt_msg_t *kv_reply_new(uint64_t req_id, bool more, uint8_t code, const ProtobufCMessage *body)
 {
-    size_t body_len = body ? protobuf_c_message_get_packed_size(body) : 0;
-    size_t frame_len = 5 + body_len;
+    size_t frame_len = pb_frame_size(body);
     rt_msg_t *m = rt_msg_new(KV_MSG_REPLY, sizeof(kv_reply_t) + frame_len);
     kv_reply_t *r = (kv_reply_t *)(void *)m->data;
     r->req_id = req_id;
     r->more = more ? 1 : 0;
-    r->len = (uint32_t)frame_len;
-    uint32_t wire_len = (uint32_t)(body_len + 1); /* the length counts the code byte */
-    r->frame[0] = (unsigned char)(wire_len >> 24);
-    r->frame[1] = (unsigned char)(wire_len >> 16);
-    r->frame[2] = (unsigned char)(wire_len >> 8);
-    r->frame[3] = (unsigned char)wire_len;
-    r->frame[4] = code;
-    if (body_len)
-        protobuf_c_message_pack(body, r->frame + 5);
+    r->len = (uint32_t)pb_frame_pack(code, body, r->frame);
     return m;
 }
 
@@ -35,19 +25,15 @@ rt_msg_t *kv_reply_error(uint64_t req_id, const char *fmt, ...)
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof text)
-        n = (int)sizeof text - 1;
-    Riak__RpbErrorResp err = RIAK__RPB_ERROR_RESP__INIT;
-    err.has_errmsg = 1;
-    err.errmsg.data = (uint8_t *)text;
-    err.errmsg.len = (size_t)n;
-    err.has_errcode = 1; /* riak_pb marks it required; Riak always sends 0 */
-    err.errcode = 0;
-    return kv_reply_new(req_id, false, PB_CODE_ERROR_RESP, &err.base);
+    enum { FRAME_MAX = sizeof text + 16 };
+    rt_msg_t *m = rt_msg_new(KV_MSG_REPLY, sizeof(kv_reply_t) + FRAME_MAX);
+    kv_reply_t *r = (kv_reply_t *)(void *)m->data;
+    r->req_id = req_id;
+    r->more = 0;
+    r->len = (uint32_t)pb_error_frame(text, r->frame, FRAME_MAX);
+    return m;
 }
 
 void kv_register_msgs(void)
