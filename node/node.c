@@ -34,7 +34,6 @@
 #define NODE_VNODE_SUP_NAME "cairn_vnode_sup"
 #define NODE_VNODES_UP_MS 120000u /* every vnode must be up within this at start */
 #define NODE_TREE_STOP_MS 60000u  /* the whole tree (vnodes close LevelDB) */
-#define NODE_VNODE_STOP_MS 15000u
 #define NODE_START_CALL_MS 60000u
 
 enum {
@@ -302,21 +301,8 @@ static const rt_behaviour_t starter_behaviour = {
 
 static void build_specs(node_t *n)
 {
-    n->vnode_tmpl = (rt_sup_child_spec_t){
-        .id = "vnode",
-        .behaviour = &vnode_behaviour,
-        .arg = &n->kv,
-        .restart = RT_SUP_PERMANENT,
-        .shutdown_ms = NODE_VNODE_STOP_MS,
-    };
-    n->vnode_sup_spec = (rt_sup_spec_t){
-        .strategy = RT_SUP_SIMPLE_ONE_FOR_ONE,
-        .intensity = 1000, /* tests crash vnodes on purpose; a crash loop still ends */
-        .period_ms = 10000,
-        .children = &n->vnode_tmpl,
-        .nchildren = 1,
-        .name = NODE_VNODE_SUP_NAME,
-    };
+    vnode_sup_spec(&n->kv, &n->vnode_tmpl, &n->vnode_sup_spec);
+    n->vnode_sup_spec.name = NODE_VNODE_SUP_NAME;
     n->vnodes_children[0] = (rt_sup_child_spec_t){
         .id = "vnode_sup",
         .behaviour = &rt_sup_behaviour,

@@ -911,6 +911,24 @@ static void stop_sup(rt_pid_t s)
         rt_msg_free(down);
 }
 
+void vnode_sup_spec(kv_node_t *kv, rt_sup_child_spec_t *tmpl, rt_sup_spec_t *spec)
+{
+    *tmpl = (rt_sup_child_spec_t){
+        .id = "vnode",
+        .behaviour = &vnode_behaviour,
+        .arg = kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = VNODE_SHUTDOWN_MS,
+    };
+    *spec = (rt_sup_spec_t){
+        .strategy = RT_SUP_SIMPLE_ONE_FOR_ONE,
+        .intensity = VNODE_SUP_INTENSITY,
+        .period_ms = VNODE_SUP_PERIOD_MS,
+        .children = tmpl,
+        .nchildren = 1,
+    };
+}
+
 int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup)
 {
     if (!kv || !kv->ring || !kv->vnodes || !kv->engine || !sup)
@@ -920,20 +938,9 @@ int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup)
                  kv->vnodes->q, ring_size(kv->ring));
         return RT_EINVAL;
     }
-    rt_sup_child_spec_t tmpl = {
-        .id = "vnode",
-        .behaviour = &vnode_behaviour,
-        .arg = kv,
-        .restart = RT_SUP_PERMANENT,
-        .shutdown_ms = VNODE_SHUTDOWN_MS,
-    };
-    rt_sup_spec_t spec = {
-        .strategy = RT_SUP_SIMPLE_ONE_FOR_ONE,
-        .intensity = VNODE_SUP_INTENSITY,
-        .period_ms = VNODE_SUP_PERIOD_MS,
-        .children = &tmpl,
-        .nchildren = 1,
-    };
+    rt_sup_child_spec_t tmpl;
+    rt_sup_spec_t spec;
+    vnode_sup_spec(kv, &tmpl, &spec);
     rt_pid_t s;
     int rc = rt_sup_start(&spec, &s);
     if (rc < 0) {

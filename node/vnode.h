@@ -18,6 +18,7 @@
 #define CAIRN_NODE_VNODE_H
 
 #include "node/kv.h"
+#include "runtime/sup.h"
 
 /* The partition -> pid table (read by coordinators from any thread). */
 vnode_table_t *vnode_table_new(uint32_t q);
@@ -30,6 +31,11 @@ rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition);
  * not from a scheduler-hot path). Returns 0 with *sup, or a negative RT_E* code with a
  * message logged. */
 int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup);
+
+/* The vnode supervisor's spec (simple_one_for_one, permanent vnodes, the restart intensity)
+ * and its child template, for a tree that starts the supervisor itself (node.c). tmpl and
+ * spec must outlive the supervisor; spec->children points at tmpl. */
+void vnode_sup_spec(kv_node_t *kv, rt_sup_child_spec_t *tmpl, rt_sup_spec_t *spec);
 
 /* The supervisor child spec / behaviour, for node.c's tree. A vnode is started as a dynamic
  * child of a simple_one_for_one supervisor whose template arg is the kv_node_t * and whose
