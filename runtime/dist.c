@@ -3,6 +3,12 @@
  * signals to remote pids into frames, turning arriving frames into local deliveries, and
  * the bookkeeping that lets a dropped node link deliver `noconnection` to every local
  * process linked to or monitoring a pid over there (and NODEDOWN to node monitors).
+ *
+ * Calls by name (rt_call_name) to another node travel as one CALL_NAME frame: the caller
+ * records its monitor on the node entry with a target it does not know ({node, 0, 0}); the
+ * receiving node resolves the name, monitors the process for the caller (remembering which
+ * process in name_calls, since the caller's DEMONITOR names none) and delivers the request,
+ * or answers DOWN noproc at once when the name is not registered.
  */
 #include "runtime/dist_internal.h"
 
@@ -117,6 +123,14 @@ rt_node_t *rt__node_for_incoming(const char *name, dist_conn_t *c, bool *reject)
     return n;
 }
 
+/* A DOWN for the local watcher, made here (the remote side cannot send it: unreachable). */
+static void down_local(rt_pid_t watcher, rt_ref_t ref, rt_pid_t target, int reason)
+{
+    rt_msg_t *m = rt__sig_new(RT_MSG_DOWN, target, sizeof(rt_down_msg_t));
+    *(rt_down_msg_t *)(void *)m->data = (rt_down_msg_t){ref, target, reason};
+    rt__send_local(watcher, m);
+}
+
 /* ------------------------------------------------------------------ subscribers */
 
 static void notify_subscribers(uint32_t type, const char *node)
@@ -180,9 +194,10 @@ void rt__node_down(rt_node_t *n, int err)
     free(n->obuf);
     n->obuf = NULL;
     n->olen = n->ocap = 0;
-    rt_hmap_t links = n->links, mons = n->monitors;
+    rt_hmap_t links = n->links, mons = n->monitors, name_calls = n->name_calls;
     memset(&n->links, 0, sizeof links);
     memset(&n->monitors, 0, sizeof mons);
+    memset(&n->name_calls, 0, sizeof name_calls);
     pthread_mutex_unlock(&n->mx);
 
     /* noconnection to every local process linked to, or monitoring, a pid over there */
@@ -202,12 +217,17 @@ void rt__node_down(rt_node_t *n, int err)
             continue;
         rt_pid_t watcher = rt__pid_unpack(e->v[0], e->v[1]);
         rt_pid_t target = {n->index, (uint32_t)(e->v[2] >> 32), (uint32_t)e->v[2]};
-        rt_msg_t *m = rt__sig_new(RT_MSG_DOWN, target, sizeof(rt_down_msg_t));
-        *(rt_down_msg_t *)(void *)m->data = (rt_down_msg_t){e->k.a, target, RT_R_NOCONNECTION};
-        rt__send_local(watcher, m);
+        down_local(watcher, e->k.a, target, RT_R_NOCONNECTION);
+    }
+    /* calls by name from over there: nobody is left to answer, drop their monitors */
+    for (uint32_t i = 0; i < name_calls.cap; i++) {
+        rt_hent_t *e = &name_calls.t[i];
+        if (e->k.a || e->k.b)
+            rt__monitor_remove(rt__pid_unpack(e->v[0], e->v[1]), e->k.a);
     }
     rt__hmap_free(&links);
     rt__hmap_free(&mons);
+    rt__hmap_free(&name_calls);
     if (prev == NODE_UP) {
         rt_warn("dist: node %s down", n->name);
         notify_subscribers(RT_MSG_NODEDOWN, n->name);
@@ -358,22 +378,40 @@ int rt__dist_unlink(rt_pid_t local, rt_pid_t remote)
     return control(n, CAIRN__RT__DIST_FRAME__KIND__UNLINK, local, remote, 0, 0, false);
 }
 
+/* Records watcher's monitor `ref` on n, so that the link dropping delivers its DOWN. False
+ * if n is down already (checked under n->mx: rt__node_down has taken the map, or will see
+ * this entry). */
+static bool track_monitor(rt_node_t *n, rt_pid_t watcher, rt_pid_t target, rt_ref_t ref)
+{
+    pthread_mutex_lock(&n->mx);
+    bool live = atomic_load(&n->state) != NODE_DOWN;
+    if (live) {
+        rt_hent_t *e = rt__hmap_put(&n->monitors, rt__ref_key(ref));
+        rt_hkey_t wk = rt__pid_key(watcher);
+        e->v[0] = wk.a;
+        e->v[1] = wk.b;
+        e->v[2] = ((uint64_t)target.id << 32) | target.serial;
+    }
+    pthread_mutex_unlock(&n->mx);
+    return live;
+}
+
+/* Removes monitor `ref` from n; false if it was not there (its DOWN was delivered). */
+static bool untrack_monitor(rt_node_t *n, rt_ref_t ref)
+{
+    pthread_mutex_lock(&n->mx);
+    bool had = rt__hmap_del(&n->monitors, rt__ref_key(ref), NULL);
+    pthread_mutex_unlock(&n->mx);
+    return had;
+}
+
 int rt__dist_monitor(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref)
 {
     rt_node_t *n = live_node(target);
-    if (!n) {
-        rt_msg_t *m = rt__sig_new(RT_MSG_DOWN, target, sizeof(rt_down_msg_t));
-        *(rt_down_msg_t *)(void *)m->data = (rt_down_msg_t){ref, target, RT_R_NOCONNECTION};
-        rt__send_local(watcher, m);
+    if (!n || !track_monitor(n, watcher, target, ref)) {
+        down_local(watcher, ref, target, RT_R_NOCONNECTION);
         return RT_ENOTCONN;
     }
-    pthread_mutex_lock(&n->mx);
-    rt_hent_t *e = rt__hmap_put(&n->monitors, rt__ref_key(ref));
-    rt_hkey_t wk = rt__pid_key(watcher);
-    e->v[0] = wk.a;
-    e->v[1] = wk.b;
-    e->v[2] = ((uint64_t)target.id << 32) | target.serial;
-    pthread_mutex_unlock(&n->mx);
     return control(n, CAIRN__RT__DIST_FRAME__KIND__MONITOR, watcher, target, ref, 0, false);
 }
 
@@ -382,9 +420,7 @@ int rt__dist_demonitor(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref)
     rt_node_t *n = live_node(target);
     if (!n)
         return RT_ENOTCONN;
-    pthread_mutex_lock(&n->mx);
-    rt__hmap_del(&n->monitors, rt__ref_key(ref), NULL);
-    pthread_mutex_unlock(&n->mx);
+    untrack_monitor(n, ref);
     return control(n, CAIRN__RT__DIST_FRAME__KIND__DEMONITOR, watcher, target, ref, 0, false);
 }
 
@@ -398,12 +434,66 @@ int rt__dist_exit(rt_pid_t from, rt_pid_t to, int reason, bool linked)
     return control(n, CAIRN__RT__DIST_FRAME__KIND__EXIT, from, to, 0, reason, linked);
 }
 
+/* The process a call by name from n resolved to, monitored for the caller with ref. */
+static void name_call_track(rt_node_t *n, rt_ref_t ref, rt_pid_t target)
+{
+    pthread_mutex_lock(&n->mx);
+    if (atomic_load(&n->state) != NODE_DOWN) {
+        rt_hent_t *e = rt__hmap_put(&n->name_calls, rt__ref_key(ref));
+        rt_hkey_t tk = rt__pid_key(target);
+        e->v[0] = tk.a;
+        e->v[1] = tk.b;
+    }
+    pthread_mutex_unlock(&n->mx);
+}
+
+/* Forgets call-by-name monitor ref; true with *target if it was there. */
+static bool name_call_untrack(rt_node_t *n, rt_ref_t ref, rt_pid_t *target)
+{
+    rt_hent_t e;
+    pthread_mutex_lock(&n->mx);
+    bool had = n->name_calls.n > 0 && rt__hmap_del(&n->name_calls, rt__ref_key(ref), &e);
+    pthread_mutex_unlock(&n->mx);
+    if (had && target)
+        *target = rt__pid_unpack(e.v[0], e.v[1]);
+    return had;
+}
+
 int rt__dist_down(rt_pid_t watcher, rt_ref_t ref, rt_pid_t target, int reason)
 {
     rt_node_t *n = live_node(watcher);
     if (!n)
         return RT_ENOTCONN;
+    name_call_untrack(n, ref, NULL); /* if it was a call by name's monitor, it ends here */
     return control(n, CAIRN__RT__DIST_FRAME__KIND__DOWN, target, watcher, ref, reason, false);
+}
+
+rt_pid_t rt__dist_call_name(rt_pid_t caller, const char *node, const char *name, rt_msg_t *req)
+{
+    rt_ref_t ref = req->ref;
+    rt_node_t *n = node_for_send(node);
+    if (!n) {
+        rt_msg_free(req);
+        rt_debug("dist: call to '%s' on %s: not a valid node name", name, node);
+        down_local(caller, ref, RT_NOPID, RT_R_NOCONNECTION);
+        return RT_NOPID;
+    }
+    rt_pid_t target = {n->index, 0, 0};
+    if (!track_monitor(n, caller, target, ref)) {
+        rt_msg_free(req);
+        down_local(caller, ref, target, RT_R_NOCONNECTION);
+        return target;
+    }
+    Cairn__Rt__DistFrame f = CAIRN__RT__DIST_FRAME__INIT;
+    f.kind = CAIRN__RT__DIST_FRAME__KIND__CALL_NAME;
+    frame_pids(&f, caller, RT_NOPID);
+    f.to_name = (char *)name;
+    /* Not queued (the link went down: its DOWN went out with the link's monitors; or the
+     * frame is too large or too much is queued, logged by the link): end the call now,
+     * unless the link's DOWN already did. */
+    if (send_msg_frame(n, &f, req) != 0 && untrack_monitor(n, ref))
+        down_local(caller, ref, target, RT_R_NOCONNECTION);
+    return target;
 }
 
 /* ------------------------------------------------------------------ arriving frames */
@@ -436,6 +526,43 @@ static rt_msg_t *msg_from_frame(rt_node_t *n, Cairn__Rt__DistFrame *f)
     return m;
 }
 
+/* A call from a process on n, whose request could not be decoded here: the caller hears
+ * at once rather than at its timeout. */
+static void call_undecodable(rt_node_t *n, Cairn__Rt__DistFrame *f, rt_pid_t target)
+{
+    if (!(f->flags & RT_MSGF_CALL) || !f->from_id || !f->ref)
+        return;
+    rt__dist_down((rt_pid_t){n->index, f->from_id, f->from_serial}, f->ref, target, RT_R_BADMSG);
+}
+
+/* CALL_NAME: resolve, monitor the process for the caller, deliver. Exactly one answer goes
+ * back through the usual paths: the callee's reply, the DOWN of its monitor, or a DOWN now
+ * (noproc: the name is not registered; badmsg: the request cannot be decoded). */
+static void call_name_arrived(rt_node_t *n, Cairn__Rt__DistFrame *f)
+{
+    rt_pid_t caller = {n->index, f->from_id, f->from_serial};
+    if (!f->from_id || !f->ref || !f->to_name || !(f->flags & RT_MSGF_CALL)) {
+        rt_warn("dist: ignored a malformed call by name from %s", n->name);
+        return;
+    }
+    rt_pid_t target = rt_whereis(f->to_name);
+    if (rt_pid_is_nil(target)) {
+        rt_debug("dist: %s called unregistered name '%s'", n->name, f->to_name);
+        rt__dist_down(caller, f->ref, RT_NOPID, RT_R_NOPROC);
+        return;
+    }
+    rt_msg_t *m = msg_from_frame(n, f);
+    if (!m) {
+        call_undecodable(n, f, target);
+        return;
+    }
+    /* Tracked before the monitor exists: a DOWN sent from here on (the process dead
+     * already, or exiting soon) untracks it, so no entry outlives its monitor. */
+    name_call_track(n, f->ref, target);
+    rt__monitor_install(caller, target, f->ref);
+    rt__send_local(target, m);
+}
+
 void rt__node_dispatch(rt_node_t *n, Cairn__Rt__DistFrame *f)
 {
     rt_pid_t local = {0, f->to_id, f->to_serial};
@@ -443,10 +570,17 @@ void rt__node_dispatch(rt_node_t *n, Cairn__Rt__DistFrame *f)
     switch (f->kind) {
     case CAIRN__RT__DIST_FRAME__KIND__MSG: {
         rt_msg_t *m = msg_from_frame(n, f);
-        if (m)
+        if (m) {
             rt__send_local(local, m);
+        } else if (f->flags & RT_MSGF_CALL) { /* the caller monitors local with this ref */
+            rt__monitor_remove(local, f->ref);
+            call_undecodable(n, f, local);
+        }
         break;
     }
+    case CAIRN__RT__DIST_FRAME__KIND__CALL_NAME:
+        call_name_arrived(n, f);
+        break;
     case CAIRN__RT__DIST_FRAME__KIND__REG_SEND: {
         rt_msg_t *m = msg_from_frame(n, f);
         if (m && f->to_name && rt_send_name(NULL, f->to_name, m) == RT_ENOPROC)
@@ -477,17 +611,18 @@ void rt__node_dispatch(rt_node_t *n, Cairn__Rt__DistFrame *f)
         rt__monitor_install(remote, local, f->ref);
         break;
     case CAIRN__RT__DIST_FRAME__KIND__DEMONITOR:
-        rt__monitor_remove(local, f->ref);
+        if (f->to_id == 0) { /* a call by name's: the caller never learnt the pid */
+            rt_pid_t target;
+            if (name_call_untrack(n, f->ref, &target))
+                rt__monitor_remove(target, f->ref);
+        } else {
+            rt__monitor_remove(local, f->ref);
+        }
         break;
-    case CAIRN__RT__DIST_FRAME__KIND__DOWN: {
-        pthread_mutex_lock(&n->mx);
-        rt__hmap_del(&n->monitors, rt__ref_key(f->ref), NULL);
-        pthread_mutex_unlock(&n->mx);
-        rt_msg_t *m = rt__sig_new(RT_MSG_DOWN, remote, sizeof(rt_down_msg_t));
-        *(rt_down_msg_t *)(void *)m->data = (rt_down_msg_t){f->ref, remote, f->reason};
-        rt__send_local(local, m);
+    case CAIRN__RT__DIST_FRAME__KIND__DOWN:
+        untrack_monitor(n, f->ref);
+        down_local(local, f->ref, f->from_id ? remote : RT_NOPID, f->reason);
         break;
-    }
     case CAIRN__RT__DIST_FRAME__KIND__HEARTBEAT:
         break;
     default:
@@ -516,8 +651,12 @@ int rt_node_connect(const char *node, uint32_t timeout_ms)
         int st = atomic_load(&n->state);
         if (st == NODE_UP)
             return 0;
-        if (st == NODE_DOWN)
-            return n->fail_err ? n->fail_err : RT_ENOTCONN;
+        if (st == NODE_DOWN) {
+            pthread_mutex_lock(&n->mx); /* fail_err is written under it, with the state */
+            int err = n->fail_err;
+            pthread_mutex_unlock(&n->mx);
+            return err ? err : RT_ENOTCONN;
+        }
         if (rt_now_ns() >= end)
             return RT_ETIMEDOUT;
         usleep(1000);
@@ -533,6 +672,26 @@ bool rt_node_is_up(const char *node)
     bool up = n && atomic_load(&n->state) == NODE_UP;
     pthread_mutex_unlock(&rt__dist.mx);
     return up;
+}
+
+size_t rt_node_list(char (*names)[RT_NODE_NAME_MAX], size_t max)
+{
+    if (!rt__dist.enabled)
+        return 0;
+    size_t count = 0;
+    pthread_mutex_lock(&rt__dist.mx);
+    /* At most one entry per name is not down (a new entry is made only when the newest is
+     * down), so no name appears twice. */
+    for (uint32_t i = 1; i < rt__dist.nnodes; i++) {
+        rt_node_t *n = rt__dist.nodes[i];
+        if (!n || atomic_load(&n->state) != NODE_UP)
+            continue;
+        if (count < max)
+            snprintf(names[count], RT_NODE_NAME_MAX, "%s", n->name);
+        count++;
+    }
+    pthread_mutex_unlock(&rt__dist.mx);
+    return count;
 }
 
 static void disconnect_on_loop(void *arg)
@@ -610,8 +769,8 @@ int rt__dist_start(const rt_config_t *c)
         pthread_mutex_destroy(&rt__dist.mx);
         return rc;
     }
-    if (any_port) /* before any peer can see the name: no link exists yet */
-        snprintf(rt__dist.self + nlen - 1, sizeof rt__dist.self - (nlen - 1), "%d", port);
+    /* with any_port, rt__link_listen has put the bound port into rt__dist.self already,
+     * before it started accepting: no peer ever sees the name change */
     rt_info("dist: node %s listening on %s:%d", rt__dist.self, host, port);
     return 0;
 }
@@ -653,6 +812,7 @@ void rt__dist_free(void)
         free(n->obuf);
         rt__hmap_free(&n->links);
         rt__hmap_free(&n->monitors);
+        rt__hmap_free(&n->name_calls);
         pthread_mutex_destroy(&n->mx);
         free(n);
         rt__dist.nodes[k] = NULL;

@@ -8,6 +8,9 @@
  * challenge/response on the cookie (a peer with a wrong cookie is refused and logged).
  * Frames are a 4-byte big-endian length and a protobuf (proto/rt_dist.proto).
  *
+ * Calls work across nodes, to a pid (rt_call) or to a registered name (rt_call_name: the
+ * receiving node resolves the name and monitors that process for the caller).
+ *
  * Links and monitors work across nodes; when a node link drops (closed, or silent for
  * net_timeout_ms: heartbeats every heartbeat_ms), every link to a pid there delivers an exit
  * signal and every monitor a DOWN with RT_R_NOCONNECTION, and node monitors get NODEDOWN.
@@ -35,8 +38,17 @@ bool rt_node_is_up(const char *node);
 /* The current process (or thread) receives RT_MSG_NODEUP / RT_MSG_NODEDOWN. */
 int rt_node_monitor(bool on);
 
+/* Room for a node name and its terminating NUL. */
+#define RT_NODE_NAME_MAX 256
+
+/* The nodes connected now (handshake done, link up), oldest link first. Copies up to `max`
+ * names into names[0..max-1] (NUL-terminated) and returns how many nodes are connected,
+ * which may exceed max: call with max 0 to size the array, and again if it grew meanwhile.
+ * Returns 0 when the runtime is not distributed. A snapshot: links may come and go after. */
+size_t rt_node_list(char (*names)[RT_NODE_NAME_MAX], size_t max);
+
 typedef struct rt_node_msg {
-    char node[256];
+    char node[RT_NODE_NAME_MAX];
 } rt_node_msg_t;
 
 /* Pids inside protobuf payloads travel as (node name, id, serial): convert with these. */

@@ -37,6 +37,9 @@ typedef struct rt_node {
     bool dropped_warned;
     rt_hmap_t links;         /* (local pid, remote pid) pairs linked across this link */
     rt_hmap_t monitors;      /* ref -> local watcher (v0,v1), remote target id/serial (v2) */
+    rt_hmap_t name_calls;    /* ref -> local process (v0,v1) that a call by name from a
+                              * process over there resolved to and monitors, until the DOWN
+                              * goes back or the caller demonitors (it knows no pid) */
     atomic_uint_fast64_t last_sent_ns;
     dist_conn_t *conn;       /* loop thread only */
 } rt_node_t;
@@ -63,7 +66,9 @@ void rt__node_down(rt_node_t *n, int err);                    /* loop thread */
 rt_node_t *rt__node_for_incoming(const char *name, dist_conn_t *c, bool *reject); /* loop */
 
 /* dist_link.c */
-int rt__link_listen(const char *host, int *port); /* 0: *port = the bound port */
+/* Listens on host:*port; returns 0 with *port = the bound port. A node named "...:0" gets
+ * the bound port into rt__dist.self before the first connection can be accepted. */
+int rt__link_listen(const char *host, int *port);
 void rt__link_connect(void *node);                 /* loop thread (via rt__loop_call) */
 void rt__link_close(dist_conn_t *c, const char *why); /* loop thread */
 void rt__link_stop_all(void);                       /* loop thread */

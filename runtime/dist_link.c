@@ -689,8 +689,6 @@ static void listen_on_loop(void *arg)
     if (rc == 0) {
         listening = true;
         rc = uv_tcp_bind(&listener, (struct sockaddr *)&sa, 0);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&listener, 128, on_connection);
         if (rc == 0) {
             struct sockaddr_storage bound;
             int blen = sizeof bound;
@@ -698,6 +696,12 @@ static void listen_on_loop(void *arg)
                 r->port = ntohs(bound.ss_family == AF_INET6
                                     ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                     : ((struct sockaddr_in *)&bound)->sin_port);
+            /* name@host:0 takes the bound port into its name before the first peer can
+             * connect and read it (here, on the thread that answers handshakes) */
+            size_t len = strlen(rt__dist.self);
+            if (len > 2 && strcmp(rt__dist.self + len - 2, ":0") == 0)
+                snprintf(rt__dist.self + len - 1, sizeof rt__dist.self - (len - 1), "%d", r->port);
+            rc = uv_listen((uv_stream_t *)&listener, 128, on_connection);
         }
         if (rc != 0) {
             uv_close((uv_handle_t *)&listener, NULL);

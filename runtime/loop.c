@@ -1,6 +1,8 @@
 /*
  * loop.c — the I/O loop thread: one libuv loop that owns sockets and timers. Other threads
  * hand it work with rt__loop_call(), a mutex-guarded queue drained on a uv_async wake-up.
+ * Node-link frames that callbacks here queue (answers to arriving frames, timer messages to
+ * remote pids) are written once per loop iteration, before the loop waits for I/O again.
  */
 #include "runtime/rt_internal.h"
 
@@ -15,6 +17,7 @@ typedef struct loop_job {
 static struct {
     uv_loop_t loop;
     uv_async_t wake;
+    uv_prepare_t flush;     /* end of each iteration: write the frames queued on this thread */
     uv_thread_t thread;
     pthread_mutex_t mx;
     loop_job_t *head, *tail;
@@ -50,6 +53,12 @@ static void on_wake(uv_async_t *a)
         uv_walk(&L.loop, close_walk, NULL);
 }
 
+static void on_prepare(uv_prepare_t *h)
+{
+    (void)h;
+    rt__dist_flush_thread();
+}
+
 static void loop_main(void *arg)
 {
     on_loop = true;
@@ -66,6 +75,9 @@ int rt__loop_start(void)
     if (uv_loop_init(&L.loop) != 0)
         return RT_ENOMEM;
     uv_async_init(&L.loop, &L.wake, on_wake);
+    uv_prepare_init(&L.loop, &L.flush);
+    uv_prepare_start(&L.flush, on_prepare);
+    uv_unref((uv_handle_t *)&L.flush); /* never what keeps the loop running */
     if (uv_thread_create(&L.thread, loop_main, NULL) != 0)
         return RT_ENOMEM;
     L.started = true;

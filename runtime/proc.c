@@ -539,7 +539,7 @@ void rt__monitor_remove(rt_pid_t target, rt_ref_t ref)
 }
 
 /* Records a monitor held by `me` (owner-only map). */
-static void monitor_record(rt_proc_t *me, rt_ref_t ref, rt_pid_t target)
+void rt__monitor_record(rt_proc_t *me, rt_ref_t ref, rt_pid_t target)
 {
     rt_hent_t *e = rt__hmap_put(&rt__ext(me)->monitors, rt__ref_key(ref));
     rt_hkey_t tk = rt__pid_key(target);
@@ -552,7 +552,7 @@ rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target)
 {
     rt_ref_t ref = rt_make_ref();
     rt_pid_t self = rt__pid_of(me);
-    monitor_record(me, ref, target);
+    rt__monitor_record(me, ref, target);
     if (target.node != 0)
         rt__dist_monitor(self, target, ref);
     else

@@ -70,7 +70,8 @@ enum {
     XX(CRASH, 7, "crash")                                                       \
     XX(ASSERT, 8, "assertion failed")                                           \
     XX(INIT_FAILED, 9, "init failed")                                           \
-    XX(SUP_INTENSITY, 10, "reached_max_restart_intensity")
+    XX(SUP_INTENSITY, 10, "reached_max_restart_intensity")                      \
+    XX(BADMSG, 11, "badmsg") /* a call's request could not be decoded by the callee's node */
 
 enum {
 #define RT__REASON_ENUM(name, val, msg) RT_R_##name = (val),
@@ -263,8 +264,10 @@ bool rt_cancel_timer(rt_timer_t t);
 
 /* From a process: send req as a call (monitor + timeout, matched by a fresh reference).
  * Exactly one outcome arrives later as a message: the reply (flags RT_MSGF_REPLY, ref ==
- * the returned ref) or RT_MSG_CALL_FAILED (rt_call_failed_t: RT_R_TIMEOUT, or the target's
- * exit reason). Replies that arrive after the timeout are dropped. Takes req. */
+ * the returned ref) or RT_MSG_CALL_FAILED (rt_call_failed_t: RT_R_TIMEOUT, the target's
+ * exit reason, RT_R_NOPROC / RT_R_NOCONNECTION as for monitors, or RT_R_BADMSG when the
+ * target's node cannot decode req). Replies that arrive after the timeout are dropped. Takes
+ * req. */
 rt_ref_t rt_call(rt_pid_t to, rt_msg_t *req, uint32_t timeout_ms);
 typedef struct rt_call_failed {
     rt_ref_t ref;
@@ -276,6 +279,24 @@ typedef struct rt_call_failed {
  * RT_ECALLER from inside a process. Takes req. */
 int rt_call_sync(rt_pid_t to, rt_msg_t *req, uint32_t timeout_ms, rt_msg_t **reply,
                  int *reason_out);
+
+/* rt_call to whatever process is registered as `name` on `node` (NULL or this node's name:
+ * local), resolved when the request arrives there, as Erlang's gen_server:call({Name, Node}):
+ * callers need no pid, so a process restarted under the same name is reached by the next
+ * call. The callee sees an ordinary call (rt_is_call, rt_reply(rt_call_from(req), ...)).
+ * Exactly one outcome arrives, like rt_call: the reply, or RT_MSG_CALL_FAILED with
+ *   RT_R_NOPROC        the name is not registered there (answered by that node at once),
+ *   the exit reason    the process the name resolved to exited before replying,
+ *   RT_R_NOCONNECTION  the node is unreachable, or its link dropped while the call waited
+ *                      (as soon as the link's failure detection says so),
+ *   RT_R_BADMSG        that node could not decode the request (no descriptor registered),
+ *   RT_R_TIMEOUT       no outcome within timeout_ms; a reply after it is dropped.
+ * Returns the call's reference (0 outside a process). Takes req. */
+rt_ref_t rt_call_name(const char *node, const char *name, rt_msg_t *req, uint32_t timeout_ms);
+/* The blocking form of rt_call_name, for threads that are not schedulers: the results of
+ * rt_call_sync (RT_EDOWN with *reason_out = one of the reasons above). Takes req. */
+int rt_call_name_sync(const char *node, const char *name, rt_msg_t *req, uint32_t timeout_ms,
+                      rt_msg_t **reply, int *reason_out);
 
 /* The caller of a request, for replying later (gen_server's From). */
 typedef struct rt_from {

@@ -178,6 +178,7 @@ void rt__unlink_local_side(rt_pid_t target, rt_pid_t peer);  /* drop peer from t
 int rt__monitor_install(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref); /* on local target */
 void rt__monitor_remove(rt_pid_t target, rt_ref_t ref);
 rt_ref_t rt__monitor_from(rt_proc_t *me, rt_pid_t target);  /* me monitors target */
+void rt__monitor_record(rt_proc_t *me, rt_ref_t ref, rt_pid_t target); /* me's side only */
 bool rt__demonitor_from(rt_proc_t *me, rt_ref_t ref);        /* true if it was active */
 /* What an arriving runtime message means for p: true if it should reach the handler
  * (possibly rewritten), false if consumed here; may set *die_reason. */
@@ -271,6 +272,13 @@ int rt__dist_monitor(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref);
 int rt__dist_demonitor(rt_pid_t watcher, rt_pid_t target, rt_ref_t ref);
 int rt__dist_exit(rt_pid_t from, rt_pid_t to, int reason, bool linked);
 int rt__dist_down(rt_pid_t watcher, rt_ref_t ref, rt_pid_t target, int reason);
+/* The node side of rt_call_name to a remote node: records monitor req->ref of local `caller`
+ * on the node entry (so a dropped link ends the call with noconnection) and sends req in a
+ * CALL_NAME frame; the peer resolves `name` and monitors the process for the caller. Takes
+ * req. Every failure arrives as a DOWN for req->ref. Returns the pid the caller records as
+ * the monitor's target: {node entry, 0, 0} (the peer alone knows the process), or RT_NOPID
+ * when `node` is not a valid node name. */
+rt_pid_t rt__dist_call_name(rt_pid_t caller, const char *node, const char *name, rt_msg_t *req);
 void rt__dist_flush_thread(void);           /* end of a turn: write what this thread queued */
 bool rt__is_local_node_name(const char *node);
 
