@@ -1,34 +1,56 @@
 /*
- * cairn-bench — `cairn-bench`, a load generator for Cairn (or Riak) over libcairn
- * (client/cairn.h). It owns: option parsing, the worker threads (one blocking connection
- * each), key choice (uniform or Zipfian), the per-thread latency histograms and their merge,
- * the progress line and the text/JSON result report.
+ * cairn-bench — `cairn-bench`, a load generator for Cairn (or Riak) over Riak's protocol
+ * buffers API. It owns: option parsing, the two engines that drive the connections, key
+ * choice (uniform or Zipfian), the per-thread latency histograms and their merge, the
+ * progress line and the text/JSON result report.
  *
  *   cairn-bench [options] put|get|mixed|update|load       (cairn-bench --help for the list)
+ *
+ * Engines:
+ *   - event (the default): --threads T loop threads (default 1), each running epoll over its
+ *     share of the -c connections: non-blocking sockets, one request outstanding per
+ *     connection (send, read the whole answer, send the next; no pipelining), requests and
+ *     answers framed by bench/pb_frames.c. The same kind of load generator as
+ *     redis-benchmark (one thread, an event loop over its connections, -P 1), so that a
+ *     comparison with Redis measures the servers rather than the load generators.
+ *   - blocking: one thread per connection, each making blocking libcairn calls
+ *     (client/cairn.h). It exercises libcairn, and costs a thread wake-up per request.
+ * Both build the same requests (the same cairn_get_opts_t / cairn_put_opts_t, see
+ * fill_request_opts) and count the same outcomes the same way.
  *
  * Workloads: put (blind writes), get, mixed (--ratio G:P), update (get, then put with the
  * context the get returned), load (write every key of the key space once, then stop).
  * --preload runs `load` before the timed workload so gets hit. Every wait is bounded: the
- * run by --duration or --ops, each request by --timeout-ms, connection retries by a short
- * sleep. Ctrl-C stops the run early and still prints the results.
+ * run by --duration or --ops, each request by --timeout-ms (plus 1 s of grace, as libcairn),
+ * each connection attempt by 2 s, connection retries by a 10 ms pause. Ctrl-C stops the run
+ * early and still prints the results.
  *
  * Latency: each thread records every operation into its own log-linear histogram (64
  * sub-buckets per power of two of nanoseconds: at most 1.6% error, fixed 18 KiB per
  * operation type); the main thread merges them after the threads have joined, so nothing is
  * shared on the hot path but two relaxed counters per thread for the progress line.
  */
+#include "bench/pb_frames.h"
 #include "client/cairn.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +59,7 @@
 /* ------------------------------------------------------------------ bounds */
 
 #define MAX_CONCURRENCY 1024
+#define MAX_THREADS MAX_CONCURRENCY
 #define MAX_KEYS 1000000000ull          /* keys are "key:%012u" */
 #define MAX_VALUE_SIZE (64u << 20)
 #define MAX_DURATION_S 86400.0
@@ -47,8 +70,12 @@
 #define KEY_BUF 32
 #define ZIPF_MAX_TRIES 1000             /* rejection sampling gives up (returns k) after this */
 #define RETRY_SLEEP_NS 10000000L        /* after a connection-class error: 10 ms */
-#define ERRMSG_LEN 160
-
+#define ERRMSG_LEN 256                  /* the first error, as reported */
+#define DETAIL_LEN 512                  /* an error's details while it is formatted */
+#define CONNECT_TIMEOUT_MS 2000u        /* per node tried (per address in the event engine) */
+#define SERVER_TIMEOUT_GRACE_NS 1000000000ull /* libcairn waits the request timeout + 1 s */
+#define MAX_ANSWER_BYTES (64u << 20)    /* libcairn's default max_frame_bytes */
+#define DEFAULT_PORT "8087"
 /* ------------------------------------------------------------------ time and randomness */
 
 static uint64_t now_ns(void)
@@ -248,11 +275,17 @@ typedef struct op_stats {
     uint64_t notfound;
 } op_stats_t;
 
+
 /* ------------------------------------------------------------------ configuration */
+
+typedef enum { ENGINE_EVENT, ENGINE_BLOCKING } engine_t;
+static const char *const engine_names[] = {"event", "blocking"};
 
 typedef struct bench_cfg {
     const char *hosts;
     workload_t workload;
+    engine_t engine;
+    unsigned threads;               /* event engine: loop threads */
     unsigned ratio_get, ratio_put;
     uint64_t keys;
     bool zipf;
@@ -272,16 +305,28 @@ typedef struct bench_cfg {
 
 /* ------------------------------------------------------------------ worker threads */
 
+typedef struct ev_conn ev_conn_t;
+
+/* One thread of either engine. The blocking engine has one per connection (conn); the event
+ * engine one per loop (epfd and its share of the connections). */
 typedef struct worker {
     pthread_t thread;
     unsigned id;
-    cairn_t *conn;                  /* owned by main; used only by this worker during a phase */
     uint64_t rng;
     unsigned char *value;           /* cfg.value_size bytes, owned by the worker */
     op_stats_t stats[OP_COUNT];
     _Atomic uint64_t progress_ops, progress_errors;  /* read by the progress line */
     _Atomic uint64_t end_ns;        /* when this worker's phase ended; 0 while it runs */
     char first_error[ERRMSG_LEN];   /* first error seen, for the report ("" if none) */
+    unsigned first_error_conn;      /* the connection it happened on */
+    /* blocking engine */
+    cairn_t *conn;                  /* owned by main; used only by this worker during a phase */
+    /* event engine */
+    int epfd;                       /* owned by main (-1: none) */
+    ev_conn_t **conns;              /* this loop's connections (the array is owned by main) */
+    unsigned n_conns, active;       /* active: connections whose phase has not ended */
+    bool need_scan;                 /* a connection waits to be served by ev_scan */
+    uint64_t next_timer_ns;         /* earliest deadline among this loop's connections */
 } worker_t;
 
 static bench_cfg_t cfg;
@@ -290,6 +335,8 @@ static atomic_bool stop_requested; /* the deadline passed, or a signal came */
 static atomic_bool signalled;      /* SIGINT/SIGTERM: stop early, still report */
 static _Atomic uint64_t ops_issued;  /* with --ops: operations handed out so far */
 static workload_t phase_workload;    /* what the running phase does (load or cfg.workload) */
+static cairn_get_opts_t get_opts;    /* what every get sends (fill_request_opts) */
+static cairn_put_opts_t put_opts;    /* what every put sends; an update's put adds context */
 
 static void on_signal(int sig)
 {
@@ -298,13 +345,13 @@ static void on_signal(int sig)
     atomic_store(&stop_requested, true);
 }
 
-static uint64_t pick_key(worker_t *wk)
+static uint64_t pick_key(uint64_t *rng)
 {
     if (!cfg.zipf)
-        return rng_next(&wk->rng) % cfg.keys;
+        return rng_next(rng) % cfg.keys;
     /* Spread the popular ranks over the key space instead of the first keys: multiplication
      * by a prime larger than MAX_KEYS is a bijection modulo keys. */
-    uint64_t rank = zipf_sample(&zipf_dist, &wk->rng) - 1;
+    uint64_t rank = zipf_sample(&zipf_dist, rng) - 1;
     return (rank * 2654435761ull) % cfg.keys;
 }
 
@@ -314,19 +361,21 @@ static cairn_buf_t key_buf(char *buf, uint64_t k)
     return (cairn_buf_t){buf, (size_t)len};
 }
 
-static void note_error(worker_t *wk, op_t op, int code)
+/* Counts a failed request of type `op` on connection `conn_id`; the first one's text is kept
+ * for the report. */
+static void count_error(worker_t *wk, unsigned conn_id, op_t op, int code, const char *detail)
 {
     wk->stats[op].errors[err_slot(code)]++;
     atomic_fetch_add_explicit(&wk->progress_errors, 1, memory_order_relaxed);
     if (wk->first_error[0] == '\0') {
-        const char *detail = cairn_errmsg(wk->conn);
         snprintf(wk->first_error, sizeof wk->first_error, "%s %s%s%s", op_names[op],
                  cairn_strerror(code), detail && detail[0] ? ": " : "", detail ? detail : "");
+        wk->first_error_conn = conn_id;
     }
-    if (code == CAIRN_ECONNECT || code == CAIRN_EIO)
-        sleep_ns(RETRY_SLEEP_NS); /* do not spin against a node that is down */
 }
 
+/* The options of every request, for both engines: the bucket type, the per-request timeout
+ * (sent to the server) and, with --per-request, n_val/r/w. */
 static void fill_request_opts(cairn_get_opts_t *go, cairn_put_opts_t *po)
 {
     memset(go, 0, sizeof *go);
@@ -340,7 +389,40 @@ static void fill_request_opts(cairn_get_opts_t *go, cairn_put_opts_t *po)
     }
 }
 
-/* One get; returns the object through *out (may be NULL) when the caller wants it. */
+static bool may_issue_one_more(void)
+{
+    if (atomic_load_explicit(&stop_requested, memory_order_relaxed))
+        return false;
+    if (cfg.ops == 0 || phase_workload == WL_LOAD)
+        return true;
+    return atomic_fetch_add_explicit(&ops_issued, 1, memory_order_relaxed) < cfg.ops;
+}
+
+/* The next operation of a get/put/mixed/update workload (not load). */
+static op_t pick_op(uint64_t *rng)
+{
+    switch (phase_workload) {
+    case WL_PUT:
+        return OP_PUT;
+    case WL_GET:
+        return OP_GET;
+    case WL_MIXED:
+        return rng_next(rng) % (cfg.ratio_get + cfg.ratio_put) < cfg.ratio_get ? OP_GET : OP_PUT;
+    default:
+        return OP_UPDATE;
+    }
+}
+
+/* ------------------------------------------------------------------ blocking engine */
+
+static void note_error(worker_t *wk, op_t op, int code)
+{
+    count_error(wk, wk->id, op, code, cairn_errmsg(wk->conn));
+    if (code == CAIRN_ECONNECT || code == CAIRN_EIO)
+        sleep_ns(RETRY_SLEEP_NS); /* do not spin against a node that is down */
+}
+
+/* One get; returns the object through *keep (may be NULL) when the caller wants it. */
 static int do_get(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t bucket, cairn_buf_t key,
                   cairn_object_t **keep)
 {
@@ -374,21 +456,19 @@ static int do_put(worker_t *wk, const cairn_put_opts_t *po, cairn_buf_t bucket, 
     return rc;
 }
 
-/* Get, then put with the context the get returned (none if the key was missing). */
-static void do_update(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t bucket,
-                      cairn_buf_t key)
+/* Get, then put with the context the get returned (none if the key was missing). Returns
+ * CAIRN_OK or the error that ended it. */
+static int do_update(worker_t *wk, cairn_buf_t bucket, cairn_buf_t key)
 {
     uint64_t t0 = now_ns();
     cairn_object_t *obj = NULL;
-    int rc = do_get(wk, go, bucket, key, &obj);
+    int rc = do_get(wk, &get_opts, bucket, key, &obj);
     if (rc != CAIRN_OK && rc != CAIRN_ENOTFOUND) {
         wk->stats[OP_UPDATE].errors[err_slot(rc)]++; /* do_get has counted it for progress */
         cairn_object_free(obj);
-        return;
+        return rc;
     }
-    cairn_get_opts_t unused;
-    cairn_put_opts_t po;
-    fill_request_opts(&unused, &po);
+    cairn_put_opts_t po = put_opts;
     if (obj)
         po.context = obj->context; /* borrowed from obj until it is freed below */
     rc = do_put(wk, &po, bucket, key);
@@ -397,31 +477,19 @@ static void do_update(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t buck
         hist_record(&wk->stats[OP_UPDATE].hist, now_ns() - t0);
     else
         wk->stats[OP_UPDATE].errors[err_slot(rc)]++; /* do_put has counted it */
+    return rc;
 }
 
-static bool may_issue_one_more(void)
-{
-    if (atomic_load_explicit(&stop_requested, memory_order_relaxed))
-        return false;
-    if (cfg.ops == 0 || phase_workload == WL_LOAD)
-        return true;
-    return atomic_fetch_add_explicit(&ops_issued, 1, memory_order_relaxed) < cfg.ops;
-}
-
-static void *worker_main(void *arg)
+static void *blocking_worker_main(void *arg)
 {
     worker_t *wk = arg;
-    cairn_get_opts_t go;
-    cairn_put_opts_t po;
-    fill_request_opts(&go, &po);
     cairn_buf_t bucket = {cfg.bucket, strlen(cfg.bucket)};
     char kbuf[KEY_BUF];
-    unsigned ratio_sum = cfg.ratio_get + cfg.ratio_put;
 
     if (phase_workload == WL_LOAD) {
         /* Worker i writes keys i, i+C, i+2C, ...: every key once, spread over the workers. */
         for (uint64_t k = wk->id; k < cfg.keys && may_issue_one_more(); k += cfg.concurrency) {
-            if (do_put(wk, &po, bucket, key_buf(kbuf, k)) == CAIRN_OK)
+            if (do_put(wk, &put_opts, bucket, key_buf(kbuf, k)) == CAIRN_OK)
                 atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         }
         atomic_store(&wk->end_ns, now_ns());
@@ -429,24 +497,17 @@ static void *worker_main(void *arg)
     }
 
     while (may_issue_one_more()) {
-        cairn_buf_t key = key_buf(kbuf, pick_key(wk));
+        cairn_buf_t key = key_buf(kbuf, pick_key(&wk->rng));
         int rc;
-        switch (phase_workload) {
-        case WL_PUT:
-            rc = do_put(wk, &po, bucket, key);
+        switch (pick_op(&wk->rng)) {
+        case OP_PUT:
+            rc = do_put(wk, &put_opts, bucket, key);
             break;
-        case WL_GET:
-            rc = do_get(wk, &go, bucket, key, NULL);
+        case OP_GET:
+            rc = do_get(wk, &get_opts, bucket, key, NULL);
             break;
-        case WL_MIXED:
-            if (rng_next(&wk->rng) % ratio_sum < cfg.ratio_get)
-                rc = do_get(wk, &go, bucket, key, NULL);
-            else
-                rc = do_put(wk, &po, bucket, key);
-            break;
-        default: /* WL_UPDATE */
-            do_update(wk, &go, bucket, key);
-            rc = CAIRN_OK;
+        default:
+            rc = do_update(wk, bucket, key);
             break;
         }
         if (rc == CAIRN_OK || rc == CAIRN_ENOTFOUND)
@@ -456,6 +517,790 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ event engine: nodes
+ *
+ * The event engine connects by itself, so it resolves --hosts once at setup, with libcairn's
+ * syntax (host[:port], [v6addr][:port] or a bare IPv6 address; the port defaults to 8087;
+ * spaces around entries are ignored). Every address of every node goes into one list, in
+ * host-list order; a connection tries them in turn, each for up to 2 s, starting from the
+ * first address of a node, and wraps around once. */
+
+typedef struct ev_node {
+    char label[300];                /* "host:port" as the user would write it */
+    unsigned first_target;          /* its first address in ev_targets */
+} ev_node_t;
+
+typedef struct ev_target {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    unsigned node;                  /* index in ev_nodes */
+} ev_target_t;
+
+static ev_node_t *ev_nodes;         /* owned by this module for the whole run */
+static unsigned ev_n_nodes;
+static ev_target_t *ev_targets;
+static unsigned ev_n_targets;
+
+/* Splits one host-list entry s[0..len) into host and port; false with *why on a bad entry. */
+static bool ev_parse_entry(const char *s, size_t len, char *host, size_t host_cap, char *port,
+                           size_t port_cap, char *why, size_t why_len)
+{
+    const char *h = s, *p = NULL;
+    size_t h_len = len, p_len = 0;
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close || (close + 1 < s + len && close[1] != ':')) {
+            snprintf(why, why_len, "'%.*s': expected [address] or [address]:port", (int)len, s);
+            return false;
+        }
+        h = s + 1;
+        h_len = (size_t)(close - h);
+        if (close + 1 < s + len) {
+            p = close + 2;
+            p_len = (size_t)(s + len - p);
+        }
+    } else {
+        const char *colon = memchr(s, ':', len);
+        /* One colon separates the port; more than one is a bare IPv6 address. */
+        if (colon && !memchr(colon + 1, ':', (size_t)(s + len - colon - 1))) {
+            h_len = (size_t)(colon - s);
+            p = colon + 1;
+            p_len = (size_t)(s + len - p);
+        }
+    }
+    unsigned long port_num = 0;
+    for (size_t i = 0; p && i < p_len && port_num <= 65535; i++)
+        port_num = (p[i] >= '0' && p[i] <= '9') ? port_num * 10 + (unsigned long)(p[i] - '0')
+                                                : 65536;
+    if (h_len == 0 || h_len >= host_cap || (p && (p_len == 0 || port_num == 0 ||
+                                                  port_num > 65535))) {
+        snprintf(why, why_len, "'%.*s': expected host:port with a port in 1-65535", (int)len,
+                 s);
+        return false;
+    }
+    memcpy(host, h, h_len);
+    host[h_len] = '\0';
+    if (p)
+        snprintf(port, port_cap, "%lu", port_num);
+    else
+        snprintf(port, port_cap, "%s", DEFAULT_PORT);
+    return true;
+}
+
+/* Fills ev_nodes and ev_targets from cfg.hosts. A node that does not resolve is reported on
+ * stderr and skipped; 0, or -1 (message printed) if the list is bad or nothing resolves. */
+static int ev_resolve_hosts(void)
+{
+    size_t cap = 1;
+    for (const char *q = cfg.hosts; *q; q++)
+        cap += *q == ',';
+    ev_nodes = calloc(cap, sizeof *ev_nodes);
+    if (!ev_nodes) {
+        fprintf(stderr, PROG ": out of memory for the host list\n");
+        return -1;
+    }
+    const char *entry = cfg.hosts;
+    for (;;) {
+        const char *end = strchr(entry, ',');
+        if (!end)
+            end = entry + strlen(entry);
+        const char *b = entry, *e = end;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        char host[256], port[8], why[ERRMSG_LEN];
+        if (b == e) {
+            fprintf(stderr, PROG ": empty entry in host list '%s'\n", cfg.hosts);
+            return -1;
+        }
+        if (!ev_parse_entry(b, (size_t)(e - b), host, sizeof host, port, sizeof port, why,
+                            sizeof why)) {
+            fprintf(stderr, PROG ": host list: %s\n", why);
+            return -1;
+        }
+        ev_node_t *node = &ev_nodes[ev_n_nodes];
+        snprintf(node->label, sizeof node->label, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+                 host, port);
+        node->first_target = ev_n_targets;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host, port, &hints, &res);
+        if (gai != 0)
+            fprintf(stderr, PROG ": %s: %s (skipped)\n", node->label, gai_strerror(gai));
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
+                continue;
+            ev_target_t *grown = realloc(ev_targets, (ev_n_targets + 1) * sizeof *grown);
+            if (!grown) {
+                freeaddrinfo(res);
+                fprintf(stderr, PROG ": out of memory for the host list\n");
+                return -1;
+            }
+            ev_targets = grown;
+            ev_target_t *t = &ev_targets[ev_n_targets++];
+            memset(t, 0, sizeof *t);
+            memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
+            t->addr_len = ai->ai_addrlen;
+            t->node = ev_n_nodes;
+        }
+        if (res)
+            freeaddrinfo(res);
+        ev_n_nodes++;
+        if (!*end)
+            break;
+        entry = end + 1;
+    }
+    if (ev_n_targets == 0) {
+        fprintf(stderr, PROG ": no node of '%s' resolves to an address\n", cfg.hosts);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ event engine: connections
+ *
+ * Each connection is a small state machine run by its loop thread:
+ *
+ *   IDLE --issue--> [CONNECTING] --> SENDING <--> WAITING --answer--> (issue the next one)
+ *                                        \___ error ___> IDLE, or BACKOFF (10 ms) after a
+ *                                                        connection error; DONE at the end
+ *
+ * Exactly one request is outstanding while SENDING or WAITING. An update is a get and then a
+ * put on the same connection, with the vclock of the get. The outcome of every request is
+ * counted exactly as the blocking engine counts libcairn's return codes: an RpbErrorResp maps
+ * to its code and keeps the connection; a broken connection is CAIRN_EIO (then a 10 ms
+ * pause), no connectable node CAIRN_ECONNECT (same pause), no answer within the request
+ * timeout + 1 s CAIRN_ETIMEOUT, a malformed answer CAIRN_EPROTO; the last three close the
+ * connection, and the next request reconnects, starting at the next node (failover). */
+
+typedef enum { EC_IDLE, EC_CONNECTING, EC_SENDING, EC_WAITING, EC_BACKOFF, EC_DONE } ec_state_t;
+
+#define EV_BATCH 256                    /* events taken per epoll_wait */
+#define EV_READ_CHUNK 16384u            /* free space offered to each recv */
+#define EV_MAX_NAP_NS 50000000ull       /* idle loops look at the stop flag every 50 ms */
+
+struct ev_conn {
+    unsigned id;                    /* 0..concurrency-1 */
+    worker_t *wk;                   /* the loop that runs it */
+    int fd;                         /* -1: not connected */
+    ec_state_t state;
+    bool want_out;                  /* EPOLLOUT is in fd's interest set */
+    unsigned node;                  /* the node connected to (or last connected to) */
+    unsigned target, targets_tried; /* while connecting: the address tried, how many so far */
+    char connect_why[DETAIL_LEN];   /* why this round's attempts failed */
+    uint64_t timer_ns;              /* CONNECTING: this attempt's end; BACKOFF: retry time */
+    uint64_t req_deadline_ns;       /* the request's end (its timeout + grace) */
+    pbf_buf_t out;                  /* the framed request; out_sent bytes have left */
+    size_t out_sent;
+    pbf_buf_t in;                   /* bytes of the answer received so far */
+    pbf_buf_t context;              /* update: the vclock the get returned */
+    op_t op;                        /* the request in flight: OP_GET or OP_PUT */
+    bool updating;                  /* the request is part of an update */
+    bool may_resend;                /* nothing left yet: one retry on the next node allowed */
+    uint64_t t_req_ns, t_update_ns; /* when the request (and the update) started */
+    char key[KEY_BUF];
+    size_t key_len;
+    uint64_t next_load_key;         /* load: this connection writes id, id+C, id+2C, ... */
+};
+
+static ev_conn_t *ev_conns;         /* concurrency entries, owned by main */
+static cairn_buf_t bench_bucket;
+
+static const char *ev_label(const ev_conn_t *c)
+{
+    return ev_nodes[c->node].label;
+}
+
+static void ev_arm_timer(worker_t *wk, uint64_t at)
+{
+    if (at < wk->next_timer_ns)
+        wk->next_timer_ns = at;
+}
+
+static void ev_close(ev_conn_t *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd); /* also leaves the epoll set: the fd is never duplicated */
+        c->fd = -1;
+    }
+    c->want_out = false;
+    c->in.len = 0;
+}
+
+static void ev_set_out_interest(ev_conn_t *c, bool want)
+{
+    if (c->want_out == want)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
+    if (epoll_ctl(c->wk->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->want_out = want;
+}
+
+/* Is the idle connection still usable (no EOF, no bytes nobody asked for)? libcairn checks
+ * the same before each request; the event engine checks at the start of each phase. */
+static bool ev_alive(const ev_conn_t *c)
+{
+    char byte;
+    ssize_t got = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
+static void ev_done(ev_conn_t *c)
+{
+    c->state = EC_DONE;
+    c->updating = false;
+    c->wk->active--;
+}
+
+/* The request in flight failed with `code`: count it (and the update it belongs to), close
+ * the connection if its stream can no longer be trusted, and let the connection go on. */
+static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ...)
+{
+    char detail[DETAIL_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    worker_t *wk = c->wk;
+    count_error(wk, c->id, c->op, code, detail);
+    if (c->updating)
+        wk->stats[OP_UPDATE].errors[err_slot(code)]++; /* counted for progress above */
+    c->updating = false;
+    c->out.len = c->out_sent = 0;
+    if (close_conn)
+        ev_close(c);
+    if (code == CAIRN_ECONNECT || code == CAIRN_EIO) {
+        c->state = EC_BACKOFF; /* do not spin against a node that is down */
+        c->timer_ns = now_ns() + RETRY_SLEEP_NS;
+        ev_arm_timer(wk, c->timer_ns);
+    } else {
+        c->state = EC_IDLE;
+        wk->need_scan = true;
+    }
+}
+
+static void tune_socket(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Starts a non-blocking connect to t: 0 connected, 1 in progress, -1 failed (*why set). */
+static int ev_open_target(const ev_target_t *t, int *fd_out, char *why, size_t why_len)
+{
+    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, why_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(fd, (const struct sockaddr *)&t->addr, t->addr_len) == 0) {
+        *fd_out = fd;
+        return 0;
+    }
+    if (errno == EINPROGRESS) {
+        *fd_out = fd;
+        return 1;
+    }
+    snprintf(why, why_len, "%s", strerror(errno));
+    close(fd);
+    return -1;
+}
+
+/* Appends src to the NUL-terminated text in dst[0..cap), truncating. */
+static void append_text(char *dst, size_t cap, const char *src)
+{
+    size_t used = strlen(dst), n = strlen(src);
+    if (used + 1 >= cap)
+        return;
+    if (n > cap - 1 - used)
+        n = cap - 1 - used;
+    memcpy(dst + used, src, n);
+    dst[used + n] = '\0';
+}
+
+/* The address being tried failed: note why and move to the next one. */
+static void ev_target_failed(ev_conn_t *c, const char *why)
+{
+    if (c->connect_why[0])
+        append_text(c->connect_why, sizeof c->connect_why, "; ");
+    append_text(c->connect_why, sizeof c->connect_why, ev_nodes[ev_targets[c->target].node].label);
+    append_text(c->connect_why, sizeof c->connect_why, ": ");
+    append_text(c->connect_why, sizeof c->connect_why, why);
+    c->target = (c->target + 1) % ev_n_targets;
+    c->targets_tried++;
+}
+
+static void ev_write(ev_conn_t *c);
+
+/* Connected to c->target: send the pending request, if any. */
+static void ev_connected(ev_conn_t *c)
+{
+    tune_socket(c->fd);
+    c->node = ev_targets[c->target].node;
+    if (c->out.len > 0) {
+        ev_write(c);
+    } else {
+        ev_set_out_interest(c, false);
+        c->state = EC_IDLE;
+        c->wk->need_scan = true;
+    }
+}
+
+/* Tries the addresses from c->target on until one connects or is in progress; after the last
+ * one, the request fails with CAIRN_ECONNECT. */
+static void ev_connect_next(ev_conn_t *c)
+{
+    while (c->targets_tried < ev_n_targets) {
+        char why[ERRMSG_LEN];
+        int fd = -1;
+        int r = ev_open_target(&ev_targets[c->target], &fd, why, sizeof why);
+        if (r >= 0) {
+            struct epoll_event ev = {.events = EPOLLIN | (r == 1 ? EPOLLOUT : 0u),
+                                     .data.ptr = c};
+            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+                c->fd = fd;
+                c->want_out = r == 1;
+                if (r == 0) {
+                    ev_connected(c);
+                } else {
+                    c->state = EC_CONNECTING;
+                    c->timer_ns = now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
+                    ev_arm_timer(c->wk, c->timer_ns);
+                }
+                return;
+            }
+            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
+            close(fd);
+        }
+        ev_target_failed(c, why);
+    }
+    ev_fail(c, CAIRN_ECONNECT, false, "%s", c->connect_why);
+}
+
+/* A round of attempts starting at the first address of node `start`. */
+static void ev_connect_start(ev_conn_t *c, unsigned start)
+{
+    c->targets_tried = 0;
+    c->target = ev_nodes[start].first_target % ev_n_targets;
+    c->connect_why[0] = '\0';
+    ev_connect_next(c);
+}
+
+/* The in-progress connect finished (writable or an error) or timed out (timed_out). */
+static void ev_connect_finished(ev_conn_t *c, bool timed_out)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (timed_out)
+        err = ETIMEDOUT;
+    else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        ev_connected(c);
+        return;
+    }
+    ev_close(c);
+    ev_target_failed(c, err == ETIMEDOUT ? "connect timed out" : strerror(err));
+    ev_connect_next(c);
+}
+
+/* Setup: connects c before the first phase, waiting up to 2 s per address. 0, or -1 with
+ * the reasons in c->connect_why. */
+static int ev_connect_sync(ev_conn_t *c)
+{
+    c->targets_tried = 0;
+    c->target = 0;
+    c->connect_why[0] = '\0';
+    while (c->targets_tried < ev_n_targets) {
+        char why[ERRMSG_LEN];
+        int fd = -1;
+        int r = ev_open_target(&ev_targets[c->target], &fd, why, sizeof why);
+        if (r == 1) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int n;
+            do
+                n = poll(&pfd, 1, (int)CONNECT_TIMEOUT_MS);
+            while (n < 0 && errno == EINTR);
+            int err = n == 0 ? ETIMEDOUT : n < 0 ? errno : 0;
+            socklen_t len = sizeof err;
+            if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+            if (err) {
+                snprintf(why, sizeof why, "%s",
+                         err == ETIMEDOUT ? "connect timed out" : strerror(err));
+                close(fd);
+                r = -1;
+            }
+        }
+        if (r >= 0) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+                tune_socket(fd);
+                c->fd = fd;
+                c->want_out = false;
+                c->node = ev_targets[c->target].node;
+                return 0;
+            }
+            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
+            close(fd);
+        }
+        ev_target_failed(c, why);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ event engine: requests */
+
+/* Frames the request for c->op on c->key into c->out (a put carries `context` if given). */
+static int ev_encode(ev_conn_t *c, const pbf_buf_t *context)
+{
+    c->out.len = c->out_sent = 0;
+    cairn_buf_t key = {c->key, c->key_len};
+    if (c->op == OP_GET)
+        return pbf_append_get(&c->out, bench_bucket, key, &get_opts);
+    cairn_put_opts_t po = put_opts;
+    if (context)
+        po.context = (cairn_buf_t){context->data, context->len};
+    return pbf_append_put(&c->out, bench_bucket, key,
+                          (cairn_buf_t){c->wk->value, cfg.value_size}, &po);
+}
+
+/* Sends the framed request, connecting first if the connection is down. */
+static void ev_send(ev_conn_t *c)
+{
+    c->may_resend = true;
+    c->req_deadline_ns = c->t_req_ns + cfg.timeout_ms * 1000000ull + SERVER_TIMEOUT_GRACE_NS;
+    ev_arm_timer(c->wk, c->req_deadline_ns);
+    if (c->fd < 0)
+        ev_connect_start(c, (c->node + 1) % ev_n_nodes);
+    else
+        ev_write(c);
+}
+
+/* After a send broke with bytes already sent: a server that refuses a request it will not
+ * read to the end answers with an error and closes, and that answer explains the break
+ * better than CAIRN_EIO (libcairn does the same). true if such an answer was there. */
+static bool ev_answer_after_break(ev_conn_t *c)
+{
+    if (!pbf_buf_reserve(&c->in, EV_READ_CHUNK))
+        return false;
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+    if (n <= 0)
+        return false;
+    c->in.len += (size_t)n;
+    pbf_frame_t f;
+    size_t need;
+    if (pbf_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &f, &need) != PBF_FRAME ||
+        f.code != PBF_ERROR_RESP)
+        return false;
+    char msg[DETAIL_LEN];
+    int code = pbf_error_code(f.body, f.body_len, false, msg, sizeof msg);
+    ev_fail(c, code, true, "%s", msg);
+    return true;
+}
+
+/* Writes what is left of c->out; WAITING once all of it is out, SENDING while the socket is
+ * full. */
+static void ev_write(ev_conn_t *c)
+{
+    while (c->out_sent < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->state = EC_SENDING;
+            ev_set_out_interest(c, true);
+            return;
+        }
+        int err = n < 0 ? errno : EPIPE;
+        if (c->out_sent == 0 && c->may_resend) {
+            /* Nothing left: the request was never seen. Once more, on the next node. */
+            c->may_resend = false;
+            ev_close(c);
+            ev_connect_start(c, (c->node + 1) % ev_n_nodes);
+            return;
+        }
+        if (c->out_sent > 0 && ev_answer_after_break(c))
+            return;
+        ev_fail(c, CAIRN_EIO, true, "%s: send: %s", ev_label(c), strerror(err));
+        return;
+    }
+    c->state = EC_WAITING;
+    ev_set_out_interest(c, false);
+}
+
+/* Starts the next operation, or ends the connection's phase when there is none. */
+static void ev_issue(ev_conn_t *c)
+{
+    worker_t *wk = c->wk;
+    uint64_t k;
+    c->updating = false;
+    if (phase_workload == WL_LOAD) {
+        if (c->next_load_key >= cfg.keys || !may_issue_one_more()) {
+            ev_done(c);
+            return;
+        }
+        k = c->next_load_key;
+        c->next_load_key += cfg.concurrency;
+        c->op = OP_PUT;
+    } else {
+        if (!may_issue_one_more()) {
+            ev_done(c);
+            return;
+        }
+        k = pick_key(&wk->rng);
+        c->op = pick_op(&wk->rng);
+        if (c->op == OP_UPDATE) {
+            c->updating = true;
+            c->op = OP_GET;
+        }
+    }
+    c->key_len = key_buf(c->key, k).len;
+    c->t_req_ns = c->t_update_ns = now_ns();
+    int rc = ev_encode(c, NULL);
+    if (rc != CAIRN_OK) {
+        ev_fail(c, rc, false, "building the request");
+        return;
+    }
+    ev_send(c);
+}
+
+/* A complete answer to the request in flight (the frame points into c->in). */
+static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
+{
+    uint64_t t1 = now_ns();
+    worker_t *wk = c->wk;
+    if (f->code == PBF_ERROR_RESP) {
+        char msg[DETAIL_LEN];
+        int code = pbf_error_code(f->body, f->body_len, false, msg, sizeof msg);
+        c->in.len = 0;
+        ev_fail(c, code, code == CAIRN_EPROTO, "%s", msg);
+        return;
+    }
+    unsigned want = c->op == OP_GET ? PBF_GET_RESP : PBF_PUT_RESP;
+    if (f->code != want) {
+        c->in.len = 0;
+        ev_fail(c, CAIRN_EPROTO, true, "%s: unexpected message code %u (expected %u)",
+                ev_label(c), f->code, want);
+        return;
+    }
+    if (c->op == OP_PUT) {
+        /* Like cairn_put with no object wanted: the RpbPutResp body is not decoded. */
+        c->in.len = 0;
+        hist_record(&wk->stats[OP_PUT].hist, t1 - c->t_req_ns);
+        if (c->updating)
+            hist_record(&wk->stats[OP_UPDATE].hist, t1 - c->t_update_ns);
+        atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
+        ev_issue(c);
+        return;
+    }
+    int rc = pbf_get_result(f->body, f->body_len, c->updating ? &c->context : NULL);
+    c->in.len = 0;
+    if (rc != CAIRN_OK && rc != CAIRN_ENOTFOUND) {
+        ev_fail(c, rc, rc == CAIRN_EPROTO, "%s: %s", ev_label(c),
+                rc == CAIRN_EPROTO ? "malformed get response" : "no memory for the vclock");
+        return;
+    }
+    hist_record(&wk->stats[OP_GET].hist, t1 - c->t_req_ns);
+    if (rc == CAIRN_ENOTFOUND)
+        wk->stats[OP_GET].notfound++;
+    if (!c->updating) {
+        atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
+        ev_issue(c);
+        return;
+    }
+    /* The update's put, with the context the get returned (none if the key was missing). */
+    c->op = OP_PUT;
+    c->t_req_ns = now_ns();
+    rc = ev_encode(c, rc == CAIRN_OK ? &c->context : NULL);
+    if (rc != CAIRN_OK) {
+        ev_fail(c, rc, false, "building the request");
+        return;
+    }
+    ev_send(c);
+}
+
+/* The socket is readable (or has an error or a hang-up). */
+static void ev_readable(ev_conn_t *c)
+{
+    if (c->state != EC_SENDING && c->state != EC_WAITING) {
+        /* No request in flight: the server closed the connection or sent bytes nobody asked
+         * for. Either way it cannot carry the next request: close it, and the next request
+         * reconnects (what libcairn's check before each request does). */
+        ev_close(c);
+        return;
+    }
+    if (!pbf_buf_reserve(&c->in, EV_READ_CHUNK)) {
+        ev_fail(c, CAIRN_ENOMEM, true, "no memory for an answer");
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    if (n == 0) {
+        ev_fail(c, CAIRN_EIO, true, "%s: connection closed by the server", ev_label(c));
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return; /* level-triggered: it comes back */
+        ev_fail(c, CAIRN_EIO, true, "%s: receive: %s", ev_label(c), strerror(errno));
+        return;
+    }
+    c->in.len += (size_t)n;
+    pbf_frame_t f;
+    size_t need;
+    switch (pbf_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &f, &need)) {
+    case PBF_NEED_MORE:
+        if (need > c->in.len && !pbf_buf_reserve(&c->in, need - c->in.len))
+            ev_fail(c, CAIRN_ENOMEM, true, "no memory for an answer of %zu bytes", need);
+        return;
+    case PBF_BAD_EMPTY:
+        ev_fail(c, CAIRN_EPROTO, true, "%s: frame of length 0 (no message code)", ev_label(c));
+        return;
+    case PBF_BAD_TOO_BIG:
+        ev_fail(c, CAIRN_ETOOBIG, true, "%s: answer exceeds %u bytes", ev_label(c),
+                MAX_ANSWER_BYTES);
+        return;
+    case PBF_FRAME:
+        break;
+    }
+    if (f.frame_len != c->in.len) {
+        ev_fail(c, CAIRN_EPROTO, true, "%s: bytes nobody asked for after the answer",
+                ev_label(c));
+        return;
+    }
+    if (c->state == EC_SENDING) {
+        /* Answered before the whole request left: a refusal, and the rest of the request
+         * would be read as a new one, so the connection closes. */
+        char msg[DETAIL_LEN];
+        int code = f.code == PBF_ERROR_RESP
+                       ? pbf_error_code(f.body, f.body_len, false, msg, sizeof msg)
+                       : CAIRN_EPROTO;
+        if (f.code != PBF_ERROR_RESP)
+            snprintf(msg, sizeof msg, "%s: answer (code %u) before the request was sent",
+                     ev_label(c), f.code);
+        ev_fail(c, code, true, "%s", msg);
+        return;
+    }
+    ev_answer(c, &f);
+}
+
+static void ev_on_event(ev_conn_t *c, uint32_t events)
+{
+    if (c->fd < 0)
+        return;
+    switch (c->state) {
+    case EC_CONNECTING:
+        ev_connect_finished(c, false);
+        return;
+    case EC_SENDING:
+        /* Read first: an early answer (a refusal) or an error explains a stalled send. */
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+            ev_readable(c);
+            if (c->state != EC_SENDING)
+                return;
+        }
+        if (events & EPOLLOUT)
+            ev_write(c);
+        return;
+    default:
+        ev_readable(c);
+        return;
+    }
+}
+
+/* Serves what waits on time or on the loop: new requests of idle connections, the end of a
+ * pause, connect and request deadlines. Recomputes the loop's next timer. */
+static void ev_scan(worker_t *wk, uint64_t now)
+{
+    wk->need_scan = false;
+    bool stopping = atomic_load_explicit(&stop_requested, memory_order_relaxed);
+    uint64_t next = now + EV_MAX_NAP_NS;
+    for (unsigned i = 0; i < wk->n_conns; i++) {
+        ev_conn_t *c = wk->conns[i];
+        switch (c->state) {
+        case EC_IDLE:
+            ev_issue(c);
+            break;
+        case EC_BACKOFF:
+            if (stopping || now >= c->timer_ns)
+                ev_issue(c);
+            break;
+        case EC_CONNECTING:
+            if (now >= c->timer_ns)
+                ev_connect_finished(c, true);
+            break;
+        case EC_SENDING:
+        case EC_WAITING:
+            if (now >= c->req_deadline_ns)
+                ev_fail(c, CAIRN_ETIMEOUT, true, "%s: no answer before the deadline",
+                        ev_label(c));
+            break;
+        case EC_DONE:
+            break;
+        }
+        if ((c->state == EC_BACKOFF || c->state == EC_CONNECTING) && c->timer_ns < next)
+            next = c->timer_ns;
+        if ((c->state == EC_SENDING || c->state == EC_WAITING) && c->req_deadline_ns < next)
+            next = c->req_deadline_ns;
+    }
+    wk->next_timer_ns = next;
+}
+
+static void *event_loop_main(void *arg)
+{
+    worker_t *wk = arg;
+    struct epoll_event evs[EV_BATCH];
+    wk->active = wk->n_conns;
+    wk->next_timer_ns = now_ns() + EV_MAX_NAP_NS;
+    wk->need_scan = false;
+    for (unsigned i = 0; i < wk->n_conns; i++) {
+        ev_conn_t *c = wk->conns[i];
+        c->state = EC_IDLE;
+        c->next_load_key = c->id;
+        if (c->fd >= 0 && !ev_alive(c))
+            ev_close(c); /* closed between phases: reconnect quietly, as libcairn would */
+    }
+    for (unsigned i = 0; i < wk->n_conns; i++)
+        ev_issue(wk->conns[i]);
+    while (wk->active > 0) {
+        uint64_t now = now_ns();
+        int timeout_ms = 0;
+        if (!wk->need_scan && wk->next_timer_ns > now)
+            timeout_ms = (int)((wk->next_timer_ns - now + 999999) / 1000000);
+        int n = epoll_wait(wk->epfd, evs, EV_BATCH, timeout_ms);
+        if (n < 0 && errno != EINTR) {
+            int err = errno;
+            fprintf(stderr, PROG ": epoll_wait (loop %u): %s; stopping the run\n", wk->id,
+                    strerror(err));
+            atomic_store(&stop_requested, true);
+            for (unsigned i = 0; i < wk->n_conns; i++) {
+                ev_conn_t *c = wk->conns[i];
+                if (c->state == EC_CONNECTING || c->state == EC_SENDING ||
+                    c->state == EC_WAITING)
+                    ev_fail(c, CAIRN_EIO, true, "event loop failed: epoll_wait: %s",
+                            strerror(err));
+            }
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            ev_on_event(evs[i].data.ptr, evs[i].events);
+        now = now_ns();
+        if (wk->need_scan || now >= wk->next_timer_ns)
+            ev_scan(wk, now);
+    }
+    atomic_store(&wk->end_ns, now_ns());
+    return NULL;
+}
 /* ------------------------------------------------------------------ one phase */
 
 typedef struct phase_result {
@@ -483,13 +1328,17 @@ static uint64_t sum_progress(worker_t *ws, unsigned n, uint64_t *errors)
     return ops;
 }
 
+static unsigned n_workers; /* threads: one per connection (blocking) or --threads (event) */
+
 /* Runs `wl` on every worker until it ends (duration, count, key space, or a signal). */
 static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
 {
+    void *(*thread_main)(void *) =
+        cfg.engine == ENGINE_EVENT ? event_loop_main : blocking_worker_main;
     memset(res, 0, sizeof *res);
     phase_workload = wl;
     atomic_store(&ops_issued, 0);
-    for (unsigned i = 0; i < cfg.concurrency; i++) {
+    for (unsigned i = 0; i < n_workers; i++) {
         memset(ws[i].stats, 0, sizeof ws[i].stats);
         atomic_store(&ws[i].progress_ops, 0);
         atomic_store(&ws[i].progress_errors, 0);
@@ -499,8 +1348,8 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
     double cpu0 = cpu_seconds();
     uint64_t t0 = now_ns();
     unsigned started = 0;
-    for (; started < cfg.concurrency; started++) {
-        if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]) != 0) {
+    for (; started < n_workers; started++) {
+        if (pthread_create(&ws[started].thread, NULL, thread_main, &ws[started]) != 0) {
             fprintf(stderr, PROG ": cannot start worker thread %u\n", started);
             atomic_store(&stop_requested, true);
             break;
@@ -562,9 +1411,8 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         t_end = t_stop;
     res->elapsed_s = (double)(t_end - t0) / 1e9;
     res->client_cpu_s = cpu_seconds() - cpu0;
-    return started < cfg.concurrency ? -1 : 0;
+    return started < n_workers ? -1 : 0;
 }
-
 /* ------------------------------------------------------------------ report */
 
 static uint64_t errors_total(const op_stats_t *s)
@@ -676,7 +1524,8 @@ static void usage(FILE *to)
     fprintf(to,
 "usage: " PROG " [options] put|get|mixed|update|load\n"
 "\n"
-"Drives a Cairn (or Riak) node through libcairn and reports ops/s and latency per operation.\n"
+"Drives a Cairn (or Riak) node over Riak's protocol buffers API and reports ops/s and latency\n"
+"per operation.\n"
 "Workloads:\n"
 "  put      blind writes (no context) of --value-size bytes\n"
 "  get      reads (use --preload so they hit)\n"
@@ -685,7 +1534,16 @@ static void usage(FILE *to)
 "  load     writes every key of the key space once, then stops (what --preload runs)\n"
 "Options:\n"
 "  -h, --hosts H:P[,H:P..]  nodes (default 127.0.0.1:8087; failover in list order)\n"
-"  -c, --concurrency C      client threads, one connection each (default 50, max %d)\n"
+"  -c, --concurrency C      connections, each with one request outstanding at a time\n"
+"                           (default 50, max %d)\n"
+"      --engine event|blocking\n"
+"                           event (default): --threads loop threads drive the connections\n"
+"                           with non-blocking sockets and epoll, the same kind of load\n"
+"                           generator as redis-benchmark, so comparisons measure the\n"
+"                           servers; blocking: one thread per connection making libcairn\n"
+"                           calls (exercises libcairn, costs a wake-up per request)\n"
+"      --threads T          event engine: loop threads, the connections spread over them\n"
+"                           (default 1, at most -c)\n"
 "      --duration S         run for S seconds (default 10; max 86400)\n"
 "  -n, --ops N              run N operations in total instead of for a duration\n"
 "      --keys N             key space size, keys key:000000000000.. (default 100000)\n"
@@ -702,7 +1560,8 @@ static void usage(FILE *to)
 "                           the run (they stay set afterwards), or with --per-request sent\n"
 "                           on every request instead\n"
 "      --per-request        see above\n"
-"      --timeout-ms MS      per request (default 10000)\n"
+"      --timeout-ms MS      per request, sent to the server; the client waits 1 s longer\n"
+"                           (default 10000)\n"
 "      --seed N             random seed (default: time-based)\n"
 "      --json               one JSON object on stdout instead of text\n"
 "  -q, --quiet              no progress line on stderr\n"
@@ -776,7 +1635,8 @@ static void parse_args(int argc, char **argv)
 {
     enum {
         O_DURATION = 1000, O_KEYS, O_DIST, O_ZIPF_S, O_VALUE_SIZE, O_RATIO, O_PRELOAD, O_BUCKET,
-        O_TYPE, O_N_VAL, O_R, O_W, O_PER_REQUEST, O_TIMEOUT, O_SEED, O_JSON, O_HELP
+        O_TYPE, O_N_VAL, O_R, O_W, O_PER_REQUEST, O_TIMEOUT, O_SEED, O_JSON, O_HELP,
+        O_ENGINE, O_THREADS
     };
     static const struct option longopts[] = {
         {"hosts", required_argument, NULL, 'h'},
@@ -801,14 +1661,16 @@ static void parse_args(int argc, char **argv)
         {"seed", required_argument, NULL, O_SEED},
         {"json", no_argument, NULL, O_JSON},
         {"help", no_argument, NULL, O_HELP},
+        {"engine", required_argument, NULL, O_ENGINE},
+        {"threads", required_argument, NULL, O_THREADS},
         {NULL, 0, NULL, 0},
     };
     cfg = (bench_cfg_t){
         .hosts = "127.0.0.1:8087", .ratio_get = 9, .ratio_put = 1, .keys = 100000,
         .zipf_s = 0.99, .value_size = 100, .concurrency = 50, .duration_s = 10.0,
-        .bucket = "bench", .timeout_ms = 10000, .seed = 0,
+        .bucket = "bench", .timeout_ms = 10000, .seed = 0, .engine = ENGINE_EVENT, .threads = 1,
     };
-    bool duration_given = false;
+    bool duration_given = false, threads_given = false;
     int ch;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h:c:n:q", longopts, NULL)) != -1) {
@@ -856,6 +1718,18 @@ static void parse_args(int argc, char **argv)
         case O_SEED: cfg.seed = parse_u64("--seed", optarg, 0, UINT64_MAX); break;
         case O_JSON: cfg.json = true; break;
         case O_HELP: usage(stdout); exit(0);
+        case O_ENGINE:
+            if (strcmp(optarg, "event") == 0)
+                cfg.engine = ENGINE_EVENT;
+            else if (strcmp(optarg, "blocking") == 0)
+                cfg.engine = ENGINE_BLOCKING;
+            else
+                bad_option("--engine", "expected event or blocking", optarg);
+            break;
+        case O_THREADS:
+            cfg.threads = (unsigned)parse_u64("--threads", optarg, 1, MAX_THREADS);
+            threads_given = true;
+            break;
         case ':':
             fprintf(stderr, PROG ": %s needs a value (see --help)\n", argv[optind - 1]);
             exit(2);
@@ -886,6 +1760,16 @@ static void parse_args(int argc, char **argv)
     }
     if (cfg.ops)
         cfg.duration_s = 0;
+    if (threads_given && cfg.engine == ENGINE_BLOCKING) {
+        fprintf(stderr, PROG ": --threads is for --engine event (blocking runs one thread per "
+                        "connection)\n");
+        exit(2);
+    }
+    if (cfg.threads > cfg.concurrency) {
+        fprintf(stderr, PROG ": --threads %u exceeds --concurrency %u: every loop thread needs "
+                        "a connection\n", cfg.threads, cfg.concurrency);
+        exit(2);
+    }
     if (cfg.per_request && !cfg.n_val && !cfg.r && !cfg.w) {
         fprintf(stderr, PROG ": --per-request needs --n-val, --r or --w\n");
         exit(2);
@@ -896,10 +1780,9 @@ static void parse_args(int argc, char **argv)
 
 /* ------------------------------------------------------------------ setup and main */
 
+/* Sets n_val/r/w on the bucket (unless --per-request), over `conn`. Exits 1 if refused. */
 static void set_bucket_props(cairn_t *conn)
 {
-    if (cfg.per_request || (!cfg.n_val && !cfg.r && !cfg.w))
-        return;
     cairn_bucket_props_t props = {0};
     if (cfg.n_val) {
         props.fields |= CAIRN_PROP_N_VAL;
@@ -922,11 +1805,20 @@ static void set_bucket_props(cairn_t *conn)
     }
 }
 
+static bool want_bucket_props(void)
+{
+    return !cfg.per_request && (cfg.n_val || cfg.r || cfg.w);
+}
+
 static void print_header(FILE *to)
 {
-    fprintf(to, "%s: %s against %s, %u connections, %" PRIu64 " keys (%s", PROG,
-            workload_names[cfg.workload], cfg.hosts, cfg.concurrency, cfg.keys,
-            cfg.zipf ? "zipf" : "uniform");
+    fprintf(to, "%s: %s against %s, %u connections", PROG, workload_names[cfg.workload],
+            cfg.hosts, cfg.concurrency);
+    if (cfg.engine == ENGINE_EVENT)
+        fprintf(to, " (event engine, %u thread%s)", cfg.threads, cfg.threads == 1 ? "" : "s");
+    else
+        fprintf(to, " (blocking engine, one thread each)");
+    fprintf(to, ", %" PRIu64 " keys (%s", cfg.keys, cfg.zipf ? "zipf" : "uniform");
     if (cfg.zipf)
         fprintf(to, " s=%g", cfg.zipf_s);
     fprintf(to, "), %zu-byte values", cfg.value_size);
@@ -944,12 +1836,102 @@ static void print_header(FILE *to)
 
 static void print_first_errors(const worker_t *ws)
 {
-    for (unsigned i = 0; i < cfg.concurrency; i++) {
+    for (unsigned i = 0; i < n_workers; i++) {
         if (ws[i].first_error[0]) {
-            fprintf(stderr, PROG ": first error (connection %u): %s\n", i, ws[i].first_error);
+            fprintf(stderr, PROG ": first error (connection %u): %s\n", ws[i].first_error_conn,
+                    ws[i].first_error);
             return;
         }
     }
+}
+
+/* Blocking engine: one libcairn connection per worker. Exits 1 if one cannot connect. */
+static void setup_blocking(worker_t *ws)
+{
+    cairn_opts_t copts = {.connect_timeout_ms = CONNECT_TIMEOUT_MS, .timeout_ms = cfg.timeout_ms};
+    for (unsigned i = 0; i < n_workers; i++) {
+        int rc = cairn_connect(cfg.hosts, &copts, &ws[i].conn);
+        if (rc != CAIRN_OK) {
+            fprintf(stderr, PROG ": connecting to %s (connection %u): %s%s%s\n", cfg.hosts, i,
+                    cairn_strerror(rc), cairn_errmsg(NULL)[0] ? ": " : "", cairn_errmsg(NULL));
+            exit(1);
+        }
+    }
+    if (want_bucket_props())
+        set_bucket_props(ws[0].conn);
+}
+
+/* Event engine: an epoll set per loop, connection i on loop i % threads, every connection
+ * open before the run. Exits 1 if one cannot connect. */
+static void setup_event(worker_t *ws)
+{
+    if (ev_resolve_hosts() != 0)
+        exit(1);
+    bench_bucket = (cairn_buf_t){cfg.bucket, strlen(cfg.bucket)};
+    ev_conns = calloc(cfg.concurrency, sizeof *ev_conns);
+    if (!ev_conns) {
+        fprintf(stderr, PROG ": out of memory for %u connections\n", cfg.concurrency);
+        exit(1);
+    }
+    for (unsigned t = 0; t < n_workers; t++) {
+        ws[t].epfd = epoll_create1(EPOLL_CLOEXEC);
+        ws[t].conns = calloc(cfg.concurrency / n_workers + 1, sizeof *ws[t].conns);
+        if (ws[t].epfd < 0 || !ws[t].conns) {
+            fprintf(stderr, PROG ": cannot set up event loop %u: %s\n", t,
+                    ws[t].epfd < 0 ? strerror(errno) : "out of memory");
+            exit(1);
+        }
+    }
+    for (unsigned i = 0; i < cfg.concurrency; i++) {
+        ev_conn_t *c = &ev_conns[i];
+        worker_t *wk = &ws[i % n_workers];
+        c->id = i;
+        c->wk = wk;
+        c->fd = -1;
+        c->state = EC_DONE;
+        wk->conns[wk->n_conns++] = c;
+        if (ev_connect_sync(c) != 0) {
+            fprintf(stderr, PROG ": connecting to %s (connection %u): %s: %s\n", cfg.hosts, i,
+                    cairn_strerror(CAIRN_ECONNECT), c->connect_why);
+            exit(1);
+        }
+    }
+    if (want_bucket_props()) {
+        /* Bucket properties go through libcairn, on a connection of their own. */
+        cairn_opts_t copts = {.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+                              .timeout_ms = cfg.timeout_ms};
+        cairn_t *conn = NULL;
+        int rc = cairn_connect(cfg.hosts, &copts, &conn);
+        if (rc != CAIRN_OK) {
+            fprintf(stderr, PROG ": connecting to %s to set bucket properties: %s%s%s\n",
+                    cfg.hosts, cairn_strerror(rc), cairn_errmsg(NULL)[0] ? ": " : "",
+                    cairn_errmsg(NULL));
+            exit(1);
+        }
+        set_bucket_props(conn);
+        cairn_close(conn);
+    }
+}
+
+static void teardown(worker_t *ws)
+{
+    for (unsigned i = 0; i < n_workers; i++) {
+        cairn_close(ws[i].conn);
+        if (ws[i].epfd >= 0)
+            close(ws[i].epfd);
+        free(ws[i].conns);
+        free(ws[i].value);
+    }
+    for (unsigned i = 0; ev_conns && i < cfg.concurrency; i++) {
+        ev_close(&ev_conns[i]);
+        pbf_buf_free(&ev_conns[i].out);
+        pbf_buf_free(&ev_conns[i].in);
+        pbf_buf_free(&ev_conns[i].context);
+    }
+    free(ev_conns);
+    free(ev_nodes);
+    free(ev_targets);
+    free(ws);
 }
 
 int main(int argc, char **argv)
@@ -957,6 +1939,7 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     if (cfg.zipf)
         zipf_init(&zipf_dist, cfg.keys, cfg.zipf_s);
+    fill_request_opts(&get_opts, &put_opts);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -965,15 +1948,16 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    worker_t *ws = calloc(cfg.concurrency, sizeof *ws);
+    n_workers = cfg.engine == ENGINE_EVENT ? cfg.threads : cfg.concurrency;
+    worker_t *ws = calloc(n_workers, sizeof *ws);
     if (!ws) {
-        fprintf(stderr, PROG ": out of memory for %u workers\n", cfg.concurrency);
+        fprintf(stderr, PROG ": out of memory for %u workers\n", n_workers);
         return 1;
     }
-    cairn_opts_t copts = {.connect_timeout_ms = 2000, .timeout_ms = cfg.timeout_ms};
     uint64_t seed_state = cfg.seed;
-    for (unsigned i = 0; i < cfg.concurrency; i++) {
+    for (unsigned i = 0; i < n_workers; i++) {
         ws[i].id = i;
+        ws[i].epfd = -1;
         ws[i].rng = rng_next(&seed_state);
         ws[i].value = malloc(cfg.value_size ? cfg.value_size : 1);
         if (!ws[i].value) {
@@ -982,14 +1966,11 @@ int main(int argc, char **argv)
         }
         for (size_t b = 0; b < cfg.value_size; b++)
             ws[i].value[b] = (unsigned char)rng_next(&ws[i].rng);
-        int rc = cairn_connect(cfg.hosts, &copts, &ws[i].conn);
-        if (rc != CAIRN_OK) {
-            fprintf(stderr, PROG ": connecting to %s (connection %u): %s\n", cfg.hosts, i,
-                    cairn_strerror(rc));
-            return 1;
-        }
     }
-    set_bucket_props(ws[0].conn);
+    if (cfg.engine == ENGINE_EVENT)
+        setup_event(ws);
+    else
+        setup_blocking(ws);
     if (!cfg.json)
         print_header(stdout);
     if (!cfg.quiet)
@@ -1014,6 +1995,7 @@ int main(int argc, char **argv)
         json_string(cfg.hosts);
         printf(",\"bucket\":");
         json_string(cfg.bucket);
+        printf(",\"engine\":\"%s\",\"threads\":%u", engine_names[cfg.engine], n_workers);
         printf(",\"concurrency\":%u,\"keys\":%" PRIu64 ",\"dist\":\"%s\",\"zipf_s\":%g,"
                "\"value_size\":%zu,\"n_val\":%u,\"r\":%u,\"w\":%u,\"per_request\":%s,"
                "\"interrupted\":%s",
@@ -1035,10 +2017,6 @@ int main(int argc, char **argv)
             printf("(interrupted before the end)\n");
     }
     print_first_errors(ws);
-    for (unsigned i = 0; i < cfg.concurrency; i++) {
-        cairn_close(ws[i].conn);
-        free(ws[i].value);
-    }
-    free(ws);
+    teardown(ws);
     return 0;
 }
