@@ -4,7 +4,7 @@
 #   make test         ASan+UBSan build, every Criterion suite, the Riak Node.js client against
 #                     a real cairnd, then the runtime's TSan stage
 #   make tsan         only the ThreadSanitizer stage (plain C stress programs, see tests/stress/)
-#   make run          build and start one cairnd in the foreground (see README)
+#   make run          build and start a local 3-node cluster (see README); make cluster N=5
 #   make bench        every benchmark; bench-runtime: runtime vs the BEAM; bench-node: vs Redis
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make deps         install missing Debian packages (every other target depends on it)
@@ -52,7 +52,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps release asan tsan-build test test-unit tsan run bench bench-runtime bench-node \
+.PHONY: all deps release asan tsan-build test test-unit tsan run cluster bench bench-runtime bench-node \
         bench-storage fuzz clean proto help
 .DEFAULT_GOAL := all
 
@@ -84,6 +84,7 @@ proto: $(PROTO_STAMP)
 lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
 MAIN_SRCS   := $(wildcard $(addsuffix /*_main.c,$(LIB_DIRS) bench))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+CLUSTER_SRCS := $(wildcard tests/cluster/test_*.c)
 STRESS_SRCS := $(wildcard tests/stress/*.c)
 BENCH_LIB_SRCS := $(call lib_srcs,bench)
 NONEMPTY_LIBS := $(strip $(foreach d,$(LIB_DIRS),$(if $(call lib_srcs,$(d)),$(d))) \
@@ -101,6 +102,7 @@ $(1)_LIBS  := $$(foreach d,$$(NONEMPTY_LIBS),$(BUILD)/$(1)/lib/libcairn_$$(d).a)
 $(1)_PROGS := $$(foreach s,$$(MAIN_SRCS),$(BUILD)/$(1)/bin/$$(notdir $$(s:_main.c=)))
 $(1)_UNITS := $$(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$$(UNIT_SRCS))
 $(1)_STRESS := $$(patsubst tests/stress/%.c,$(BUILD)/$(1)/stress/%,$$(STRESS_SRCS))
+$(1)_CLUSTER := $$(patsubst tests/cluster/%.c,$(BUILD)/$(1)/cluster/%,$$(CLUSTER_SRCS))
 $(1)_BENCHLIB := $$(if $$(BENCH_LIB_SRCS),$(BUILD)/$(1)/lib/libcairn_bench.a)
 # libcairn, the public client library: client/*.c plus the Riak messages, static and shared.
 $(1)_CLIENT_OBJS := $$(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$$(call lib_srcs,client) $(BUILD)/gen/proto/riak.pb-c.c)
@@ -133,6 +135,11 @@ $(BUILD)/$(1)/tests/%: $(BUILD)/$(1)/obj/tests/unit/%.o $$$$(call test_libs,$(1)
 	@echo "  LD[$(1)] $$@"
 	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$(call test_libs,$(1),$$*) -lcriterion $$(LDLIBS)
 
+$(BUILD)/$(1)/cluster/%: $(BUILD)/$(1)/obj/tests/cluster/%.o $$($(1)_LIBS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD[$(1)] $$@"
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_LIBS) -lcriterion $$(LDLIBS)
+
 $(BUILD)/$(1)/stress/%: $(BUILD)/$(1)/obj/tests/stress/%.o $$$$(call test_libs,$(1),%)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
@@ -159,8 +166,9 @@ $(foreach v,release asan tsan,$(eval $(call VARIANT,$(v))))
 $(foreach v,release asan tsan,$(foreach d,$(filter-out proto,$(NONEMPTY_LIBS)) $(if $(BENCH_LIB_SRCS),bench),$(eval $(call LIBRULE,$(v),$(d)))))
 $(foreach v,release asan tsan,$(foreach s,$(MAIN_SRCS),$(eval $(call PROGRULE,$(v),$(s)))))
 
-release: deps $(release_LIBS) $(release_LIBCAIRN) $(release_PROGS) $(release_UNITS) $(release_STRESS)
-asan: deps $(asan_LIBS) $(asan_LIBCAIRN) $(asan_PROGS) $(asan_UNITS) $(asan_STRESS)
+release: deps $(release_LIBS) $(release_LIBCAIRN) $(release_PROGS) $(release_UNITS) $(release_STRESS) \
+         $(release_CLUSTER)
+asan: deps $(asan_LIBS) $(asan_LIBCAIRN) $(asan_PROGS) $(asan_UNITS) $(asan_STRESS) $(asan_CLUSTER)
 tsan-build: deps $(tsan_LIBS) $(tsan_STRESS)
 
 # ---------------------------------------------------------------- test
@@ -168,6 +176,7 @@ tsan-build: deps $(tsan_LIBS) $(tsan_STRESS)
 # under ThreadSanitizer (Criterion cannot run under TSan: its issue #274).
 test: asan
 	@scripts/run-tests.sh $(BUILD)/asan/tests $(asan_UNITS)
+	@BUILD=$(BUILD) scripts/run-tests.sh $(BUILD)/asan/cluster $(asan_CLUSTER)
 	@BUILD=$(BUILD) scripts/test-compat.sh asan
 	@$(MAKE) --no-print-directory tsan
 
@@ -175,8 +184,13 @@ tsan: tsan-build
 	@scripts/run-stress.sh $(tsan_STRESS)
 
 # ---------------------------------------------------------------- run, bench, fuzz
+# make run: a local 3-node cluster (scripts/cluster.sh); make cluster N=5: N nodes.
+N ?= 3
 run: release
-	@scripts/run.sh
+	@BUILD=$(BUILD) scripts/cluster.sh 3
+
+cluster: release
+	@BUILD=$(BUILD) scripts/cluster.sh $(N)
 
 bench: release
 	@scripts/bench.sh all

@@ -1,13 +1,22 @@
 /*
- * cairn_admin_main.c — cairn-admin, the operator's tool (a first, small version): it joins
- * the node link of one cairnd with the cluster cookie, sends one request to the node's admin
- * endpoint ("cairn_admin", proto/admin.proto) and prints the answer.
+ * cairn-admin_main.c — cairn-admin, the operator's tool: it joins the node link of one
+ * cairnd with the cluster cookie, sends one request (proto/admin.proto) and prints the
+ * answer, for people (admin/admin_print.c) or as JSON (admin/admin_json.c).
+ *
+ * Owns the command table (name, arguments, help line, the registered name on the node that
+ * answers: "cairn_admin" for ping/status/crash-vnode, node/admin_endpoint.c; "cairn_ring"
+ * for the cluster commands, node/ring_mgr.c), the options, and the exit status.
  *
  * Like riak-admin over Erlang distribution, it starts a tiny runtime of its own, named
  * cairn-admin-<pid>@127.0.0.1:<free port>, connects to the node by name and authenticates
  * with the cookie; it never uses the public client port.
- * Exit status: 0 success, 1 the node could not be reached or refused, 2 bad usage.
+ *
+ * Exit status: 0 success; 1 the node could not be reached, refused the cookie, did not
+ * answer in time or answered with an error (its message on stderr), or `ringready` found
+ * the ring not ready; 2 bad usage.
  */
+#include "admin/admin_json.h"
+#include "admin/admin_print.h"
 #include "proto/admin.pb-c.h"
 #include "runtime/dist.h"
 #include "runtime/rt.h"
@@ -17,6 +26,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +35,81 @@
 
 #define DEFAULT_NODE "cairn@127.0.0.1:8086"
 #define DEFAULT_DATA_DIR "./data"
-#define DEFAULT_TIMEOUT_MS 10000u
+/* Above the ring manager's own waits (10 s for a forward to the claimant or a join's ring
+ * request), so its explanation arrives before this tool gives up. */
+#define DEFAULT_TIMEOUT_MS 15000u
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+#define ADMIN_ENDPOINT "cairn_admin" /* node/admin_endpoint.c */
+#define RING_ENDPOINT "cairn_ring"   /* node/ring_mgr.h RING_MGR_NAME */
+
+/* ---------------------------------------------------------------- the commands */
+
+typedef enum { ARGS_NONE, ARGS_PARTITION, ARGS_NODE, ARGS_OPT_NODE, ARGS_TWO_NODES } args_t;
+
+typedef struct admin_cmd_s {
+    const char *name;         /* as typed: "status", "cluster join" */
+    const char *args;         /* for the help */
+    args_t argspec;
+    Cairn__Admin__Command command;
+    const char *endpoint;     /* the registered process on the node that answers */
+    const char *help;         /* one line */
+} admin_cmd_t;
+
+static const admin_cmd_t commands[] = {
+    {"ping", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__PING, ADMIN_ENDPOINT,
+     "check that the node answers"},
+    {"status", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__STATUS, ADMIN_ENDPOINT,
+     "this node's stats: vnodes, links, requests, latencies"},
+    {"crash-vnode", "P", ARGS_PARTITION, CAIRN__ADMIN__COMMAND__CRASH_VNODE, ADMIN_ENDPOINT,
+     "debug: crash partition P's vnode (it is restarted)"},
+    {"member-status", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__MEMBER_STATUS, RING_ENDPOINT,
+     "members: status, ring share now and once settled"},
+    {"ring-status", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__RING_STATUS, RING_ENDPOINT,
+     "claimant, ring ready, pending handoffs, unreachable nodes"},
+    {"ringready", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__RINGREADY, RING_ENDPOINT,
+     "do all members hold the same ring? (exit 1 if not)"},
+    {"transfers", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__TRANSFERS, RING_ENDPOINT,
+     "partitions waiting to change owner"},
+    {"down", "NODE", ARGS_NODE, CAIRN__ADMIN__COMMAND__DOWN, RING_ENDPOINT,
+     "mark the unreachable NODE down"},
+    {"cluster join", "NODE", ARGS_NODE, CAIRN__ADMIN__COMMAND__CLUSTER_JOIN, RING_ENDPOINT,
+     "the --node (alone so far) joins NODE's cluster"},
+    {"cluster leave", "[NODE]", ARGS_OPT_NODE, CAIRN__ADMIN__COMMAND__CLUSTER_LEAVE,
+     RING_ENDPOINT, "stage: NODE (default the --node) hands off and leaves"},
+    {"cluster force-remove", "NODE", ARGS_NODE, CAIRN__ADMIN__COMMAND__CLUSTER_FORCE_REMOVE,
+     RING_ENDPOINT, "stage: remove NODE at once, its data not moved"},
+    {"cluster replace", "OLD NEW", ARGS_TWO_NODES, CAIRN__ADMIN__COMMAND__CLUSTER_REPLACE,
+     RING_ENDPOINT, "stage: OLD hands off to NEW (joining) and leaves"},
+    {"cluster force-replace", "OLD NEW", ARGS_TWO_NODES,
+     CAIRN__ADMIN__COMMAND__CLUSTER_FORCE_REPLACE, RING_ENDPOINT,
+     "stage: NEW owns OLD's partitions at once; OLD removed"},
+    {"cluster plan", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__CLUSTER_PLAN, RING_ENDPOINT,
+     "the staged changes and the ring they would make"},
+    {"cluster commit", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__CLUSTER_COMMIT, RING_ENDPOINT,
+     "apply the plan"},
+    {"cluster clear", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__CLUSTER_CLEAR, RING_ENDPOINT,
+     "drop the staged changes"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static bool is_cluster_cmd(const admin_cmd_t *c)
+{
+    return strncmp(c->name, "cluster ", 8) == 0;
+}
+
+static void list_commands(FILE *f, bool cluster_only)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const admin_cmd_t *c = &commands[i];
+        if (cluster_only && !is_cluster_cmd(c))
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", c->name, c->args[0] ? " " : "", c->args);
+        fprintf(f, "  %-30s %s\n", left, c->help);
+    }
+}
 
 /* clang-format off */
 static void usage(FILE *f)
@@ -35,42 +119,144 @@ static void usage(FILE *f)
 "                   COMMAND [ARGS]\n"
 "\n"
 "Talks to a running cairnd over its node link (authenticated with the cluster cookie), the\n"
-"way riak-admin talks to Riak. Commands:\n"
-"  ping              check that the node answers\n"
-"  status            node name, version, uptime, ring size, vnodes running, connected\n"
-"                    nodes, requests completed and failed per operation with latency\n"
-"                    percentiles (upper bounds of power-of-two microsecond buckets),\n"
-"                    read repairs, tombstones reaped, overloads, vnode crashes\n"
-"  crash-vnode P     debug: make the vnode of partition P crash on purpose; its supervisor\n"
-"                    restarts it (used by tests to prove that requests never hang)\n"
+"way riak-admin talks to Riak. NODE names are name@host:port, as in cairnd's nodename.\n"
+"\n"
+"Commands:\n");
+    list_commands(f, false);
+    fprintf(f,
+"\n"
+"Staged changes (leave, force-remove, replace, force-replace) are kept by the claimant until\n"
+"`cluster commit`; any node forwards them there. Joining nodes are part of the next plan.\n"
+"A cluster: `cluster join` on each new node, then `cluster plan` and `cluster commit`.\n"
 "\n"
 "Options:\n"
-"  --node NAME       the node, name@host:port as in its nodename (default " DEFAULT_NODE ")\n"
-"  --cookie C        the node's cookie (default: read from <data dir>/cookie)\n"
-"  --data-dir DIR    the node's data dir, for its cookie file (default " DEFAULT_DATA_DIR ")\n"
+"  --node NAME       the node to talk to (default " DEFAULT_NODE ")\n"
+"  --cookie C        the cluster cookie (default: read from <data dir>/cookie)\n"
+"  --data-dir DIR    where to read the cookie file from (default " DEFAULT_DATA_DIR ")\n"
 "  --timeout MS      how long to wait for the node (default %u)\n"
-"  --json            print the answer as one JSON object\n"
+"  --json            print the whole answer as one JSON object on one line\n"
 "  -v, --verbose     show the runtime's log lines (connection details)\n"
-"  -h, --help        this help\n"
+"  -h, --help        this help; `cairn-admin cluster --help`: the cluster commands\n"
 "\n"
-"Exit status: 0 on success; 1 when the node cannot be reached, refuses the cookie or\n"
-"answers with an error; 2 for bad usage.\n",
+"Exit status: 0 on success; 1 when the node cannot be reached, refuses the cookie, does not\n"
+"answer in time or answers with an error (printed on stderr; with --json also as\n"
+"{\"ok\":false,...} on stdout), and when `ringready` finds the ring not ready; 2 for bad\n"
+"usage.\n",
             DEFAULT_TIMEOUT_MS);
+}
+
+static void usage_cluster(FILE *f)
+{
+    fprintf(f,
+"Usage: cairn-admin [OPTIONS] cluster SUBCOMMAND [ARGS]   (options: cairn-admin --help)\n"
+"\n"
+"Changing the members of a cluster is staged: stage changes, review them with `cluster\n"
+"plan`, apply them with `cluster commit`. Joins need no staging: every joining node is in\n"
+"the next plan. Staging, plan, commit and clear run on the claimant (any node forwards).\n"
+"\n");
+    list_commands(f, true);
+    fprintf(f,
+"\n"
+"Related: member-status, ring-status, ringready, transfers, down NODE.\n"
+"\n"
+"Example, three nodes:\n"
+"  cairn-admin --node cairn2@127.0.0.1:8096 cluster join cairn1@127.0.0.1:8086\n"
+"  cairn-admin --node cairn3@127.0.0.1:8106 cluster join cairn1@127.0.0.1:8086\n"
+"  cairn-admin --node cairn1@127.0.0.1:8086 cluster plan\n"
+"  cairn-admin --node cairn1@127.0.0.1:8086 cluster commit\n");
 }
 /* clang-format on */
 
+/* Finds the command named by words[0] (and words[1] after "cluster"); *used: words taken. */
+static const admin_cmd_t *find_command(char **words, int nwords, int *used)
+{
+    char name[64];
+    *used = 1;
+    if (strcmp(words[0], "cluster") == 0) {
+        if (nwords < 2)
+            return NULL;
+        snprintf(name, sizeof name, "cluster %s", words[1]);
+        *used = 2;
+    } else {
+        snprintf(name, sizeof name, "%s", words[0]);
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* name@host:port with something in each part (the node checks the rest). */
+static bool looks_like_node(const char *s)
+{
+    const char *at = strchr(s, '@'), *colon = strrchr(s, ':');
+    if (!at || at == s || !colon || colon < at + 2 || !colon[1])
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+/* Fills req from the command's arguments. EXIT_OK, or EXIT_USAGE with the reason printed. */
+static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin__AdminReq *req)
+{
+    int min = 0, max = 0;
+    switch (c->argspec) {
+    case ARGS_NONE: break;
+    case ARGS_PARTITION:
+    case ARGS_NODE: min = max = 1; break;
+    case ARGS_OPT_NODE: max = 1; break;
+    case ARGS_TWO_NODES: min = max = 2; break;
+    }
+    if (nargs < min || nargs > max) {
+        if (nargs > max)
+            fprintf(stderr, "cairn-admin: %s: unexpected argument '%s'", c->name, args[max]);
+        else
+            fprintf(stderr, "cairn-admin: %s: missing argument", c->name);
+        fprintf(stderr, " (usage: cairn-admin %s%s%s)\n", c->name, c->args[0] ? " " : "",
+                c->args);
+        return EXIT_USAGE;
+    }
+    if (c->argspec == ARGS_PARTITION) {
+        char *end;
+        errno = 0;
+        unsigned long p = strtoul(args[0], &end, 10);
+        if (!args[0][0] || *end || errno || p > UINT32_MAX || args[0][0] == '-') {
+            fprintf(stderr, "cairn-admin: crash-vnode needs a partition number (0..ring size-1), "
+                            "not '%s'\n",
+                    args[0]);
+            return EXIT_USAGE;
+        }
+        req->has_partition = 1;
+        req->partition = (uint32_t)p;
+        return EXIT_OK;
+    }
+    for (int i = 0; i < nargs; i++)
+        if (!looks_like_node(args[i])) {
+            fprintf(stderr, "cairn-admin: %s: '%s' is not a node name (expected name@host:port, "
+                            "e.g. cairn1@127.0.0.1:8086)\n",
+                    c->name, args[i]);
+            return EXIT_USAGE;
+        }
+    if (nargs >= 1)
+        req->node = args[0];
+    if (nargs >= 2)
+        req->new_node = args[1];
+    return EXIT_OK;
+}
+
 /* ---------------------------------------------------------------- setup */
 
-static int read_cookie(const char *dir, char *out, size_t n)
+/* Reads the first line of <dir>/cookie into out. 0, or -1 with the reason in err. */
+static int read_cookie(const char *dir, char *out, size_t n, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/cookie", dir);
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr,
-                "cairn-admin: cannot read the cookie from %s: %s (give --cookie or "
-                "--data-dir)\n",
-                path, strerror(errno));
+        snprintf(err, errlen, "cannot read the cookie from %s: %s (give --cookie or --data-dir)",
+                 path, strerror(errno));
         return -1;
     }
     if (!fgets(out, (int)n, f))
@@ -78,7 +264,7 @@ static int read_cookie(const char *dir, char *out, size_t n)
     fclose(f);
     out[strcspn(out, "\r\n")] = 0;
     if (!out[0]) {
-        fprintf(stderr, "cairn-admin: %s is empty\n", path);
+        snprintf(err, errlen, "%s is empty (give --cookie or --data-dir)", path);
         return -1;
     }
     return 0;
@@ -101,11 +287,36 @@ static int free_port(void)
     return port;
 }
 
-/* ---------------------------------------------------------------- the request */
+/* ---------------------------------------------------------------- failures */
 
-typedef struct match_s {
-    uint64_t req_id;
-} match_t;
+typedef struct run_s {
+    const admin_cmd_t *cmd;
+    const char *node;
+    bool json;
+} run_t;
+
+/* A failure of this tool (not an answer of the node): the reason on stderr and, with
+ * --json, the same as {"ok":false,...} on stdout, so scripts always get one object. */
+static void fail(const run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(const run_t *run, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cairn-admin: %s\n", text);
+    if (run->json) {
+        Cairn__Admin__AdminResp r = CAIRN__ADMIN__ADMIN_RESP__INIT;
+        r.has_ok = 1;
+        r.ok = false;
+        r.node = (char *)run->node;
+        r.errmsg = text;
+        admin_json_answer(stdout, &r, run->cmd->command, run->cmd->name);
+    }
+}
+
+/* ---------------------------------------------------------------- the request */
 
 static bool is_answer(const rt_msg_t *m, void *ctx)
 {
@@ -113,14 +324,16 @@ static bool is_answer(const rt_msg_t *m, void *ctx)
     return m->type == CAIRN__ADMIN__MSG_TYPE__ADMIN_RESPONSE || m->type == RT_MSG_NODEDOWN;
 }
 
-/* Sends req and waits for the matching response. NULL with a message printed on failure. */
-static Cairn__Admin__AdminResp *ask(const char *node, Cairn__Admin__AdminReq *req,
+/* Sends req to the command's endpoint on the node and waits for the answer with the same
+ * req_id. The caller frees it (cairn__admin__admin_resp__free_unpacked). NULL with the
+ * reason reported on failure. */
+static Cairn__Admin__AdminResp *ask(const run_t *run, Cairn__Admin__AdminReq *req,
                                     uint32_t timeout_ms)
 {
     size_t n = cairn__admin__admin_req__get_packed_size(req);
     rt_msg_t *m = rt_msg_new(CAIRN__ADMIN__MSG_TYPE__ADMIN_REQUEST, n);
     cairn__admin__admin_req__pack(req, m->data);
-    rt_send_name(node, "cairn_admin", m);
+    rt_send_name(run->node, run->cmd->endpoint, m);
     uint64_t end = rt_now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         uint64_t now = rt_now_ns();
@@ -131,255 +344,60 @@ static Cairn__Admin__AdminResp *ask(const char *node, Cairn__Admin__AdminReq *re
             break;
         if (got->type == RT_MSG_NODEDOWN) {
             rt_msg_free(got);
-            fprintf(stderr, "cairn-admin: the connection to %s dropped before it answered\n", node);
+            fail(run, "the connection to %s dropped before it answered", run->node);
             return NULL;
         }
         Cairn__Admin__AdminResp *r = cairn__admin__admin_resp__unpack(NULL, got->size, got->data);
         rt_msg_free(got);
         if (!r) {
-            fprintf(stderr, "cairn-admin: %s sent a malformed answer\n", node);
+            fail(run, "%s sent a malformed answer", run->node);
             return NULL;
         }
         if (r->has_req_id && r->req_id == req->req_id)
             return r;
         cairn__admin__admin_resp__free_unpacked(r, NULL); /* a late answer to someone else */
     }
-    fprintf(stderr,
-            "cairn-admin: no answer from %s within %u ms (is it a cairnd with an admin "
-            "endpoint?)\n",
-            node, timeout_ms);
+    if (strcmp(run->cmd->endpoint, RING_ENDPOINT) == 0)
+        fail(run,
+             "no answer from %s within %u ms (a cairnd without cluster support, or one still "
+             "starting? --timeout MS waits longer)",
+             run->node, timeout_ms);
+    else
+        fail(run, "no answer from %s within %u ms (is it a cairnd with an admin endpoint?)",
+             run->node, timeout_ms);
     return NULL;
 }
 
-/* ---------------------------------------------------------------- output */
-
-static void json_str(const char *s)
+/* Prints a received answer; returns the exit status it means. */
+static int print_answer(const run_t *run, const Cairn__Admin__AdminResp *r)
 {
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void print_uptime(uint64_t ms)
-{
-    uint64_t s = ms / 1000;
-    if (s >= 86400)
-        printf("%" PRIu64 "d ", s / 86400);
-    if (s >= 3600)
-        printf("%" PRIu64 "h ", s / 3600 % 24);
-    if (s >= 60)
-        printf("%" PRIu64 "m ", s / 60 % 60);
-    printf("%" PRIu64 "s\n", s % 60);
-}
-
-static void print_us(uint64_t us)
-{
-    if (us >= 10000000)
-        printf(" %9" PRIu64 "s", us / 1000000);
-    else if (us >= 10000)
-        printf(" %8" PRIu64 "ms", us / 1000);
-    else
-        printf(" %8" PRIu64 "us", us);
-}
-
-static void print_status(const Cairn__Admin__NodeStatus *s, bool json)
-{
-    if (json) {
-        printf("{\"ok\":true,\"node\":");
-        json_str(s->node);
-        printf(",\"version\":");
-        json_str(s->version);
-        printf(",\"uptime_ms\":%" PRIu64
-               ",\"ring_size\":%u,\"vnodes_running\":%u,\"vnodes_total\":%u",
-               s->uptime_ms, s->ring_size, s->vnodes_running, s->vnodes_total);
-        printf(",\"client_listener\":");
-        json_str(s->client_listener);
-        printf(",\"data_dir\":");
-        json_str(s->data_dir);
-        printf(",\"storage_backend\":");
-        json_str(s->storage_backend);
-        printf(",\"connected_nodes\":[");
-        for (size_t i = 0; i < s->n_connected_nodes; i++) {
-            if (i)
-                putchar(',');
-            json_str(s->connected_nodes[i]);
-        }
-        printf("],\"ops\":{");
-        for (size_t i = 0; i < s->n_ops; i++) {
-            const Cairn__Admin__OpStats *o = s->ops[i];
-            printf("%s", i ? "," : "");
-            json_str(o->op);
-            printf(":{\"count\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"p50_us\":%" PRIu64
-                   ",\"p95_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"max_us\":%" PRIu64 "}",
-                   o->count, o->errors, o->p50_us, o->p95_us, o->p99_us, o->max_us);
-        }
-        printf("},\"inflight\":%" PRIu64 ",\"read_repairs\":%" PRIu64
-               ",\"tombstones_reaped\":%" PRIu64 ",\"overloads\":%" PRIu64
-               ",\"vnode_crashes\":%" PRIu64 ",\"processes\":%u}\n",
-               s->inflight, s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes,
-               s->processes);
-        return;
-    }
-    printf("node          %s\n", s->node ? s->node : "?");
-    printf("version       %s\n", s->version ? s->version : "?");
-    printf("uptime        ");
-    print_uptime(s->uptime_ms);
-    printf("ring size     %u\n", s->ring_size);
-    printf("vnodes        %u of %u running\n", s->vnodes_running, s->vnodes_total);
-    printf("client port   %s\n", s->client_listener ? s->client_listener : "?");
-    printf("data dir      %s (%s)\n", s->data_dir ? s->data_dir : "?",
-           s->storage_backend ? s->storage_backend : "?");
-    printf("connected     ");
-    if (!s->n_connected_nodes)
-        printf("(none)");
-    for (size_t i = 0; i < s->n_connected_nodes; i++)
-        printf("%s%s", i ? ", " : "", s->connected_nodes[i]);
-    printf("\nin flight     %" PRIu64 " request(s)\n", s->inflight);
-    printf("processes     %u\n\n", s->processes);
-    printf("%-8s %10s %8s %10s %10s %10s %10s\n", "op", "count", "errors", "p50", "p95", "p99",
-           "max");
-    for (size_t i = 0; i < s->n_ops; i++) {
-        const Cairn__Admin__OpStats *o = s->ops[i];
-        printf("%-8s %10" PRIu64 " %8" PRIu64, o->op ? o->op : "?", o->count, o->errors);
-        print_us(o->p50_us);
-        print_us(o->p95_us);
-        print_us(o->p99_us);
-        print_us(o->max_us);
-        putchar('\n');
-    }
-    printf("\nread repairs %" PRIu64 ", tombstones reaped %" PRIu64 ", overloads %" PRIu64
-           ", vnode crashes %" PRIu64 "\n",
-           s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes);
-}
-
-static int print_answer(const Cairn__Admin__AdminResp *r, Cairn__Admin__Command cmd, bool json)
-{
-    if (!r->has_ok || !r->ok) {
-        if (json) {
-            printf("{\"ok\":false,\"error\":");
-            json_str(r->errmsg ? r->errmsg : "failed");
-            printf("}\n");
-        }
-        fprintf(stderr, "cairn-admin: %s: %s\n", r->node ? r->node : "node",
+    Cairn__Admin__Command cmd = run->cmd->command;
+    bool ok = r->has_ok && r->ok;
+    if (run->json)
+        admin_json_answer(stdout, r, cmd, run->cmd->name);
+    if (!ok) {
+        fprintf(stderr, "cairn-admin: %s: %s\n", r->node ? r->node : run->node,
                 r->errmsg ? r->errmsg : "failed");
-        return 1;
+        return EXIT_FAILED;
     }
-    if (cmd == CAIRN__ADMIN__COMMAND__STATUS && r->status) {
-        print_status(r->status, json);
-        return 0;
-    }
-    if (json) {
-        printf("{\"ok\":true,\"node\":");
-        json_str(r->node);
-        printf(",\"version\":");
-        json_str(r->version);
-        printf(",\"message\":");
-        json_str(r->message);
-        printf("}\n");
-    } else if (cmd == CAIRN__ADMIN__COMMAND__PING) {
-        printf("pong from %s (cairn %s)\n", r->node ? r->node : "?", r->version ? r->version : "?");
-    } else {
-        printf("%s\n", r->message ? r->message : "ok");
-    }
-    return 0;
+    if (!run->json)
+        admin_print_answer(stdout, r, cmd);
+    if (cmd == CAIRN__ADMIN__COMMAND__RINGREADY &&
+        !(r->cluster && r->cluster->has_ring_ready && r->cluster->ring_ready))
+        return EXIT_FAILED;
+    return EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- main */
 
-int main(int argc, char **argv)
+/* Connects to the node and runs the request; returns the exit status. */
+static int run_request(const run_t *run, const char *cookie, Cairn__Admin__AdminReq *req,
+                       uint32_t timeout_ms, bool verbose)
 {
-    static const struct option longopts[] = {
-        {"node", required_argument, NULL, 'n'},     {"cookie", required_argument, NULL, 'c'},
-        {"data-dir", required_argument, NULL, 'd'}, {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},           {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    const char *node = DEFAULT_NODE, *cookie = NULL, *data_dir = DEFAULT_DATA_DIR;
-    uint32_t timeout_ms = DEFAULT_TIMEOUT_MS;
-    bool json = false, verbose = false;
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":hv", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'n': node = optarg; break;
-        case 'c': cookie = optarg; break;
-        case 'd': data_dir = optarg; break;
-        case 'j': json = true; break;
-        case 'v': verbose = true; break;
-        case 'h': usage(stdout); return 0;
-        case 't': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || v == 0 || v > 3600000) {
-                fprintf(stderr, "cairn-admin: --timeout %s: expected milliseconds in 1..3600000\n",
-                        optarg);
-                return 2;
-            }
-            timeout_ms = (uint32_t)v;
-            break;
-        }
-        case ':':
-            fprintf(stderr, "cairn-admin: %s needs a value (cairn-admin --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "cairn-admin: unknown option %s (cairn-admin --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr,
-                "cairn-admin: no command (ping, status, crash-vnode P; cairn-admin --help)\n");
-        return 2;
-    }
-    const char *cmd_name = argv[optind];
-    Cairn__Admin__AdminReq req = CAIRN__ADMIN__ADMIN_REQ__INIT;
-    req.has_command = 1;
-    int want_args = 0;
-    if (!strcmp(cmd_name, "ping")) {
-        req.command = CAIRN__ADMIN__COMMAND__PING;
-    } else if (!strcmp(cmd_name, "status")) {
-        req.command = CAIRN__ADMIN__COMMAND__STATUS;
-    } else if (!strcmp(cmd_name, "crash-vnode")) {
-        req.command = CAIRN__ADMIN__COMMAND__CRASH_VNODE;
-        want_args = 1;
-        char *end;
-        unsigned long p = optind + 1 < argc ? strtoul(argv[optind + 1], &end, 10) : 0;
-        if (optind + 1 >= argc || !argv[optind + 1][0] || *end || p > UINT32_MAX) {
-            fprintf(stderr, "cairn-admin: crash-vnode needs a partition number (0..ring size-1)\n");
-            return 2;
-        }
-        req.has_partition = 1;
-        req.partition = (uint32_t)p;
-    } else {
-        fprintf(stderr, "cairn-admin: unknown command '%s' (ping, status, crash-vnode P)\n",
-                cmd_name);
-        return 2;
-    }
-    if (optind + 1 + want_args != argc) {
-        fprintf(stderr, "cairn-admin: unexpected argument '%s'\n", argv[optind + 1 + want_args]);
-        return 2;
-    }
-
-    char cookie_buf[512];
-    if (!cookie) {
-        if (read_cookie(data_dir, cookie_buf, sizeof cookie_buf) != 0)
-            return 1;
-        cookie = cookie_buf;
-    }
     int port = free_port();
     if (port <= 0) {
-        fprintf(stderr, "cairn-admin: no free local port for the node link: %s\n", strerror(errno));
-        return 1;
+        fail(run, "no free local port for the node link: %s", strerror(errno));
+        return EXIT_FAILED;
     }
     char self_name[128];
     snprintf(self_name, sizeof self_name, "cairn-admin-%ld@127.0.0.1:%d", (long)getpid(), port);
@@ -393,30 +411,127 @@ int main(int argc, char **argv)
     rc.cookie = cookie;
     int e = rt_start(&rc);
     if (e != 0) {
-        fprintf(stderr, "cairn-admin: cannot start the node link: %s\n", rt_strerror(e));
-        return 1;
+        fail(run, "cannot start the node link: %s", rt_strerror(e));
+        return EXIT_FAILED;
     }
-    int status = 1;
-    e = rt_node_connect(node, timeout_ms);
+    int status = EXIT_FAILED;
+    e = rt_node_connect(run->node, timeout_ms);
     if (e == RT_EINVAL) {
-        fprintf(stderr, "cairn-admin: --node %s: expected name@host:port\n", node);
-        status = 2;
+        fail(run, "--node %s: expected name@host:port", run->node);
+        status = EXIT_USAGE;
     } else if (e == RT_EAUTH) {
-        fprintf(stderr, "cairn-admin: %s refused the cookie (wrong --cookie or --data-dir?)\n",
-                node);
+        fail(run, "%s refused the cookie (wrong --cookie or --data-dir?)", run->node);
     } else if (e != 0) {
-        fprintf(stderr, "cairn-admin: cannot reach %s: %s (is cairnd running there?)\n", node,
-                rt_strerror(e));
+        fail(run,
+             "cannot reach %s: %s (is cairnd running there, under exactly this name? -v shows "
+             "the connection's log)",
+             run->node, rt_strerror(e));
     } else {
         rt_node_monitor(true);
-        req.has_req_id = 1;
-        req.req_id = ((uint64_t)getpid() << 32) ^ rt_now_ns();
-        Cairn__Admin__AdminResp *r = ask(node, &req, timeout_ms);
+        req->has_req_id = 1;
+        req->req_id = ((uint64_t)getpid() << 32) ^ rt_now_ns();
+        Cairn__Admin__AdminResp *r = ask(run, req, timeout_ms);
         if (r) {
-            status = print_answer(r, req.command, json);
+            status = print_answer(run, r);
             cairn__admin__admin_resp__free_unpacked(r, NULL);
         }
     }
+    fflush(stdout);
     rt_stop(1000);
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"node", required_argument, NULL, 'n'},     {"cookie", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'}, {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},           {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *node = DEFAULT_NODE, *cookie = NULL, *data_dir = DEFAULT_DATA_DIR;
+    uint32_t timeout_ms = DEFAULT_TIMEOUT_MS;
+    bool json = false, verbose = false, help = false;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":hv", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': node = optarg; break;
+        case 'c': cookie = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'j': json = true; break;
+        case 'v': verbose = true; break;
+        case 'h': help = true; break;
+        case 't': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v == 0 || v > 3600000) {
+                fprintf(stderr, "cairn-admin: --timeout %s: expected milliseconds in 1..3600000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            timeout_ms = (uint32_t)v;
+            break;
+        }
+        case ':':
+            fprintf(stderr, "cairn-admin: %s needs a value (cairn-admin --help)\n",
+                    argv[optind - 1]);
+            return EXIT_USAGE;
+        default:
+            fprintf(stderr, "cairn-admin: unknown option %s (cairn-admin --help)\n",
+                    argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    char **words = argv + optind;
+    int nwords = argc - optind;
+    bool cluster_word = nwords > 0 && strcmp(words[0], "cluster") == 0;
+    if (help || (nwords >= 1 && strcmp(words[nwords - 1], "help") == 0 && nwords <= 2 &&
+                 (nwords == 1 || cluster_word))) {
+        if (cluster_word)
+            usage_cluster(stdout);
+        else
+            usage(stdout);
+        return EXIT_OK;
+    }
+    if (nwords == 0) {
+        fprintf(stderr, "cairn-admin: no command (cairn-admin --help lists them)\n");
+        return EXIT_USAGE;
+    }
+    int used = 0;
+    const admin_cmd_t *cmd = find_command(words, nwords, &used);
+    if (!cmd) {
+        if (cluster_word && nwords < 2)
+            fprintf(stderr, "cairn-admin: cluster: which one? (cairn-admin cluster --help)\n");
+        else if (cluster_word)
+            fprintf(stderr, "cairn-admin: unknown command 'cluster %s' (cairn-admin cluster "
+                            "--help)\n",
+                    words[1]);
+        else
+            fprintf(stderr, "cairn-admin: unknown command '%s' (cairn-admin --help)\n", words[0]);
+        return EXIT_USAGE;
+    }
+    Cairn__Admin__AdminReq req = CAIRN__ADMIN__ADMIN_REQ__INIT;
+    req.has_command = 1;
+    req.command = cmd->command;
+    int rc = parse_args(cmd, words + used, nwords - used, &req);
+    if (rc != EXIT_OK)
+        return rc;
+    if (!looks_like_node(node)) {
+        fprintf(stderr, "cairn-admin: --node %s: expected name@host:port (e.g. %s)\n", node,
+                DEFAULT_NODE);
+        return EXIT_USAGE;
+    }
+
+    run_t run = {.cmd = cmd, .node = node, .json = json};
+    char cookie_buf[512];
+    if (!cookie) {
+        char err[4200];
+        if (read_cookie(data_dir, cookie_buf, sizeof cookie_buf, err, sizeof err) != 0) {
+            fail(&run, "%s", err);
+            return EXIT_FAILED;
+        }
+        cookie = cookie_buf;
+    }
+    return run_request(&run, cookie, &req, timeout_ms, verbose);
 }

@@ -132,7 +132,7 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     st.version = (char *)s->ctx->version;
     st.has_uptime_ms = 1;
     st.uptime_ms = (rt_now_ns() - s->ctx->started_ns) / 1000000u;
-    uint32_t q = ring_size(kv->ring), running = 0, total = 0;
+    uint32_t q = ring_size(kv_ring(kv)), running = 0, total = 0;
     for (uint32_t p = 0; p < q; p++) {
         if (!vnode_is_local(kv, p))
             continue;
@@ -186,7 +186,7 @@ static void crash_vnode(admin_state_t *s, rt_pid_t to, uint64_t req_id,
 {
     kv_node_t *kv = s->ctx->kv;
     char text[160];
-    uint32_t q = ring_size(kv->ring);
+    uint32_t q = ring_size(kv_ring(kv));
     if (!req->has_partition || req->partition >= q) {
         snprintf(text, sizeof text, "no partition %u: the ring has partitions 0..%u",
                  req->has_partition ? req->partition : 0, q - 1);

@@ -625,6 +625,12 @@ static const conf_key_t keys[] = {
     NUM("runtime.schedulers", schedulers, 0, 1024),
     NUM("runtime.workers", workers, 1, 256),
     NUM("runtime.idle_spin", idle_spin, 0, 1000000),
+    /* cluster */
+    DUR("cluster.heartbeat_interval", heartbeat_ms, 10, 60 * SEC),
+    DUR("cluster.node_timeout", node_timeout_ms, 50, 600 * SEC),
+    DUR("cluster.gossip_interval", gossip_interval_ms, 10, 600 * SEC),
+    DUR("cluster.claimant_tick", claimant_tick_ms, 10, 600 * SEC),
+    NUM("cluster.target_n_val", target_n_val, 1, 1024),
     /* storage */
     SPECIAL("storage.backend", storage.kind, set_backend, print_backend),
     SPECIAL("storage.sync", storage.sync, set_sync, print_sync),
@@ -686,6 +692,11 @@ void node_config_default(node_config_t *c)
     c->schedulers = 0;
     c->workers = 4;
     c->idle_spin = 100;
+    c->heartbeat_ms = 1000;
+    c->node_timeout_ms = 4000;
+    c->gossip_interval_ms = 1000;
+    c->claimant_tick_ms = 1000;
+    c->target_n_val = 4;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
     c->storage.sync_interval_ms = 1000;
     c->max_frame_bytes = 64u << 20;
@@ -901,6 +912,11 @@ int node_config_validate(const node_config_t *c, char *err, size_t errlen)
     if (c->ring_size == 0 || c->ring_size > RING_MAX_Q || (c->ring_size & (c->ring_size - 1)))
         return node_errorf(err, errlen, "ring_size: %" PRIu32 " is not a power of two in 1..%u",
                       c->ring_size, RING_MAX_Q);
+    if (c->node_timeout_ms <= c->heartbeat_ms)
+        return node_errorf(err, errlen,
+                      "cluster.node_timeout: %" PRIu32 " ms must exceed cluster.heartbeat_interval "
+                      "(%" PRIu32 " ms), or idle links would be seen as down",
+                      c->node_timeout_ms, c->heartbeat_ms);
     return 0;
 }
 

@@ -59,6 +59,13 @@ typedef struct node_config_s {
     unsigned workers;                    /* worker pool threads, default 4 */
     unsigned idle_spin;                  /* scheduler idle spin rounds (rt_config_t) */
 
+    /* cluster */
+    uint32_t heartbeat_ms;               /* node-link heartbeat when idle, default 1000 */
+    uint32_t node_timeout_ms;            /* a silent peer is down after this, default 4000 */
+    uint32_t gossip_interval_ms;         /* anti-entropy push to a random peer, default 1000 */
+    uint32_t claimant_tick_ms;           /* the claimant's duty cycle, default 1000 */
+    uint32_t target_n_val;               /* claim's spacing window, default 4 */
+
     /* storage */
     store_config_t storage;              /* backend, cache, write buffer, bloom, sync */
 

@@ -6,6 +6,8 @@
 #include "node/coord.h"
 
 #include "node/kvobj.h"
+#include "node/vnode.h"
+#include "runtime/dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,7 +169,9 @@ int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean h
     if (!prefs)
         abort();
     uint64_t h = ring_hash_key(t->type.p, t->type.n, t->bucket.p, t->bucket.n, t->key.p, t->key.n);
-    size_t np = ring_preflist(kv->ring, h, t->n, prefs);
+    t->cs = kv_cstate(kv);
+    uint32_t me = kv_self_member(kv, t->cs);
+    size_t np = ring_preflist(cstate_ring(t->cs), h, t->n, prefs);
     t->reps = np <= COORD_INLINE_REPLICAS ? t->inline_reps : calloc(np, sizeof *t->reps);
     if (!t->reps)
         abort();
@@ -175,6 +179,8 @@ int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean h
     t->primaries = 0;
     for (size_t i = 0; i < np; i++) {
         t->reps[i] = (coord_replica_t){.partition = prefs[i].partition,
+                                       .owner = prefs[i].owner,
+                                       .local = prefs[i].owner == me,
                                        .primary = prefs[i].primary};
         t->primaries += prefs[i].primary;
     }
@@ -189,6 +195,39 @@ void coord_replicas_free(coord_replicas_t *t)
         free(t->reps);
     t->reps = NULL;
     t->n_reps = 0;
+}
+
+const char *coord_replica_node(const coord_replicas_t *t, const coord_replica_t *r)
+{
+    return cstate_member_name(t->cs, r->owner);
+}
+
+bool coord_replica_reachable(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r)
+{
+    if (r->local)
+        return !rt_pid_is_nil(vnode_pid(kv, r->partition));
+    return rt_node_is_up(coord_replica_node(t, r));
+}
+
+rt_ref_t coord_vnode_call(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r,
+                          rt_msg_t *m, uint32_t timeout_ms)
+{
+    if (r->local) {
+        rt_pid_t pid = vnode_pid(kv, r->partition);
+        if (rt_pid_is_nil(pid)) {
+            rt_msg_free(m);
+            return 0;
+        }
+        return rt_call(pid, m, timeout_ms);
+    }
+    const char *node = coord_replica_node(t, r);
+    if (!rt_node_is_up(node)) {
+        rt_msg_free(m);
+        return 0;
+    }
+    char name[VNODE_NAME_MAX];
+    vnode_name(r->partition, name, sizeof name);
+    return rt_call_name(node, name, m, timeout_ms);
 }
 
 rt_ref_t coord_call_ref(const rt_msg_t *m, bool *failed)

@@ -88,6 +88,9 @@ void coord_terminate(coord_t *c);
 
 typedef struct coord_replica_s {
     uint32_t partition;
+    uint32_t owner;              /* member index of the partition's owner in the replica
+                                  * set's state (coord_replicas_t.cs) */
+    bool local;                  /* owned by this node */
     bool primary;
     bool answered;
     quorum_reply_t reply;        /* valid once answered */
@@ -96,6 +99,8 @@ typedef struct coord_replica_s {
 
 typedef struct coord_replicas_s {
     store_slice_t type, bucket, key;  /* borrowed */
+    const cstate_t *cs;               /* the cluster state the preference list came from
+                                       * (borrowed: published states live as long as the node) */
     bucket_props_t props;             /* the bucket's properties */
     uint32_t n;                       /* the request's N */
     coord_replica_t *reps;            /* the preference list: inline_reps or malloc'ed */
@@ -115,6 +120,18 @@ int coord_replicas_bucket(coord_replicas_t *t, protobuf_c_boolean has_type,
 int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean has_n_val,
                         uint32_t n_val, char *err, size_t errlen);
 void coord_replicas_free(coord_replicas_t *t);
+
+/* The node that owns replica r (its member name). */
+const char *coord_replica_node(const coord_replicas_t *t, const coord_replica_t *r);
+/* Calls replica r's vnode with m (taken) from the current process: a local vnode by its pid,
+ * a remote one by name on its owner's node (rt_call_name), so the reply or a CALL_FAILED
+ * always comes. Returns the call's ref, or 0 (m freed) when it cannot be made now: the local
+ * vnode is restarting, or the owner's node is down (the failure detector said so: no point
+ * waiting for a timeout). timeout_ms: RT_INFINITY when the request's timer bounds it. */
+rt_ref_t coord_vnode_call(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r,
+                          rt_msg_t *m, uint32_t timeout_ms);
+/* Whether coord_vnode_call could reach r now (a live local vnode, or an owner node up). */
+bool coord_replica_reachable(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r);
 
 /* The call a message answers: the ref of a reply, or of an RT_MSG_CALL_FAILED notice
  * (*failed = true); 0 for any other message. */

@@ -35,8 +35,7 @@ enum {
 typedef struct reaper_arg_s {
     kv_node_t *kv;
     store_slice_t type, bucket, key, clock;
-    const uint32_t *partitions;
-    uint32_t n;
+    const coord_replicas_t *replicas;  /* borrowed: copied by the reaper's init */
     uint32_t delay_ms;
 } reaper_arg_t;
 
@@ -44,7 +43,7 @@ typedef struct reaper_s {
     kv_node_t *kv;
     uint8_t *bytes;              /* type, bucket, key, clock copies (one allocation) */
     store_slice_t type, bucket, key, clock;
-    uint32_t *partitions;
+    coord_replicas_t t;          /* cs and the replicas (reps owned, malloc'ed) */
     rt_ref_t *refs;
     uint32_t n, pending, reaped;
 } reaper_t;
@@ -52,11 +51,9 @@ typedef struct reaper_s {
 static void reaper_send(reaper_t *r)
 {
     for (uint32_t i = 0; i < r->n; i++) {
-        rt_pid_t pid = vnode_pid(r->kv, r->partitions[i]);
-        if (rt_pid_is_nil(pid))
-            continue;
-        rt_msg_t *m = kvobj_vnode_reap_msg(r->partitions[i], r->type, r->bucket, r->key, r->clock);
-        r->refs[i] = rt_call(pid, m, REAP_CALL_TIMEOUT_MS);
+        const coord_replica_t *rep = &r->t.reps[i];
+        rt_msg_t *m = kvobj_vnode_reap_msg(rep->partition, r->type, r->bucket, r->key, r->clock);
+        r->refs[i] = coord_vnode_call(r->kv, &r->t, rep, m, REAP_CALL_TIMEOUT_MS);
         if (r->refs[i])
             r->pending++;
     }
@@ -67,12 +64,14 @@ static int reaper_init(void *state, void *arg)
     reaper_t *r = state;
     const reaper_arg_t *a = arg;
     r->kv = a->kv;
-    r->n = a->n;
+    r->n = a->replicas->n_reps;
     size_t total = a->type.n + a->bucket.n + a->key.n + a->clock.n;
     r->bytes = malloc(total ? total : 1);
-    r->partitions = calloc(a->n ? a->n : 1, sizeof *r->partitions);
-    r->refs = calloc(a->n ? a->n : 1, sizeof *r->refs);
-    if (!r->bytes || !r->partitions || !r->refs)
+    r->t.cs = a->replicas->cs;
+    r->t.n_reps = r->n;
+    r->t.reps = calloc(r->n ? r->n : 1, sizeof *r->t.reps);
+    r->refs = calloc(r->n ? r->n : 1, sizeof *r->refs);
+    if (!r->bytes || !r->t.reps || !r->refs)
         abort();
     uint8_t *cur = r->bytes;
     const store_slice_t *src[4] = {&a->type, &a->bucket, &a->key, &a->clock};
@@ -83,7 +82,7 @@ static int reaper_init(void *state, void *arg)
         *dst[i] = (store_slice_t){cur, src[i]->n};
         cur += src[i]->n;
     }
-    memcpy(r->partitions, a->partitions, a->n * sizeof *r->partitions);
+    memcpy(r->t.reps, a->replicas->reps, r->n * sizeof *r->t.reps);
     if (a->delay_ms == 0) {
         reaper_send(r);
         if (r->pending == 0)
@@ -133,7 +132,7 @@ static void reaper_terminate(void *state, int reason)
 {
     reaper_t *r = state;
     free(r->bytes);
-    free(r->partitions);
+    free(r->t.reps);
     free(r->refs);
 }
 
@@ -228,16 +227,16 @@ static void get_final_action(get_fsm_t *s)
         if (!r->answered)
             continue;
         if (quorum_needs_repair(r->reply, &m->clock, obj ? &obj->clock : NULL)) {
-            rt_pid_t pid = vnode_pid(s->c.kv, r->partition);
             repairs++;
-            if (rt_pid_is_nil(pid))
+            if (!coord_replica_reachable(s->c.kv, t, r))
                 continue;
             if (!bytes && store_obj_encode(m, &bytes, &len) != 0)
                 return;
             rt_msg_t *msg = kvobj_vnode_put_replica_msg(r->partition, t->type, t->bucket, t->key,
                                                         (store_slice_t){bytes, len},
                                                         &t->props.store, now, true);
-            rt_call(pid, msg, RT_INFINITY); /* not awaited: we exit, the runtime drops it */
+            /* not awaited: we exit, the runtime drops the reply */
+            coord_vnode_call(s->c.kv, t, r, msg, RT_INFINITY);
             atomic_fetch_add_explicit(&s->c.kv->stats.read_repairs, 1, memory_order_relaxed);
         } else if (r->reply == QUORUM_REPLY_TOMBSTONE && obj &&
                    store_vclock_equal(&obj->clock, &m->clock)) {
@@ -254,20 +253,14 @@ static void get_final_action(get_fsm_t *s)
     size_t clock_len = 0;
     if (store_vclock_encode(&m->clock, &clock, &clock_len) != 0)
         return;
-    uint32_t *parts = calloc(t->n_reps, sizeof *parts);
-    if (!parts)
-        abort();
-    for (uint32_t i = 0; i < t->n_reps; i++)
-        parts[i] = t->reps[i].partition;
     reaper_arg_t a = {
         .kv = s->c.kv, .type = t->type, .bucket = t->bucket, .key = t->key,
-        .clock = {clock, clock_len}, .partitions = parts, .n = t->n_reps,
+        .clock = {clock, clock_len}, .replicas = t,
         .delay_ms = cfg->delete_mode == DELETE_MODE_IMMEDIATE ? 0 : cfg->delete_delay_ms,
     };
     int rc = rt_spawn(&reaper_behaviour, &a, NULL);
     if (rc != 0)
         rt_warn("get: cannot start a tombstone reaper: %s", rt_strerror(rc));
-    free(parts);
     free(clock);
 }
 
@@ -337,11 +330,11 @@ static int get_start(get_fsm_t *s, char *err, size_t errlen)
     coord_start_timer(&s->c, req->has_timeout, req->timeout);
     for (uint32_t i = 0; i < t->n_reps; i++) {
         coord_replica_t *r = &t->reps[i];
-        rt_pid_t pid = vnode_pid(s->c.kv, r->partition);
-        if (!rt_pid_is_nil(pid))
-            r->ref = rt_call(pid, kvobj_vnode_get_msg(r->partition, t->type, t->bucket, t->key),
-                             RT_INFINITY); /* no timer per call: the request's timer bounds it */
-        if (!r->ref) /* restarting: an error from that vnode, at once */
+        /* no timer per call: the request's timer bounds it */
+        r->ref = coord_vnode_call(s->c.kv, t, r,
+                                  kvobj_vnode_get_msg(r->partition, t->type, t->bucket, t->key),
+                                  RT_INFINITY);
+        if (!r->ref) /* restarting, or its node is down: an error from that vnode, at once */
             get_record(s, r, QUORUM_REPLY_ERROR, NULL);
     }
     return 0;

@@ -7,6 +7,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 rt_msg_t *kv_reply_new(uint64_t req_id, bool more, uint8_t code, const ProtobufCMessage *body)
@@ -59,4 +61,71 @@ void kv_stats_record(kv_stats_t *s, kv_op_t op, uint64_t start_ns, bool ok)
     if (!ok)
         atomic_fetch_add_explicit(&s->errors[op], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->lat_hist[op][bucket], 1, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------- published states */
+
+struct kv_states_s {
+    _Atomic(const cstate_t *) current;
+    pthread_mutex_t lock;   /* guards the list below (writers only) */
+    cstate_t **all;         /* every state ever published, the current one included */
+    size_t n, cap;
+};
+
+kv_states_t *kv_states_new(cstate_t *first)
+{
+    kv_states_t *st = calloc(1, sizeof *st);
+    if (!st || !first)
+        abort();
+    pthread_mutex_init(&st->lock, NULL);
+    st->cap = 8;
+    st->all = calloc(st->cap, sizeof *st->all);
+    if (!st->all)
+        abort();
+    st->all[st->n++] = first;
+    atomic_store_explicit(&st->current, first, memory_order_release);
+    return st;
+}
+
+void kv_publish(kv_node_t *kv, cstate_t *s)
+{
+    kv_states_t *st = kv->states;
+    pthread_mutex_lock(&st->lock);
+    if (st->n == st->cap) {
+        size_t cap = st->cap * 2;
+        cstate_t **all = realloc(st->all, cap * sizeof *all);
+        if (!all)
+            abort();
+        st->all = all;
+        st->cap = cap;
+    }
+    st->all[st->n++] = s;
+    atomic_store_explicit(&st->current, s, memory_order_release);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void kv_states_free(kv_states_t *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n; i++)
+        cstate_free(st->all[i]);
+    free(st->all);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+const cstate_t *kv_cstate(const kv_node_t *kv)
+{
+    return atomic_load_explicit(&kv->states->current, memory_order_acquire);
+}
+
+const ring_t *kv_ring(const kv_node_t *kv)
+{
+    return cstate_ring(kv_cstate(kv));
+}
+
+uint32_t kv_self_member(const kv_node_t *kv, const cstate_t *s)
+{
+    return cstate_member_index(s, kv->cfg->nodename);
 }

@@ -24,6 +24,7 @@
 #include "node/config.h"
 #include "proto/kv.pb-c.h"
 #include "proto/riak.pb-c.h"
+#include "ring/cstate.h"
 #include "ring/ring.h"
 #include "runtime/rt.h"
 #include "storage/backend.h"
@@ -88,9 +89,15 @@ void kv_stats_record(kv_stats_t *s, kv_op_t op, uint64_t start_ns, bool ok);
 typedef struct vnode_table_s vnode_table_t;   /* node/vnode.h */
 typedef struct bucket_store_s bucket_store_t; /* node/bucket.h */
 
+/* The published cluster state: the ring manager (node/ring_mgr.c) installs each new state
+ * with kv_publish; readers on any thread take kv_cstate/kv_ring without a reference count.
+ * So a state is never freed while the node runs: replaced states are kept on a list until
+ * kv_states_free at node stop (membership changes are rare, so the list stays short). */
+typedef struct kv_states_s kv_states_t;
+
 typedef struct kv_node_s {
     const node_config_t *cfg;
-    ring_t *ring;                 /* this node's ring (read-only) */
+    kv_states_t *states;          /* kv_states_new; the current state and the replaced ones */
     uint64_t node_id;             /* 64-bit hash of the node name: the node part of actors */
     store_engine_t *engine;       /* shared by every vnode's backend */
     vnode_table_t *vnodes;        /* partition -> current vnode pid */
@@ -99,6 +106,18 @@ typedef struct kv_node_s {
     _Atomic uint32_t inflight;    /* coordinators alive (max_concurrent_requests) */
     _Atomic bool draining;        /* shutting down: new requests get an error */
 } kv_node_t;
+
+/* The published states: kv_states_new at start (takes first, which must not be NULL);
+ * kv_publish installs s (taken) as the current state; kv_states_free frees them all (only
+ * once nothing can read them: after the runtime stopped). */
+kv_states_t *kv_states_new(cstate_t *first);
+void kv_publish(kv_node_t *kv, cstate_t *s);
+void kv_states_free(kv_states_t *st);
+/* The current cluster state and its ring (owners, member names); valid while the node runs. */
+const cstate_t *kv_cstate(const kv_node_t *kv);
+const ring_t *kv_ring(const kv_node_t *kv);
+/* This node's member index in s (CSTATE_NONE when s does not list it). */
+uint32_t kv_self_member(const kv_node_t *kv, const cstate_t *s);
 
 /* Error codes of the entry points (no reply is sent when one is returned). */
 #define KV_EOVERLOAD (-1)   /* reply "overload" yourself */

@@ -1,38 +1,64 @@
 /*
- * list.c — listing keys and buckets (kv_list_keys, kv_list_buckets of node/kv.h).
+ * list.c — listing keys and buckets (kv_list_keys, kv_list_buckets of node/kv.h), and the
+ * list fold service through which listers on other nodes fold this node's partitions
+ * (node/list.h).
  *
- * One lister process per request. It folds each local partition in turn on the runtime's
- * worker pool (runtime/io.h), one bounded chunk per job (at most LIST_SCAN_MAX entries, then
- * the job stops and the next one resumes strictly after the last key it saw), so a listing
- * never runs on a scheduler, never holds a vnode for long (see vnode_fold in vnode.c for how
- * a fold shares the backend with its vnode), and never blocks other requests.
+ * One lister process per request. It folds every partition of the ring in turn (0..Q-1),
+ * each on the node that owns it in the current cluster state, looked up whenever a chunk is
+ * submitted:
+ *   - a partition of this node is folded on the runtime's worker pool (runtime/io.h), one
+ *     bounded chunk per job (at most LIST_SCAN_MAX entries or LIST_CHUNK_ITEMS names, then
+ *     the job stops and the next one resumes strictly after the last key it saw), so a
+ *     listing never runs on a scheduler, never holds a vnode for long (see vnode_fold in
+ *     vnode.c for how a fold shares the backend with its vnode), and never blocks other
+ *     requests;
+ *   - a partition of another node is folded there: the lister calls that node's list fold
+ *     service (LIST_FOLD_SERVICE_NAME, rt_call_name) with the job's description (partition,
+ *     keys or buckets, type, bucket, resume point: proto/kv.proto ListFoldReq), the service
+ *     runs the very same job on its own worker pool and answers what the job found
+ *     (ListFoldResp), which the lister handles exactly like a local job's result.
+ * A resume point is a key position, so a partition whose owner changes between two chunks
+ * simply continues on its new owner.
+ *
+ * Failures are never silent: a call that ends without an answer (the node is unreachable,
+ * the service is not running, the call timed out) ends the listing with "cannot list
+ * partition P: node X ..."; a storage error with "list failed: partition P: ...". A vnode
+ * that is restarting (STORE_ECLOSED here, LIST_FOLD_RETRY from a service) is retried after
+ * LIST_RETRY_MS; a service that says it does not own the partition (the ring is changing)
+ * is retried, against the owner of the then current state, for at most LIST_RING_SETTLE_MS.
  *
  * What is reported:
- *   - keys: every key is stored in N consecutive partitions on this node; a key is reported
- *     by the fold of its FIRST preference-list partition only (ring_first_partition of its
- *     hash), which reports it once for any n_val. Tombstones are never reported (each value
- *     is decoded; store_obj_is_tombstone).
+ *   - keys: every key is stored in N consecutive partitions; a key is reported by the fold
+ *     of its FIRST preference-list partition only (ring_first_partition of its hash), which
+ *     reports it once for any n_val. Tombstones are never reported (each value is decoded;
+ *     store_obj_is_tombstone).
  *   - buckets: each bucket with at least one live key, once. The lister keeps the set of
- *     buckets found; the fold skips the rest of a bucket's range once the bucket is known
- *     (the job stops and the next resumes after the largest key the bucket can hold:
- *     (type, bucket, 0xFF repeated up to STORE_KEY_MAX encoded bytes)).
+ *     buckets found and drops repeats. A local fold also skips the rest of a bucket's range
+ *     once the bucket is known; every fold skips a bucket's range once it found a live key
+ *     there (it resumes after the largest key the bucket can hold: (type, bucket, 0xFF
+ *     repeated up to STORE_KEY_MAX encoded bytes)). A remote fold does not know the lister's
+ *     set; it reports each bucket once per partition and the lister dedupes.
  *
  * Streaming and back-pressure (the contract of node/kv.h): keys go out in RpbListKeysResp
  * frames (code 18) of up to LIST_CHUNK_ITEMS keys with more = 1, each followed by a wait for
  * KV_MSG_STREAM_ACK before anything else is sent; the last frame has done = true and
  * more = 0 (and carries the remaining keys). Buckets go out the same way in
  * RpbListBucketsResp (code 16) when the request asked for stream, else all in one frame with
- * done = true. While an ack is outstanding and a chunk is ready, no new fold job starts, so
- * a slow client holds at most two chunks in memory. The whole listing is bounded by the
- * request's timeout (or list_timeout_ms): then the client gets "timeout" and the lister ends.
- * A lister whose client is gone (DOWN) ends at once.
+ * done = true. While an ack is outstanding and a chunk is ready, no new fold (local job or
+ * remote call) starts, so a slow client holds at most two chunks in memory. The whole
+ * listing is bounded by the request's timeout (or list_timeout_ms): then the client gets
+ * "timeout" and the lister ends. A lister whose client is gone (DOWN) ends at once.
  *
- * Ownership: the job in flight is owned by the worker pool (free_arg releases it if it is
- * dropped at shutdown), then by its LIST_MSG_CHUNK message (whose dtor frees it when the
- * lister is gone), then by the lister. State shared with the job (the node, the bucket, the
- * set of known buckets) is reference counted; the lister changes the known set only while no
- * job is in flight.
+ * Ownership: a local job in flight is owned by the worker pool (free_arg releases it if it
+ * is dropped at shutdown), then by its LIST_MSG_CHUNK message (whose dtor frees it when the
+ * lister or service is gone), then by the lister (or the service). A job whose chunk is
+ * folded remotely stays with the lister while the call is out. State shared with a job (the
+ * node, the bucket, the set of known buckets) is reference counted; the lister changes the
+ * known set only while no job is in flight. The service keeps nothing between calls: each
+ * call gets its own shared state and job, and the job remembers whom to answer.
  */
+#include "node/list.h"
+
 #include "node/coord.h"
 #include "node/pb_codec.h"
 #include "node/vnode.h"
@@ -50,12 +76,17 @@
 #define LIST_SCAN_MAX 2000u           /* entries one fold job visits before it yields */
 #define LIST_RETRY_MS 20u             /* a vnode is restarting: try its partition again */
 #define LIST_DEFAULT_TIMEOUT_MS 480000u
+#define LIST_CALL_MS 60000u           /* bound on one remote chunk (within the listing's) */
+#define LIST_RING_SETTLE_MS 5000u     /* "not the owner" answers are retried this long */
 
 enum {
     LIST_MSG_CHUNK = KV_MSG_PRIVATE + 50, /* a fold job's result (payload: list_job_t *) */
     LIST_MSG_RETRY,                        /* timer: submit the pending job again */
     LIST_MSG_TIMEOUT,                      /* timer: the listing's deadline passed */
 };
+_Static_assert((int)LIST_MSG_FOLD_REQ > (int)LIST_MSG_TIMEOUT &&
+                   (int)LIST_MSG_FOLD_RESP < (int)KV_MSG_PRIVATE + 70,
+               "list.c's messages stay in its private range of node/kv.h");
 
 static void *xmalloc(size_t n)
 {
@@ -166,7 +197,7 @@ static void bset_free(bset_t *s)
 /* ---------------------------------------------------------------- shared state and jobs */
 
 typedef struct list_shared_s {
-    _Atomic unsigned refs;   /* the lister and the job in flight */
+    _Atomic unsigned refs;   /* the lister (or the service's call) and the job in flight */
     kv_node_t *kv;
     bool keys;               /* listing keys (else buckets) */
     ProtobufCBinaryData type;   /* owned */
@@ -191,6 +222,20 @@ static void shared_unref(list_shared_t *sh)
     free(sh);
 }
 
+/* A new shared state (one reference) for listing keys (of a bucket set later) or buckets of
+ * the bucket type `type` (copied). */
+static list_shared_t *shared_new(kv_node_t *kv, bool keys, const void *type, size_t type_len)
+{
+    list_shared_t *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        abort();
+    atomic_init(&sh->refs, 1);
+    sh->kv = kv;
+    sh->keys = keys;
+    sh->type = (ProtobufCBinaryData){type_len, xdup(type, type_len)};
+    return sh;
+}
+
 /* A resume point: strictly after (type, bucket, key), or after the whole bucket. */
 typedef struct resume_s {
     bool set;
@@ -206,15 +251,68 @@ static void resume_clear(resume_t *r)
     memset(r, 0, sizeof *r);
 }
 
+static ProtobufCBinaryData bin_dup(const void *p, size_t n)
+{
+    return (ProtobufCBinaryData){n, xdup(p, n)};
+}
+
 static void resume_at(resume_t *r, const store_key_t *k, bool bucket_end)
 {
     resume_clear(r);
     r->set = true;
     r->bucket_end = bucket_end;
-    r->type = (ProtobufCBinaryData){k->type.n, xdup(k->type.p, k->type.n)};
-    r->bucket = (ProtobufCBinaryData){k->bucket.n, xdup(k->bucket.p, k->bucket.n)};
+    r->type = bin_dup(k->type.p, k->type.n);
+    r->bucket = bin_dup(k->bucket.p, k->bucket.n);
     if (!bucket_end)
-        r->key = (ProtobufCBinaryData){k->key.n, xdup(k->key.p, k->key.n)};
+        r->key = bin_dup(k->key.p, k->key.n);
+}
+
+/* *to = a copy of from (to is cleared first). */
+static void resume_copy(resume_t *to, const resume_t *from)
+{
+    resume_clear(to);
+    if (!from->set)
+        return;
+    to->set = true;
+    to->bucket_end = from->bucket_end;
+    to->type = bin_dup(from->type.data, from->type.len);
+    to->bucket = bin_dup(from->bucket.data, from->bucket.len);
+    if (!from->bucket_end)
+        to->key = bin_dup(from->key.data, from->key.len);
+}
+
+/* r as a ListResume (borrowing r's bytes; *pb must not outlive r). */
+static void resume_to_pb(const resume_t *r, Cairn__Kv__ListResume *pb)
+{
+    cairn__kv__list_resume__init(pb);
+    pb->has_type = pb->has_bucket = 1;
+    pb->type = r->type;
+    pb->bucket = r->bucket;
+    if (r->bucket_end) {
+        pb->has_bucket_end = pb->bucket_end = 1;
+    } else {
+        pb->has_key = 1;
+        pb->key = r->key;
+    }
+}
+
+/* *r = a copy of pb; false (r cleared) when pb cannot be a resume point: an empty type or
+ * bucket, no key without bucket_end, or a component longer than an encoded key can be. */
+static bool resume_from_pb(resume_t *r, const Cairn__Kv__ListResume *pb)
+{
+    resume_clear(r);
+    bool bucket_end = pb->has_bucket_end && pb->bucket_end;
+    if (!pb->has_type || pb->type.len == 0 || pb->type.len > STORE_KEY_MAX ||
+        !pb->has_bucket || pb->bucket.len == 0 || pb->bucket.len > STORE_KEY_MAX ||
+        (!bucket_end && (!pb->has_key || pb->key.len == 0 || pb->key.len > STORE_KEY_MAX)))
+        return false;
+    r->set = true;
+    r->bucket_end = bucket_end;
+    r->type = bin_dup(pb->type.data, pb->type.len);
+    r->bucket = bin_dup(pb->bucket.data, pb->bucket.len);
+    if (!bucket_end)
+        r->key = bin_dup(pb->key.data, pb->key.len);
+    return true;
 }
 
 typedef struct list_job_s {
@@ -227,6 +325,7 @@ typedef struct list_job_s {
     uint32_t unreadable; /* values that did not decode (skipped) */
     int rc;              /* vnode_fold's result */
     char err[256];
+    rt_from_t caller;    /* the service: the call this job answers */
 } list_job_t;
 
 static void job_free(void *arg)
@@ -239,6 +338,28 @@ static void job_free(void *arg)
     names_free(&j->found);
     shared_unref(j->sh);
     free(j);
+}
+
+/* A job folding `partition` from its beginning; takes a reference of sh. */
+static list_job_t *job_new(list_shared_t *sh, uint32_t partition)
+{
+    list_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        abort();
+    j->sh = shared_ref(sh);
+    j->partition = partition;
+    return j;
+}
+
+/* Makes j ready to run again from j->from (drops what a run left in it). */
+static void job_reset(list_job_t *j)
+{
+    names_free(&j->found);
+    resume_clear(&j->next);
+    j->scanned = 0;
+    j->unreadable = 0;
+    j->rc = 0;
+    j->err[0] = '\0';
 }
 
 /* The largest key bytes any key can have: 0xFF repeated (an encoded key is at most
@@ -263,16 +384,22 @@ static bool live_object(list_job_t *j, const uint8_t *val, size_t len)
     return live;
 }
 
+/* The job has done what one chunk may do: the lister (or caller) takes over. */
+static bool job_budget_spent(const list_job_t *j)
+{
+    return j->found.n >= LIST_CHUNK_ITEMS || j->found.bytes >= LIST_CHUNK_BYTES ||
+           j->scanned >= LIST_SCAN_MAX;
+}
+
 static int keys_fold_cb(void *arg, const store_key_t *k, const uint8_t *val, size_t len)
 {
     list_job_t *j = arg;
-    const ring_t *ring = j->sh->kv->ring;
+    const ring_t *ring = kv_ring(j->sh->kv);
     j->scanned++;
     uint64_t h = ring_hash_key(k->type.p, k->type.n, k->bucket.p, k->bucket.n, k->key.p, k->key.n);
     if (ring_first_partition(ring, h) == j->partition && live_object(j, val, len))
         names_push(&j->found, xdup(k->key.p, k->key.n), k->key.n);
-    if (j->found.n >= LIST_CHUNK_ITEMS || j->found.bytes >= LIST_CHUNK_BYTES ||
-        j->scanned >= LIST_SCAN_MAX) {
+    if (job_budget_spent(j)) {
         resume_at(&j->next, k, false);
         return STORE_FOLD_STOP;
     }
@@ -301,7 +428,7 @@ static int buckets_fold_cb(void *arg, const store_key_t *k, const uint8_t *val, 
     return 0;
 }
 
-/* Frees the job of a LIST_MSG_CHUNK that was not taken (its lister is gone). */
+/* Frees the job of a LIST_MSG_CHUNK that was not taken (its lister or service is gone). */
 static void chunk_msg_dtor(rt_msg_t *m)
 {
     list_job_t *j;
@@ -309,10 +436,9 @@ static void chunk_msg_dtor(rt_msg_t *m)
     job_free(j);
 }
 
-/* Runs on a worker thread: one bounded chunk of one partition's fold. */
-static rt_msg_t *job_run(void *arg)
+/* One pass of vnode_fold over j's partition, strictly after `from` (unset: from the start). */
+static int fold_pass(list_job_t *j, const resume_t *from)
 {
-    list_job_t *j = arg;
     const list_shared_t *sh = j->sh;
     store_fold_t f = {.values = true};
     store_slice_t type = {sh->type.data, sh->type.len};
@@ -322,26 +448,89 @@ static rt_msg_t *job_run(void *arg)
         f.bucket = &bucket;
     }
     store_key_t after;
-    if (j->from.set) {
-        after.type = (store_slice_t){j->from.type.data, j->from.type.len};
-        after.bucket = (store_slice_t){j->from.bucket.data, j->from.bucket.len};
-        if (j->from.bucket_end) {
+    if (from->set) {
+        after.type = (store_slice_t){from->type.data, from->type.len};
+        after.bucket = (store_slice_t){from->bucket.data, from->bucket.len};
+        if (from->bucket_end) {
             pthread_once(&max_key_once, max_key_fill);
             store_key_t prefix = after;
             prefix.key = (store_slice_t){NULL, 0};
             size_t used = store_key_encoded_len(&prefix);
             after.key = (store_slice_t){max_key, used < STORE_KEY_MAX ? STORE_KEY_MAX - used : 1};
         } else {
-            after.key = (store_slice_t){j->from.key.data, j->from.key.len};
+            after.key = (store_slice_t){from->key.data, from->key.len};
         }
         f.after = &after;
     }
-    j->rc = vnode_fold(sh->kv, j->partition, &f, sh->keys ? keys_fold_cb : buckets_fold_cb, j,
-                       j->err, sizeof j->err);
+    return vnode_fold(sh->kv, j->partition, &f, sh->keys ? keys_fold_cb : buckets_fold_cb, j,
+                      j->err, sizeof j->err);
+}
+
+/* Runs on a worker thread: one bounded chunk of one partition's fold. A fold that stops only
+ * to skip a bucket's range goes on from there in the same job (a new vnode_fold call, so the
+ * vnode gets its backend back in between) until the chunk's budget is spent or the
+ * partition ends; a job thus answers up to a chunk of names, not one bucket per job. */
+static rt_msg_t *job_run(void *arg)
+{
+    list_job_t *j = arg;
+    resume_t at = {0}; /* where the current pass started, after the first */
+    for (;;) {
+        size_t had = j->found.n;
+        int rc = fold_pass(j, at.set ? &at : &j->from);
+        if (rc < 0 && at.set) {
+            /* a later pass failed: report what the earlier ones found, and resume where
+             * the failed pass started (the next job meets the error, or not) */
+            while (j->found.n > had) {
+                j->found.n--;
+                j->found.bytes -= j->found.v[j->found.n].len;
+                free(j->found.v[j->found.n].data);
+            }
+            resume_clear(&j->next);
+            j->next = at;
+            memset(&at, 0, sizeof at);
+            j->rc = 0;
+            j->err[0] = '\0';
+            break;
+        }
+        j->rc = rc;
+        if (rc < 0 || !j->next.set || job_budget_spent(j))
+            break;
+        resume_clear(&at);
+        at = j->next;
+        memset(&j->next, 0, sizeof j->next);
+    }
+    resume_clear(&at);
     rt_msg_t *m = rt_msg_new(LIST_MSG_CHUNK, sizeof j);
     memcpy(m->data, &j, sizeof j);
     m->dtor = chunk_msg_dtor;
     return m;
+}
+
+/* Takes the job out of a LIST_MSG_CHUNK (the message's dtor then frees nothing). */
+static list_job_t *chunk_take(rt_msg_t *m)
+{
+    list_job_t *j;
+    memcpy(&j, m->data, sizeof j);
+    memset(m->data, 0, sizeof j);
+    return j;
+}
+
+/* Submits j to the worker pool, answered to reply_to. On failure (the pool's queue is full)
+ * j is gone, and *retry (when retry is not NULL) is a job like j, ready to submit again. */
+static int job_submit(list_job_t *j, rt_pid_t reply_to, list_job_t **retry)
+{
+    list_job_t *again = NULL;
+    if (retry) {
+        again = job_new(j->sh, j->partition);
+        resume_copy(&again->from, &j->from);
+        again->caller = j->caller;
+    }
+    int rc = rt_work_submit2(job_run, j, job_free, reply_to);
+    if (rc == 0)
+        job_free(again);
+    else if (retry)
+        *retry = again;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- the lister */
@@ -361,40 +550,27 @@ typedef struct lister_s {
     rt_pid_t self, reply_to;
     uint64_t req_id;
     uint64_t start_ns;
+    uint64_t deadline_ns;    /* the listing's end (start + timeout) */
     bool stream;
     list_shared_t *sh;
     list_job_t *job;         /* the next job to submit (NULL while one is in flight) */
-    bool in_flight;
+    bool in_flight;          /* a local job, or a remote call, is out */
     bool retry_pending;      /* waiting for LIST_MSG_RETRY */
     bool folds_done;         /* every partition folded */
     bool awaiting_ack;
     bool finished;           /* the final reply (or an error) went out */
     uint32_t partition;      /* the partition `job` folds */
+    uint32_t partitions;     /* Q */
     uint32_t unreadable;
     names_t out;             /* ready to send (owned) */
     rt_timer_t deadline;
     rt_ref_t client_mon;
+    /* the chunk folded on another node */
+    rt_ref_t call_ref;       /* the call in flight (0: none) */
+    list_job_t *remote;      /* what it folds (owned while the call is out) */
+    char remote_node[RING_NODE_NAME_MAX];
+    uint64_t not_owner_since_ns; /* the first "not the owner" answer in a row (0: none) */
 } lister_t;
-
-/* The next local partition at or after p, or UINT32_MAX. */
-static uint32_t next_local(const kv_node_t *kv, uint32_t p)
-{
-    uint32_t q = ring_size(kv->ring);
-    for (; p < q; p++)
-        if (vnode_is_local(kv, p))
-            return p;
-    return UINT32_MAX;
-}
-
-static list_job_t *job_new(lister_t *l, uint32_t partition)
-{
-    list_job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        abort();
-    j->sh = shared_ref(l->sh);
-    j->partition = partition;
-    return j;
-}
 
 static void finish(lister_t *l, bool ok)
 {
@@ -449,9 +625,74 @@ static void send_names(lister_t *l, size_t n, bool done)
 /* j is the job to submit after LIST_RETRY_MS. */
 static void retry_later(lister_t *l, list_job_t *j)
 {
+    job_reset(j);
     l->job = j;
     l->retry_pending = true;
     rt_send_after(LIST_RETRY_MS, l->self, rt_msg_new(LIST_MSG_RETRY, 0));
+}
+
+/* How long one remote chunk may take: LIST_CALL_MS, within what is left of the listing. */
+static uint32_t call_timeout_ms(const lister_t *l)
+{
+    uint64_t now = rt_now_ns();
+    uint64_t left_ms = l->deadline_ns > now ? (l->deadline_ns - now) / 1000000u : 0;
+    if (left_ms < 1)
+        left_ms = 1;
+    return left_ms < LIST_CALL_MS ? (uint32_t)left_ms : LIST_CALL_MS;
+}
+
+/* Asks `node`'s list fold service to fold j's chunk; j stays with the lister meanwhile. */
+static void call_remote(lister_t *l, list_job_t *j, const char *node)
+{
+    Cairn__Kv__ListFoldReq req = CAIRN__KV__LIST_FOLD_REQ__INIT;
+    req.has_partition = req.has_keys = req.has_type = 1;
+    req.partition = j->partition;
+    req.keys = l->sh->keys;
+    req.type = l->sh->type;
+    if (l->sh->keys) {
+        req.has_bucket = 1;
+        req.bucket = l->sh->bucket;
+    }
+    Cairn__Kv__ListResume from;
+    if (j->from.set) {
+        resume_to_pb(&j->from, &from);
+        req.from = &from;
+    }
+    size_t len = cairn__kv__list_fold_req__get_packed_size(&req);
+    rt_msg_t *m = rt_msg_new(LIST_MSG_FOLD_REQ, len);
+    cairn__kv__list_fold_req__pack(&req, m->data);
+    snprintf(l->remote_node, sizeof l->remote_node, "%s", node);
+    l->remote = j;
+    l->call_ref = rt_call_name(node, LIST_FOLD_SERVICE_NAME, m, call_timeout_ms(l));
+    l->in_flight = true;
+}
+
+/* Starts folding the next chunk of j: on the worker pool if this node owns the partition,
+ * else on its owner. Returns the handler's result. */
+static int submit(lister_t *l, list_job_t *j)
+{
+    const cstate_t *cs = kv_cstate(l->kv);
+    uint32_t owner = ring_owner(cstate_ring(cs), j->partition);
+    if (owner != kv_self_member(l->kv, cs)) {
+        const char *node = owner < cstate_member_count(cs) ? cstate_member_name(cs, owner) : NULL;
+        if (!node) {
+            char text[160];
+            snprintf(text, sizeof text, "cannot list partition %" PRIu32 ": it has no owner",
+                     j->partition);
+            job_free(j);
+            fail(l, text);
+            return RT_STOP;
+        }
+        call_remote(l, j, node);
+        return RT_CONTINUE;
+    }
+    list_job_t *again = NULL;
+    if (job_submit(j, l->self, &again) < 0) { /* the pool's queue is full: try again shortly */
+        retry_later(l, again);
+        return RT_CONTINUE;
+    }
+    l->in_flight = true;
+    return RT_CONTINUE;
 }
 
 /* Moves the listing forward as far as it can; returns the handler's result. */
@@ -482,20 +723,13 @@ static int pump(lister_t *l)
         return RT_CONTINUE; /* back-pressure: a chunk waits for its ack */
     list_job_t *j = l->job;
     l->job = NULL;
-    int rc = rt_work_submit2(job_run, j, job_free, l->self);
-    if (rc < 0) { /* the pool's queue is full: try again shortly */
-        retry_later(l, job_new(l, l->partition));
-        return RT_CONTINUE;
-    }
-    l->in_flight = true;
-    return RT_CONTINUE;
+    return submit(l, j);
 }
 
-static int on_chunk(lister_t *l, rt_msg_t *m)
+/* A chunk of j's partition is folded (locally or remotely: j holds the result); node: where
+ * it was folded (NULL: here), for error messages. Returns the handler's result. */
+static int on_job_done(lister_t *l, list_job_t *j, const char *node)
 {
-    list_job_t *j;
-    memcpy(&j, m->data, sizeof j);
-    memset(m->data, 0, sizeof j); /* taken: the dtor frees nothing */
     l->in_flight = false;
     l->unreadable += j->unreadable;
     if (l->finished) {
@@ -503,19 +737,19 @@ static int on_chunk(lister_t *l, rt_msg_t *m)
         return RT_STOP;
     }
     if (j->rc == STORE_ECLOSED) { /* the vnode is restarting: same job again, a bit later */
-        names_free(&j->found);
-        resume_clear(&j->next);
         retry_later(l, j);
         return RT_CONTINUE;
     }
     if (j->rc < 0) {
-        char text[320];
-        snprintf(text, sizeof text, "list failed: partition %" PRIu32 ": %s", j->partition,
+        char text[RING_NODE_NAME_MAX + 400];
+        snprintf(text, sizeof text, "list failed: partition %" PRIu32 "%s%s: %s", j->partition,
+                 node ? " on node " : "", node ? node : "",
                  j->err[0] ? j->err : store_strerror(j->rc));
         job_free(j);
         fail(l, text);
         return RT_STOP;
     }
+    l->not_owner_since_ns = 0;
     for (size_t i = 0; i < j->found.n; i++) {
         ProtobufCBinaryData name = j->found.v[i];
         if (!l->sh->keys) {
@@ -533,20 +767,117 @@ static int on_chunk(lister_t *l, rt_msg_t *m)
         resume_clear(&j->from);
         j->from = j->next;
         memset(&j->next, 0, sizeof j->next);
-        j->scanned = 0;
-        j->unreadable = 0;
+        job_reset(j);
         l->job = j;
     } else { /* the partition is done */
         job_free(j);
-        uint32_t p = next_local(l->kv, l->partition + 1);
-        if (p == UINT32_MAX) {
+        if (l->partition + 1 >= l->partitions) {
             l->folds_done = true;
         } else {
-            l->partition = p;
-            l->job = job_new(l, p);
+            l->partition++;
+            l->job = job_new(l->sh, l->partition);
         }
     }
     return pump(l);
+}
+
+static int on_chunk(lister_t *l, rt_msg_t *m)
+{
+    return on_job_done(l, chunk_take(m), NULL);
+}
+
+/* The remote chunk's call ended without an answer (reason: an RT_R_* exit reason). */
+static int on_call_failed(lister_t *l, int reason)
+{
+    list_job_t *j = l->remote;
+    l->remote = NULL;
+    l->call_ref = 0;
+    l->in_flight = false;
+    char text[RING_NODE_NAME_MAX + 200];
+    int n = snprintf(text, sizeof text, "cannot list partition %" PRIu32 ": node %s ",
+                     j->partition, l->remote_node);
+    size_t at = n > 0 && (size_t)n < sizeof text ? (size_t)n : 0;
+    switch (reason) {
+    case RT_R_NOCONNECTION:
+        snprintf(text + at, sizeof text - at, "is unreachable");
+        break;
+    case RT_R_NOPROC:
+        snprintf(text + at, sizeof text - at, "is unreachable (its %s service is not running)",
+                 LIST_FOLD_SERVICE_NAME);
+        break;
+    case RT_R_TIMEOUT:
+        snprintf(text + at, sizeof text - at, "did not answer in time");
+        break;
+    case RT_R_BADMSG:
+        snprintf(text + at, sizeof text - at, "could not decode the request (another version?)");
+        break;
+    default:
+        snprintf(text + at, sizeof text - at, "failed: its %s service exited (%s)",
+                 LIST_FOLD_SERVICE_NAME, rt_reason_str(reason));
+        break;
+    }
+    job_free(j);
+    fail(l, text);
+    return RT_STOP;
+}
+
+/* The answer of the remote chunk's call. */
+static int on_fold_resp(lister_t *l, const rt_msg_t *m)
+{
+    list_job_t *j = l->remote;
+    l->remote = NULL;
+    l->call_ref = 0;
+    Cairn__Kv__ListFoldResp *r = m->type == LIST_MSG_FOLD_RESP
+                                     ? cairn__kv__list_fold_resp__unpack(NULL, m->size, m->data)
+                                     : NULL;
+    job_reset(j);
+    if (!r) {
+        j->rc = STORE_EINVAL;
+        snprintf(j->err, sizeof j->err, "malformed answer from its list fold service");
+        return on_job_done(l, j, l->remote_node);
+    }
+    Cairn__Kv__ListFoldStatus status = r->has_status ? r->status : CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED;
+    switch (status) {
+    case CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_OK:
+        for (size_t i = 0; i < r->n_names; i++)
+            names_push(&j->found, xdup(r->names[i].data, r->names[i].len), r->names[i].len);
+        j->unreadable = r->has_unreadable ? r->unreadable : 0;
+        if (r->next && !resume_from_pb(&j->next, r->next)) {
+            j->rc = STORE_EINVAL;
+            snprintf(j->err, sizeof j->err, "its list fold service answered a bad resume point");
+        }
+        break;
+    case CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_RETRY:
+        j->rc = STORE_ECLOSED;
+        break;
+    case CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_NOT_OWNER: {
+        cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+        l->in_flight = false;
+        uint64_t now = rt_now_ns();
+        if (!l->not_owner_since_ns) {
+            l->not_owner_since_ns = now;
+        } else if (now - l->not_owner_since_ns > (uint64_t)LIST_RING_SETTLE_MS * 1000000u) {
+            char text[RING_NODE_NAME_MAX + 200];
+            snprintf(text, sizeof text,
+                     "cannot list partition %" PRIu32 ": node %s says it does not own it "
+                     "(the ring is changing; try again)", j->partition, l->remote_node);
+            job_free(j);
+            fail(l, text);
+            return RT_STOP;
+        }
+        retry_later(l, j); /* the owner is looked up again then */
+        return RT_CONTINUE;
+    }
+    default:
+        j->rc = r->has_rc && r->rc < 0 ? r->rc : STORE_EIO;
+        snprintf(j->err, sizeof j->err, "%s",
+                 r->errmsg && *r->errmsg ? r->errmsg : store_strerror(j->rc));
+        if (j->rc == STORE_ECLOSED) /* not a retry: the service said it failed */
+            j->rc = STORE_EIO;
+        break;
+    }
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+    return on_job_done(l, j, l->remote_node);
 }
 
 static int lister_init(void *state, void *arg)
@@ -558,17 +889,18 @@ static int lister_init(void *state, void *arg)
     l->reply_to = a->reply_to;
     l->req_id = a->req_id;
     l->start_ns = a->start_ns;
+    l->deadline_ns = rt_now_ns() + (uint64_t)a->timeout_ms * 1000000u;
     l->stream = a->stream;
     l->sh = a->sh;
     a->sh = NULL; /* taken */
     l->client_mon = rt_monitor(l->reply_to);
     l->deadline = rt_send_after(a->timeout_ms, l->self, rt_msg_new(LIST_MSG_TIMEOUT, 0));
-    uint32_t p = next_local(l->kv, 0);
-    if (p == UINT32_MAX) {
+    l->partitions = ring_size(kv_ring(l->kv));
+    if (l->partitions == 0) {
         l->folds_done = true;
     } else {
-        l->partition = p;
-        l->job = job_new(l, p);
+        l->partition = 0;
+        l->job = job_new(l->sh, 0);
     }
     /* start at once: the first job is submitted from the first message we send ourselves */
     rt_send(l->self, rt_msg_new(LIST_MSG_RETRY, 0));
@@ -579,9 +911,17 @@ static int lister_init(void *state, void *arg)
 static int lister_handle(void *state, rt_msg_t *m)
 {
     lister_t *l = state;
+    if (l->call_ref && (m->flags & RT_MSGF_REPLY) && m->ref == l->call_ref)
+        return on_fold_resp(l, m);
     switch (m->type) {
     case LIST_MSG_CHUNK:
         return on_chunk(l, m);
+    case RT_MSG_CALL_FAILED: {
+        const rt_call_failed_t *f = (const rt_call_failed_t *)(const void *)m->data;
+        if (!l->call_ref || f->ref != l->call_ref)
+            return RT_CONTINUE;
+        return on_call_failed(l, f->reason);
+    }
     case LIST_MSG_RETRY:
         l->retry_pending = false;
         return pump(l);
@@ -622,6 +962,7 @@ static void lister_terminate(void *state, int reason)
     if (l->client_mon)
         rt_demonitor(l->client_mon, 0);
     job_free(l->job);
+    job_free(l->remote); /* a call still out: its answer, if any, is dropped with us */
     names_free(&l->out);
     shared_unref(l->sh);
     coord_release(l->kv);
@@ -633,6 +974,155 @@ static const rt_behaviour_t lister_behaviour = {
     .init = lister_init,
     .handle = lister_handle,
     .terminate = lister_terminate,
+};
+
+/* ---------------------------------------------------------------- the list fold service */
+
+typedef struct service_s {
+    kv_node_t *kv;
+    rt_pid_t self;
+    uint32_t jobs;           /* folds in flight on the worker pool */
+} service_t;
+
+/* Answers the call `to` with a ListFoldResp: status, and what job found (NULL: nothing). */
+static void service_answer(rt_from_t to, Cairn__Kv__ListFoldStatus status, const list_job_t *j,
+                           const char *errmsg)
+{
+    Cairn__Kv__ListFoldResp r = CAIRN__KV__LIST_FOLD_RESP__INIT;
+    Cairn__Kv__ListResume next;
+    r.has_status = 1;
+    r.status = status;
+    if (j) {
+        r.has_rc = 1;
+        r.rc = j->rc;
+        r.has_unreadable = j->unreadable != 0;
+        r.unreadable = j->unreadable;
+        if (status == CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_OK) {
+            r.n_names = j->found.n;
+            r.names = j->found.v;
+            if (j->next.set) {
+                resume_to_pb(&j->next, &next);
+                r.next = &next;
+            }
+        }
+    }
+    r.errmsg = (char *)errmsg;
+    size_t len = cairn__kv__list_fold_resp__get_packed_size(&r);
+    rt_msg_t *m = rt_msg_new(LIST_MSG_FOLD_RESP, len);
+    cairn__kv__list_fold_resp__pack(&r, m->data);
+    rt_reply(to, m);
+}
+
+/* Why req cannot be served here (NULL: it can); *status is the answer to give. */
+static const char *service_refusal(const service_t *s, const Cairn__Kv__ListFoldReq *req,
+                                   Cairn__Kv__ListFoldStatus *status)
+{
+    *status = CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED;
+    if (!req)
+        return "malformed list fold request";
+    if (!req->has_partition || req->partition >= ring_size(kv_ring(s->kv)))
+        return "list fold request: no such partition";
+    if (!req->has_type || req->type.len == 0 || req->type.len > STORE_KEY_MAX)
+        return "list fold request: bad bucket type";
+    bool keys = req->has_keys && req->keys;
+    if (keys && (!req->has_bucket || req->bucket.len == 0 || req->bucket.len > STORE_KEY_MAX))
+        return "list fold request: bad bucket";
+    if (!vnode_is_local(s->kv, req->partition)) {
+        *status = CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_NOT_OWNER;
+        return "this node does not own the partition";
+    }
+    if (s->jobs >= LIST_FOLD_SERVICE_MAX_JOBS) {
+        *status = CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_RETRY;
+        return "busy";
+    }
+    return NULL;
+}
+
+static void service_on_request(service_t *s, rt_msg_t *m)
+{
+    rt_from_t from = rt_call_from(m);
+    Cairn__Kv__ListFoldReq *req = cairn__kv__list_fold_req__unpack(NULL, m->size, m->data);
+    Cairn__Kv__ListFoldStatus status;
+    const char *refusal = service_refusal(s, req, &status);
+    list_job_t *j = NULL;
+    if (!refusal) {
+        bool keys = req->has_keys && req->keys;
+        list_shared_t *sh = shared_new(s->kv, keys, req->type.data, req->type.len);
+        if (keys)
+            sh->bucket = bin_dup(req->bucket.data, req->bucket.len);
+        j = job_new(sh, req->partition);
+        shared_unref(sh); /* the job holds it */
+        j->caller = from;
+        if (req->from && !resume_from_pb(&j->from, req->from)) {
+            refusal = "list fold request: bad resume point";
+            job_free(j);
+            j = NULL;
+        }
+    }
+    if (req)
+        cairn__kv__list_fold_req__free_unpacked(req, NULL);
+    if (refusal) {
+        service_answer(from, status, NULL, refusal);
+        return;
+    }
+    if (job_submit(j, s->self, NULL) < 0) { /* the pool's queue is full */
+        service_answer(from, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_RETRY, NULL, "busy");
+        return;
+    }
+    s->jobs++;
+}
+
+static void service_on_chunk(service_t *s, rt_msg_t *m)
+{
+    list_job_t *j = chunk_take(m);
+    s->jobs--;
+    if (j->rc == STORE_ECLOSED)
+        service_answer(j->caller, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_RETRY, j, j->err);
+    else if (j->rc < 0)
+        service_answer(j->caller, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED, j,
+                       j->err[0] ? j->err : store_strerror(j->rc));
+    else
+        service_answer(j->caller, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_OK, j, NULL);
+    job_free(j);
+}
+
+static int service_init(void *state, void *arg)
+{
+    service_t *s = state;
+    s->kv = arg;
+    s->self = rt_self();
+    int rc = rt_register(LIST_FOLD_SERVICE_NAME, s->self);
+    if (rc != 0) {
+        rt_error("list fold service: cannot register as %s: %s", LIST_FOLD_SERVICE_NAME,
+                 rt_strerror(rc));
+        return RT_R_INIT_FAILED;
+    }
+    return 0;
+}
+
+static int service_handle(void *state, rt_msg_t *m)
+{
+    service_t *s = state;
+    switch (m->type) {
+    case LIST_MSG_FOLD_REQ:
+        if (rt_is_call(m))
+            service_on_request(s, m);
+        else
+            rt_warn("list fold service: dropped a fold request that is not a call");
+        return RT_CONTINUE;
+    case LIST_MSG_CHUNK:
+        service_on_chunk(s, m);
+        return RT_CONTINUE;
+    default:
+        return RT_CONTINUE;
+    }
+}
+
+const rt_behaviour_t list_fold_service_behaviour = {
+    .name = "list_fold_service",
+    .state_size = sizeof(service_t),
+    .init = service_init,
+    .handle = service_handle,
 };
 
 /* ---------------------------------------------------------------- entry points */
@@ -682,18 +1172,6 @@ static int start_lister(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, uint6
     return 0;
 }
 
-static list_shared_t *shared_new(kv_node_t *kv, bool keys)
-{
-    list_shared_t *sh = calloc(1, sizeof *sh);
-    if (!sh)
-        abort();
-    atomic_init(&sh->refs, 1);
-    sh->kv = kv;
-    sh->keys = keys;
-    sh->type = (ProtobufCBinaryData){7, xdup("default", 7)};
-    return sh;
-}
-
 int kv_list_keys(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbListKeysReq *req)
 {
     uint64_t start_ns = rt_now_ns();
@@ -709,7 +1187,7 @@ int kv_list_keys(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbLis
         protobuf_c_message_free_unpacked(&req->base, NULL);
         return reject(kv, reply_to, req_id, start_ns, err);
     }
-    list_shared_t *sh = shared_new(kv, true);
+    list_shared_t *sh = shared_new(kv, true, "default", 7);
     sh->bucket = (ProtobufCBinaryData){req->bucket.len, xdup(req->bucket.data, req->bucket.len)};
     uint32_t timeout = req->has_timeout ? req->timeout : 0;
     protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -733,5 +1211,6 @@ int kv_list_buckets(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id,
     bool stream = req->has_stream && req->stream;
     uint32_t timeout = req->has_timeout ? req->timeout : 0;
     protobuf_c_message_free_unpacked(&req->base, NULL);
-    return start_lister(kv, reply_to, req_id, start_ns, shared_new(kv, false), stream, timeout);
+    return start_lister(kv, reply_to, req_id, start_ns, shared_new(kv, false, "default", 7), stream,
+                        timeout);
 }

@@ -10,7 +10,9 @@
 
 #include "node/admin_endpoint.h"
 #include "node/bucket.h"
+#include "node/list.h"
 #include "node/listener.h"
+#include "node/ring_mgr.h"
 #include "node/vnode.h"
 #include "ring/ring.h"
 #include "runtime/dist.h"
@@ -36,9 +38,6 @@
 #define NODE_TREE_STOP_MS 60000u  /* the whole tree (vnodes close LevelDB) */
 #define NODE_START_CALL_MS 60000u
 
-enum {
-    NODE_MSG_START_VNODES = KV_MSG_PRIVATE + 72, /* starter -> itself */
-};
 
 struct node_s {
     node_config_t cfg; /* the node's own copy; kv.cfg points here */
@@ -51,7 +50,8 @@ struct node_s {
     rt_pid_t top;
     rt_ref_t top_mon; /* main thread's monitor of the top supervisor */
     /* specs of the tree (the supervisors copy them, but they are kept for clarity) */
-    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[3];
+    ring_mgr_args_t ring_args;   /* the ring manager's (ring_path is set before the ring loads) */
+    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[5];
     rt_sup_spec_t vnode_sup_spec, vnodes_spec, top_spec;
 };
 
@@ -187,85 +187,120 @@ static int resolve_cookie(node_t *n, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- the ring */
 
+static int fresh_state(node_t *n, uint32_t q, const char *path, char *err, size_t errlen)
+{
+    char why[512];
+    cstate_t *cs = cstate_new(q, n->cfg.nodename, NULL);
+    if (!cs)
+        return node_errorf(err, errlen, "ring_size: cannot build a ring of %" PRIu32 " partitions", q);
+    if (cstate_save(cs, path, why, sizeof why) != 0) {
+        cstate_free(cs);
+        return node_errorf(err, errlen, "ring: %s", why);
+    }
+    n->kv.states = kv_states_new(cs);
+    return 0;
+}
+
+/* The cluster state from <data_dir>/ring, or a fresh cluster of one saved there. */
 static int load_ring(node_t *n, char *err, size_t errlen)
 {
-    char path[NODE_CONFIG_STR + 16], why[512];
-    snprintf(path, sizeof path, "%s/ring", n->cfg.data_dir);
-    ring_t *r = NULL;
-    int rc = ring_load(path, &r, why, sizeof why);
-    if (rc == RING_ENOENT) {
-        r = ring_new_single(n->cfg.ring_size, n->cfg.nodename);
-        if (!r)
-            return node_errorf(err, errlen, "ring_size: cannot build a ring of %" PRIu32 " partitions",
-                        n->cfg.ring_size);
-        if (ring_save(r, path, why, sizeof why) != 0) {
-            ring_free(r);
-            return node_errorf(err, errlen, "ring: %s", why);
-        }
+    char why[512];
+    const char *path = n->ring_args.ring_path;
+    cstate_t *cs = NULL;
+    int rc = cstate_load(path, &cs, why, sizeof why);
+    if (rc == CSTATE_ENOENT) {
+        if (fresh_state(n, n->cfg.ring_size, path, err, errlen) != 0)
+            return -1;
         rt_info("created a ring of %" PRIu32 " partitions in %s", n->cfg.ring_size, path);
-    } else if (rc != 0) {
+        return 0;
+    }
+    if (rc != 0)
         return node_errorf(err, errlen,
                     "ring: %s (move it away to start over; the data is laid out by its partitions)",
                     why);
-    } else if (ring_size(r) != n->cfg.ring_size) {
-        uint32_t stored = ring_size(r);
-        ring_free(r);
+    uint32_t q = cstate_size(cs);
+    if (q != n->cfg.ring_size) {
+        cstate_free(cs);
         node_errorf(err, errlen,
                     "ring_size: the data dir %s holds a ring of %" PRIu32
                     " partitions but the configuration asks for %" PRIu32
                     "; ring_size is fixed when a data dir is first used (set ring_size = %" PRIu32
                     ", or use a new data dir)",
-                    n->cfg.data_dir, stored, n->cfg.ring_size, stored);
+                    n->cfg.data_dir, q, n->cfg.ring_size, q);
         return NODE_ECONFIG;
-    } else if (ring_member_count(r) == 1 && strcmp(ring_member_name(r, 0), n->cfg.nodename) != 0) {
-        /* A single-node ring belongs to whoever runs on this data dir: follow the rename. */
-        rt_warn("ring: %s was saved by node %s; this node is %s: taking it over", path,
-                ring_member_name(r, 0), n->cfg.nodename);
-        uint32_t q = ring_size(r);
-        ring_free(r);
-        r = ring_new_single(q, n->cfg.nodename);
-        if (!r || ring_save(r, path, why, sizeof why) != 0) {
-            ring_free(r);
-            return node_errorf(err, errlen, "ring: %s", r ? why : "cannot rebuild the ring");
-        }
     }
-    n->kv.ring = r;
+    if (cstate_member_index(cs, n->cfg.nodename) == CSTATE_NONE) {
+        if (cstate_member_count(cs) == 1) {
+            /* A single-node ring belongs to whoever runs on this data dir: follow the rename. */
+            rt_warn("ring: %s was saved by node %s; this node is %s: taking it over", path,
+                    cstate_member_name(cs, 0), n->cfg.nodename);
+            cstate_free(cs);
+            return fresh_state(n, q, path, err, errlen);
+        }
+        node_errorf(err, errlen,
+                    "nodename: the data dir %s belongs to a cluster of %" PRIu32
+                    " members and %s is not one of them (was the node renamed? start it with its "
+                    "old name, or use a new data dir)",
+                    n->cfg.data_dir, cstate_member_count(cs), n->cfg.nodename);
+        cstate_free(cs);
+        return NODE_ECONFIG;
+    }
+    n->kv.states = kv_states_new(cs);
     return 0;
 }
 
 /* ---------------------------------------------------------------- the vnode starter */
 
 /* A permanent child of the "vnodes" group (one_for_all with the vnode supervisor): every time
- * the group (re)starts, it asks the vnode supervisor for one vnode per local partition and
- * then idles. Any failure crashes it, which restarts the whole group (a clean slate, so no
- * partition ever gets two vnodes). */
+ * the group (re)starts, it asks the vnode supervisor for one vnode per local partition, and
+ * again for partitions the node gains whenever the ring manager publishes a new state
+ * (RING_MGR_MSG_VNODES_CHANGED to RING_MGR_STARTER_NAME). It remembers what it started, so
+ * a partition never gets two vnodes; vnodes of partitions the node no longer owns keep
+ * running (their data stays until it is handed off). Any failure crashes it, which restarts
+ * the whole group (a clean slate). */
 typedef struct starter_s {
     kv_node_t *kv;
     uint32_t pending;
     uint32_t started;
+    bool *asked;            /* q flags: a vnode was asked for (owned) */
 } starter_t;
 
 static int starter_init(void *state, void *arg)
 {
     starter_t *s = state;
     s->kv = arg;
-    rt_send(rt_self(), rt_msg_new(NODE_MSG_START_VNODES, 0));
+    s->asked = calloc(ring_size(kv_ring(s->kv)), sizeof *s->asked);
+    if (!s->asked)
+        return RT_R_INIT_FAILED;
+    if (rt_register(RING_MGR_STARTER_NAME, rt_self()) != 0) {
+        rt_error("vnode starter: cannot register as %s", RING_MGR_STARTER_NAME);
+        return RT_R_INIT_FAILED;
+    }
+    rt_send(rt_self(), rt_msg_new(RING_MGR_MSG_VNODES_CHANGED, 0));
     return 0;
+}
+
+static void starter_terminate(void *state, int reason)
+{
+    starter_t *s = state;
+    free(s->asked);
+    s->asked = NULL;
 }
 
 static int starter_handle(void *state, rt_msg_t *m)
 {
     starter_t *s = state;
-    if (m->type == NODE_MSG_START_VNODES) {
+    if (m->type == RING_MGR_MSG_VNODES_CHANGED) {
         rt_pid_t sup = rt_whereis(NODE_VNODE_SUP_NAME);
         if (rt_pid_is_nil(sup)) {
             rt_error("vnode starter: no %s", NODE_VNODE_SUP_NAME);
             return -1;
         }
-        uint32_t q = ring_size(s->kv->ring);
+        uint32_t q = ring_size(kv_ring(s->kv));
         for (uint32_t p = 0; p < q; p++) {
-            if (!vnode_is_local(s->kv, p))
+            if (s->asked[p] || !vnode_is_local(s->kv, p))
                 continue;
+            s->asked[p] = true;
             rt_call(sup, rt_sup_req_start_dynamic_child((void *)(uintptr_t)(p + 1), NULL),
                     NODE_START_CALL_MS);
             s->pending++;
@@ -295,6 +330,7 @@ static const rt_behaviour_t starter_behaviour = {
     .state_size = sizeof(starter_t),
     .init = starter_init,
     .handle = starter_handle,
+    .terminate = starter_terminate,
 };
 
 /* ---------------------------------------------------------------- the tree */
@@ -332,6 +368,21 @@ static void build_specs(node_t *n)
         .restart = RT_SUP_PERMANENT,
         .shutdown_ms = RT_INFINITY,
     };
+    n->ring_args.kv = &n->kv;
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "ring_mgr",
+        .behaviour = &ring_mgr_behaviour,
+        .arg = &n->ring_args,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 2000,
+    };
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "list_fold",
+        .behaviour = &list_fold_service_behaviour,
+        .arg = &n->kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 2000,
+    };
     n->top_children[nc++] = (rt_sup_child_spec_t){
         .id = "admin",
         .behaviour = &admin_endpoint_behaviour,
@@ -362,7 +413,7 @@ static void build_specs(node_t *n)
 static int wait_vnodes_up(node_t *n, char *err, size_t errlen)
 {
     uint64_t end = rt_now_ns() + (uint64_t)NODE_VNODES_UP_MS * 1000000u;
-    uint32_t q = ring_size(n->kv.ring);
+    uint32_t q = ring_size(kv_ring(&n->kv));
     for (;;) {
         uint32_t missing = 0;
         for (uint32_t p = 0; p < q; p++)
@@ -392,7 +443,7 @@ static void release(node_t *n)
     bucket_store_close(n->kv.buckets);
     vnode_table_free(n->kv.vnodes);
     store_engine_free(n->kv.engine);
-    ring_free(n->kv.ring);
+    kv_states_free(n->kv.states);
     if (n->stopping)
         rt_info("stopped: storage closed");
     rt_log_set_file(NULL);
@@ -437,6 +488,8 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     }
     rc.workers = n->cfg.workers;
     rc.idle_spin = n->cfg.idle_spin;
+    rc.heartbeat_ms = n->cfg.heartbeat_ms;
+    rc.net_timeout_ms = n->cfg.node_timeout_ms;
     rc.node_name = n->cfg.nodename;
     rc.cookie = n->cfg.cookie;
     e = rt_start(&rc);
@@ -448,6 +501,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     n->rt_started = true;
     /* nodename with port 0: the runtime picked a free port; the node is named after it. */
     snprintf(n->cfg.nodename, sizeof n->cfg.nodename, "%s", rt_node_self());
+    snprintf(n->ring_args.ring_path, sizeof n->ring_args.ring_path, "%s/ring", n->cfg.data_dir);
     if ((e = load_ring(n, err, errlen)) != 0) {
         status = e == NODE_ECONFIG ? NODE_ECONFIG : -1;
         goto failed;
@@ -461,7 +515,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
              n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
         goto failed;
     }
-    n->kv.vnodes = vnode_table_new(ring_size(n->kv.ring));
+    n->kv.vnodes = vnode_table_new(ring_size(kv_ring(&n->kv)));
     if (!(n->kv.buckets = bucket_store_open(&n->cfg, why, sizeof why))) {
         node_errorf(err, errlen, "buckets: %s", why);
         goto failed;
@@ -488,7 +542,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         goto failed;
     atomic_store(&n->admin.client_port, atomic_load(&n->client_args.port));
     rt_info("node %s up: %" PRIu32 " partitions, node link %s, client port %s:%d", n->cfg.nodename,
-            ring_size(n->kv.ring), strchr(n->cfg.nodename, '@') + 1, n->cfg.client_host,
+            ring_size(kv_ring(&n->kv)), strchr(n->cfg.nodename, '@') + 1, n->cfg.client_host,
             atomic_load(&n->client_args.port));
     *out = n;
     return 0;

@@ -129,21 +129,22 @@ static void put_record(put_fsm_t *s, coord_replica_t *r, quorum_reply_t reply)
     quorum_put_add(&s->q, reply, r->primary);
 }
 
-/* Step 3: the first live vnode coordinates; dead ones before it count as failures. */
+/* Step 3: one reachable vnode of the preference list coordinates the write. */
 static void put_coordinate(put_fsm_t *s)
 {
     s->phase = PUT_COORDINATE;
     coord_replicas_t *t = &s->t;
-    rt_pid_t pid = RT_NOPID;
-    for (uint32_t i = 0; i < t->n_reps; i++) {
-        pid = vnode_pid(s->c.kv, t->reps[i].partition);
-        if (!rt_pid_is_nil(pid)) {
+    /* A local vnode coordinates when the preference list has a live one (no node hop);
+     * otherwise the first reachable replica, wherever it lives. */
+    for (uint32_t i = 0; i < t->n_reps && s->coord < 0; i++)
+        if (t->reps[i].local && coord_replica_reachable(s->c.kv, t, &t->reps[i]))
             s->coord = (int)i;
-            break;
-        }
-        put_record(s, &t->reps[i], QUORUM_REPLY_ERROR);
-    }
+    for (uint32_t i = 0; i < t->n_reps && s->coord < 0; i++)
+        if (coord_replica_reachable(s->c.kv, t, &t->reps[i]))
+            s->coord = (int)i;
     if (s->coord < 0) {
+        for (uint32_t i = 0; i < t->n_reps; i++)
+            put_record(s, &t->reps[i], QUORUM_REPLY_ERROR);
         put_step(s);
         if (!s->c.replied)
             coord_fail(&s->c, "all_nodes_down");
@@ -155,7 +156,13 @@ static void put_coordinate(put_fsm_t *s)
     coord_replica_t *r = &t->reps[s->coord];
     rt_msg_t *m = kvobj_vnode_put_coord_msg(r->partition, t->type, t->bucket, t->key, content,
                                             ctx, &t->props.store, (uint32_t)time(NULL));
-    r->ref = rt_call(pid, m, RT_INFINITY); /* the request's timer bounds every call */
+    r->ref = coord_vnode_call(s->c.kv, t, r, m, RT_INFINITY); /* the request's timer bounds it */
+    if (!r->ref) { /* went away since the check: no coordinator after all */
+        put_record(s, r, QUORUM_REPLY_ERROR);
+        put_step(s);
+        if (!s->c.replied)
+            coord_fail(&s->c, "all_nodes_down");
+    }
 }
 
 /* Step 4: the new object to every other replica. */
@@ -168,12 +175,11 @@ static void put_remote(put_fsm_t *s)
         coord_replica_t *r = &t->reps[i];
         if (r->answered || (int)i == s->coord)
             continue;
-        rt_pid_t pid = vnode_pid(s->c.kv, r->partition);
-        if (!rt_pid_is_nil(pid))
-            r->ref = rt_call(pid,
-                             kvobj_vnode_put_replica_msg(r->partition, t->type, t->bucket, t->key,
-                                                         s->object, &t->props.store, now, false),
-                             RT_INFINITY);
+        r->ref = coord_vnode_call(s->c.kv, t, r,
+                                  kvobj_vnode_put_replica_msg(r->partition, t->type, t->bucket,
+                                                              t->key, s->object, &t->props.store,
+                                                              now, false),
+                                  RT_INFINITY);
         if (!r->ref) /* restarting: an error from that vnode, at once */
             put_record(s, r, QUORUM_REPLY_ERROR);
     }

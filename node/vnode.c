@@ -139,26 +139,21 @@ rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition)
     return (rt_pid_t){0, (uint32_t)(v >> 32), (uint32_t)v};
 }
 
-/* This node's index in the ring's member list (a single-member ring is ours whatever its
- * name). UINT32_MAX when the ring does not name us. */
-static uint32_t self_member(const kv_node_t *kv)
-{
-    uint32_t n = ring_member_count(kv->ring);
-    if (kv->cfg)
-        for (uint32_t i = 0; i < n; i++) {
-            const char *name = ring_member_name(kv->ring, i);
-            if (name && strcmp(name, kv->cfg->nodename) == 0)
-                return i;
-        }
-    return n == 1 ? 0 : UINT32_MAX;
-}
-
 bool vnode_is_local(const kv_node_t *kv, uint32_t partition)
 {
-    if (!kv || !kv->ring || partition >= ring_size(kv->ring))
+    if (!kv || !kv->states)
         return false;
-    uint32_t me = self_member(kv);
-    return me != UINT32_MAX && ring_owner(kv->ring, partition) == me;
+    const cstate_t *cs = kv_cstate(kv);
+    const ring_t *r = cstate_ring(cs);
+    if (partition >= ring_size(r))
+        return false;
+    uint32_t me = kv_self_member(kv, cs);
+    return me != CSTATE_NONE && ring_owner(r, partition) == me;
+}
+
+void vnode_name(uint32_t partition, char *buf, size_t len)
+{
+    snprintf(buf, len, "vnode/%" PRIu32, partition);
 }
 
 int vnode_fold(const kv_node_t *kv, uint32_t partition, const store_fold_t *f,
@@ -875,6 +870,12 @@ static int vnode_init(void *state, void *arg)
     atomic_store_explicit(&kv->vnodes->pids[v->partition], pid_pack(v->self),
                           memory_order_relaxed);
     v->published = true;
+    /* Other nodes call this vnode by name (rt_call_name); the registry drops the name when
+     * the process exits, and the restarted vnode takes it again. */
+    char name[32];
+    vnode_name(v->partition, name, sizeof name);
+    if (rt_register(name, v->self) != 0)
+        rt_warn("vnode %" PRIu32 ": cannot register as %s", v->partition, name);
     arm_sync_timer(v);
     return 0;
 }
@@ -931,11 +932,11 @@ void vnode_sup_spec(kv_node_t *kv, rt_sup_child_spec_t *tmpl, rt_sup_spec_t *spe
 
 int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup)
 {
-    if (!kv || !kv->ring || !kv->vnodes || !kv->engine || !sup)
+    if (!kv || !kv->states || !kv->vnodes || !kv->engine || !sup)
         return RT_EINVAL;
-    if (kv->vnodes->q != ring_size(kv->ring)) {
+    if (kv->vnodes->q != ring_size(kv_ring(kv))) {
         rt_error("vnode_sup_start: vnode table has %" PRIu32 " slots, ring %" PRIu32,
-                 kv->vnodes->q, ring_size(kv->ring));
+                 kv->vnodes->q, ring_size(kv_ring(kv)));
         return RT_EINVAL;
     }
     rt_sup_child_spec_t tmpl;
@@ -947,7 +948,7 @@ int vnode_sup_start(kv_node_t *kv, rt_pid_t *sup)
         rt_error("vnode supervisor: cannot start: %s", rt_strerror(rc));
         return rc;
     }
-    uint32_t q = ring_size(kv->ring);
+    uint32_t q = ring_size(kv_ring(kv));
     for (uint32_t p = 0; p < q; p++) {
         if (!vnode_is_local(kv, p))
             continue;

@@ -45,9 +45,13 @@ void vnode_sup_spec(kv_node_t *kv, rt_sup_child_spec_t *tmpl, rt_sup_spec_t *spe
  * kv->engine and kv->cfg are set. */
 extern const rt_behaviour_t vnode_behaviour;
 
-/* True when partition p is held by this node (its ring owner is the member named
- * kv->cfg->nodename; a single-member ring is always ours). */
+/* True when partition p is owned by this node in the current cluster state (its owner is
+ * the member named kv->cfg->nodename). */
 bool vnode_is_local(const kv_node_t *kv, uint32_t partition);
+
+/* The name a vnode registers under ("vnode/<partition>"), by which other nodes call it. */
+void vnode_name(uint32_t partition, char *buf, size_t len);
+#define VNODE_NAME_MAX 32
 
 /* Folds partition p's backend (store_fold with f, fn, arg) on behalf of listing (and later
  * handoff). For worker-pool threads only: it holds the partition's fold lock for the whole

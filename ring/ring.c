@@ -1,7 +1,8 @@
 /*
  * ring.c — the consistent-hash ring (ring/ring.h): key hashing (XXH3-64 over length-prefixed
  * type, bucket and key), partition arithmetic, preference lists, and the ring file
- * (proto/ring.proto) with its atomic save.
+ * (proto/ring.proto): the RingFile container (format version, packed state, XXH3 check) with
+ * its atomic write, which ring_save and cstate_save (ring/cstate.c) both go through.
  *
  * Invariant: a ring_t is immutable after construction; q is a power of two, every owners[p]
  * is a valid member index, and q_bits = log2(q), so partition arithmetic is shifts only.
@@ -23,14 +24,14 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack for long keys */
 #include <xxhash.h>
 
-#define RING_FORMAT_VERSION 1u
 #define RING_FILE_MAX (1u << 20) /* a ring file is a few KiB; anything this big is corrupt */
 
 struct ring_s {
     uint32_t q;
     unsigned q_bits; /* log2(q) */
     uint32_t nmembers;
-    char **members;   /* nmembers owned strings */
+    char **members;   /* nmembers pointers into names */
+    char *names;      /* the member names, NUL-terminated one after the other (owned) */
     uint32_t *owners; /* q member indexes */
 };
 
@@ -97,50 +98,63 @@ static unsigned log2_u32(uint32_t q)
 
 static bool member_name_ok(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
+    size_t n = name ? strnlen(name, RING_NODE_NAME_MAX) : 0;
     return n > 0 && n < RING_NODE_NAME_MAX;
 }
 
-/* An empty ring of q partitions and nmembers member slots (names NULL, owners 0). */
-static ring_t *ring_alloc(uint32_t q, uint32_t nmembers)
+/* The one constructor every ring goes through: checks the arguments and copies them. The
+ * member names are copied into one block (names), so a ring costs three allocations
+ * whatever its member count. */
+ring_t *ring_new(uint32_t q, const char *const *members, uint32_t nmembers, const uint32_t *owners)
 {
+    if (!is_pow2_q(q) || !members || nmembers == 0 || nmembers > RING_MAX_MEMBERS)
+        return NULL;
+    size_t block = 0;
+    for (uint32_t i = 0; i < nmembers; i++) {
+        if (!member_name_ok(members[i]))
+            return NULL;
+        block += strlen(members[i]) + 1;
+    }
+    for (uint32_t p = 0; owners && p < q; p++)
+        if (owners[p] >= nmembers)
+            return NULL;
     ring_t *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->q = q;
     r->q_bits = log2_u32(q);
     r->nmembers = nmembers;
-    r->members = calloc(nmembers, sizeof *r->members);
+    r->members = malloc(nmembers * sizeof *r->members);
+    r->names = malloc(block);
     r->owners = calloc(q, sizeof *r->owners);
-    if (!r->members || !r->owners) {
+    if (!r->members || !r->names || !r->owners) {
         ring_free(r);
         return NULL;
     }
+    char *at = r->names;
+    for (uint32_t i = 0; i < nmembers; i++) {
+        size_t len = strlen(members[i]) + 1;
+        memcpy(at, members[i], len);
+        r->members[i] = at;
+        at += len;
+    }
+    if (owners)
+        memcpy(r->owners, owners, q * sizeof *r->owners);
     return r;
 }
 
 ring_t *ring_new_single(uint32_t q, const char *node_name)
 {
-    if (!is_pow2_q(q) || !member_name_ok(node_name))
-        return NULL;
-    ring_t *r = ring_alloc(q, 1);
-    if (!r)
-        return NULL;
-    if (!(r->members[0] = strdup(node_name))) {
-        ring_free(r);
-        return NULL;
-    }
-    return r; /* owners are all 0: member 0 */
+    const char *members[1] = {node_name};
+    return ring_new(q, members, 1, NULL); /* owners all 0: member 0 */
 }
 
 void ring_free(ring_t *r)
 {
     if (!r)
         return;
-    if (r->members)
-        for (uint32_t i = 0; i < r->nmembers; i++)
-            free(r->members[i]);
     free(r->members);
+    free(r->names);
     free(r->owners);
     free(r);
 }
@@ -246,20 +260,67 @@ static int read_file(const char *path, uint8_t **out, size_t *out_len, char *err
     return 0;
 }
 
-/* Builds a ring from a decoded state, checking every invariant. */
-static int ring_from_state(const Cairn__Ring__RingState *s, const char *path, ring_t **out,
-                           char *err, size_t errlen)
+int ring_file_read(const char *path, uint32_t *format_version, uint8_t **state, size_t *len,
+                   char *err, size_t errlen)
+{
+    uint8_t *buf = NULL;
+    size_t buf_len = 0;
+    int rc = read_file(path, &buf, &buf_len, err, errlen);
+    if (rc != 0)
+        return rc;
+    Cairn__Ring__RingFile *f = cairn__ring__ring_file__unpack(NULL, buf_len, buf);
+    free(buf);
+    if (!f)
+        return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file (not a RingFile message)",
+                    path);
+    if (!f->has_format_version || f->format_version < RING_FILE_FORMAT_RING ||
+        f->format_version > RING_FILE_FORMAT_CSTATE) {
+        rc = fail(err, errlen, RING_EINVAL,
+                  "%s: ring file format version %u is not supported (this build reads %u..%u)",
+                  path, f->has_format_version ? f->format_version : 0, RING_FILE_FORMAT_RING,
+                  RING_FILE_FORMAT_CSTATE);
+        cairn__ring__ring_file__free_unpacked(f, NULL);
+        return rc;
+    }
+    if (!f->has_state || !f->has_state_xxh3 ||
+        XXH3_64bits(f->state.data, f->state.len) != f->state_xxh3) {
+        cairn__ring__ring_file__free_unpacked(f, NULL);
+        return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file (checksum mismatch)", path);
+    }
+    uint8_t *copy = malloc(f->state.len ? f->state.len : 1);
+    if (!copy) {
+        cairn__ring__ring_file__free_unpacked(f, NULL);
+        return fail(err, errlen, RING_EIO, "%s: out of memory", path);
+    }
+    if (f->state.len)
+        memcpy(copy, f->state.data, f->state.len);
+    *format_version = f->format_version;
+    *state = copy;
+    *len = f->state.len;
+    cairn__ring__ring_file__free_unpacked(f, NULL);
+    return 0;
+}
+
+/* Builds a ring from a decoded state, checking every invariant. A format-2 state (a cluster
+ * state, ring/cstate.h) must carry its cluster fields; its member list includes members that
+ * own nothing (joining, removed), which is fine for a ring. */
+static int ring_from_state(const Cairn__Ring__RingState *s, uint32_t format, const char *path,
+                           ring_t **out, char *err, size_t errlen)
 {
     if (!s->has_ring_size || !is_pow2_q(s->ring_size))
         return fail(err, errlen, RING_EINVAL,
                     "%s: corrupt ring file: ring size %u is not a power of two in 1..%u", path,
                     s->has_ring_size ? s->ring_size : 0, RING_MAX_PARTITIONS);
-    if (s->n_members == 0 || s->n_members > RING_MAX_PARTITIONS)
+    if (s->n_members == 0 || s->n_members > RING_MAX_MEMBERS)
         return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file: %zu members", path,
                     s->n_members);
     if (s->n_owners != s->ring_size)
         return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file: %zu owners for %u partitions",
                     path, s->n_owners, s->ring_size);
+    if (format == RING_FILE_FORMAT_CSTATE && (!s->cluster_name || !s->founder))
+        return fail(err, errlen, RING_EINVAL,
+                    "%s: corrupt ring file: a format-%u file without its cluster fields", path,
+                    format);
     for (size_t i = 0; i < s->n_members; i++)
         if (!member_name_ok(s->members[i]))
             return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file: bad member name #%zu",
@@ -269,15 +330,10 @@ static int ring_from_state(const Cairn__Ring__RingState *s, const char *path, ri
             return fail(err, errlen, RING_EINVAL,
                         "%s: corrupt ring file: partition %zu owned by member %u of %zu", path, p,
                         s->owners[p], s->n_members);
-    ring_t *r = ring_alloc(s->ring_size, (uint32_t)s->n_members);
+    ring_t *r = ring_new(s->ring_size, (const char *const *)s->members, (uint32_t)s->n_members,
+                         s->owners);
     if (!r)
         return fail(err, errlen, RING_EIO, "%s: out of memory", path);
-    for (size_t i = 0; i < s->n_members; i++)
-        if (!(r->members[i] = strdup(s->members[i]))) {
-            ring_free(r);
-            return fail(err, errlen, RING_EIO, "%s: out of memory", path);
-        }
-    memcpy(r->owners, s->owners, s->n_owners * sizeof *r->owners);
     *out = r;
     return 0;
 }
@@ -286,31 +342,15 @@ int ring_load(const char *path, ring_t **out, char *err, size_t errlen)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = read_file(path, &buf, &len, err, errlen);
+    uint32_t format = 0;
+    int rc = ring_file_read(path, &format, &buf, &len, err, errlen);
     if (rc != 0)
         return rc;
-    Cairn__Ring__RingFile *f = cairn__ring__ring_file__unpack(NULL, len, buf);
+    Cairn__Ring__RingState *s = cairn__ring__ring_state__unpack(NULL, len, buf);
     free(buf);
-    if (!f)
-        return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file (not a RingFile message)",
-                    path);
-    if (!f->has_format_version || f->format_version != RING_FORMAT_VERSION) {
-        rc = fail(err, errlen, RING_EINVAL,
-                  "%s: ring file format version %u is not supported (this build reads %u)", path,
-                  f->has_format_version ? f->format_version : 0, RING_FORMAT_VERSION);
-        cairn__ring__ring_file__free_unpacked(f, NULL);
-        return rc;
-    }
-    if (!f->has_state || !f->has_state_xxh3 ||
-        XXH3_64bits(f->state.data, f->state.len) != f->state_xxh3) {
-        cairn__ring__ring_file__free_unpacked(f, NULL);
-        return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file (checksum mismatch)", path);
-    }
-    Cairn__Ring__RingState *s = cairn__ring__ring_state__unpack(NULL, f->state.len, f->state.data);
-    cairn__ring__ring_file__free_unpacked(f, NULL);
     if (!s)
         return fail(err, errlen, RING_EINVAL, "%s: corrupt ring file (bad ring state)", path);
-    rc = ring_from_state(s, path, out, err, errlen);
+    rc = ring_from_state(s, format, path, out, err, errlen);
     cairn__ring__ring_state__free_unpacked(s, NULL);
     return rc;
 }
@@ -343,44 +383,33 @@ static int sync_parent_dir(const char *path)
     return rc;
 }
 
-/* The packed RingFile of r (malloc'ed, *len bytes), or NULL when out of memory. */
-static uint8_t *ring_encode(const ring_t *r, size_t *len)
+/* The packed RingFile around a packed state (malloc'ed, *len bytes), or NULL when out of
+ * memory. */
+static uint8_t *file_encode(uint32_t format_version, const uint8_t *state, size_t state_len,
+                            size_t *len)
 {
-    Cairn__Ring__RingState s = CAIRN__RING__RING_STATE__INIT;
-    s.has_ring_size = 1;
-    s.ring_size = r->q;
-    s.n_members = r->nmembers;
-    s.members = r->members;
-    s.n_owners = r->q;
-    s.owners = r->owners;
-    size_t slen = cairn__ring__ring_state__get_packed_size(&s);
-    uint8_t *sbuf = malloc(slen ? slen : 1);
-    if (!sbuf)
-        return NULL;
-    cairn__ring__ring_state__pack(&s, sbuf);
-
     Cairn__Ring__RingFile f = CAIRN__RING__RING_FILE__INIT;
     f.has_format_version = 1;
-    f.format_version = RING_FORMAT_VERSION;
+    f.format_version = format_version;
     f.has_state = 1;
-    f.state.data = sbuf;
-    f.state.len = slen;
+    f.state.data = (uint8_t *)state;
+    f.state.len = state_len;
     f.has_state_xxh3 = 1;
-    f.state_xxh3 = XXH3_64bits(sbuf, slen);
+    f.state_xxh3 = XXH3_64bits(state, state_len);
     size_t flen = cairn__ring__ring_file__get_packed_size(&f);
     uint8_t *fbuf = malloc(flen);
     if (fbuf) {
         cairn__ring__ring_file__pack(&f, fbuf);
         *len = flen;
     }
-    free(sbuf);
     return fbuf;
 }
 
-int ring_save(const ring_t *r, const char *path, char *err, size_t errlen)
+int ring_file_write(const char *path, uint32_t format_version, const uint8_t *state,
+                    size_t state_len, char *err, size_t errlen)
 {
     size_t len = 0;
-    uint8_t *buf = ring_encode(r, &len);
+    uint8_t *buf = file_encode(format_version, state, state_len, &len);
     if (!buf)
         return fail(err, errlen, RING_EIO, "%s: out of memory", path);
     char tmp[4096];
@@ -409,4 +438,23 @@ int ring_save(const ring_t *r, const char *path, char *err, size_t errlen)
     if ((e = sync_parent_dir(path)) != 0)
         return fail(err, errlen, RING_EIO, "%s: cannot sync its directory: %s", path, strerror(e));
     return 0;
+}
+
+int ring_save(const ring_t *r, const char *path, char *err, size_t errlen)
+{
+    Cairn__Ring__RingState s = CAIRN__RING__RING_STATE__INIT;
+    s.has_ring_size = 1;
+    s.ring_size = r->q;
+    s.n_members = r->nmembers;
+    s.members = r->members;
+    s.n_owners = r->q;
+    s.owners = r->owners;
+    size_t slen = cairn__ring__ring_state__get_packed_size(&s);
+    uint8_t *sbuf = malloc(slen ? slen : 1);
+    if (!sbuf)
+        return fail(err, errlen, RING_EIO, "%s: out of memory", path);
+    cairn__ring__ring_state__pack(&s, sbuf);
+    int rc = ring_file_write(path, RING_FILE_FORMAT_RING, sbuf, slen, err, errlen);
+    free(sbuf);
+    return rc;
 }

@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 #define RING_MAX_PARTITIONS 1024u
-#define RING_NODE_NAME_MAX 256
+#define RING_MAX_MEMBERS 1024u     /* member names a ring (and a cluster state) may list */
+#define RING_NODE_NAME_MAX 256     /* a member name is 1..RING_NODE_NAME_MAX-1 bytes */
 
 typedef struct ring_s ring_t;
 
@@ -36,8 +37,13 @@ typedef struct ring_pref_s {
 uint64_t ring_hash_key(const void *type, size_t type_len, const void *bucket, size_t bucket_len,
                        const void *key, size_t key_len);
 
-/* A ring of q partitions (power of two, 1..RING_MAX_PARTITIONS) all owned by one node.
- * NULL on bad arguments. Free with ring_free. */
+/* A ring of q partitions (power of two, 1..RING_MAX_PARTITIONS) over nmembers member names
+ * (1..RING_MAX_MEMBERS, each 1..RING_NODE_NAME_MAX-1 bytes; the caller keeps them distinct,
+ * which is not checked), partition p owned by member owners[p] (< nmembers; owners NULL:
+ * every partition owned by member 0). Copies its inputs. NULL on bad arguments or out of
+ * memory. Free with ring_free. */
+ring_t *ring_new(uint32_t q, const char *const *members, uint32_t nmembers, const uint32_t *owners);
+/* ring_new of one member owning everything. */
 ring_t *ring_new_single(uint32_t q, const char *node_name);
 void ring_free(ring_t *r);
 
@@ -57,12 +63,27 @@ uint64_t ring_partition_start(const ring_t *r, uint32_t p);
 size_t ring_preflist(const ring_t *r, uint64_t h, unsigned n, ring_pref_t *out);
 
 /* The ring file. ring_load: 0 with *out; RING_ENOENT if the file does not exist;
- * RING_EINVAL with a reason in err on a corrupt file. ring_save writes atomically (temp file,
- * fsync, rename). */
+ * RING_EINVAL with a reason in err on a corrupt file. It reads format 1 (ring_save) and the
+ * members and owners of format 2 (cstate_save, ring/cstate.h). ring_save writes format 1
+ * atomically (temp file, fsync, rename, fsync of the directory). */
 #define RING_ENOENT (-2)
 #define RING_EINVAL (-22)
 #define RING_EIO (-5)
 int ring_load(const char *path, ring_t **out, char *err, size_t errlen);
 int ring_save(const ring_t *r, const char *path, char *err, size_t errlen);
+
+/* The RingFile container (proto/ring.proto) under both ring_save and cstate_save: one
+ * implementation of the atomic write and of the XXH3 check.
+ * ring_file_write: wraps the packed RingState `state` with format_version and its XXH3-64 and
+ *   writes it atomically to path. 0, RING_EIO or RING_EINVAL (path too long), reason in err.
+ * ring_file_read: reads path, checks the container (a known format version, the checksum)
+ *   and returns the packed state (*state malloc'ed, caller frees) and its format version.
+ *   0, RING_ENOENT, RING_EIO or RING_EINVAL, reason (naming the path) in err. */
+#define RING_FILE_FORMAT_RING 1u   /* RingState with members and owners only */
+#define RING_FILE_FORMAT_CSTATE 2u /* RingState with the cluster-state fields (cstate.h) */
+int ring_file_write(const char *path, uint32_t format_version, const uint8_t *state,
+                    size_t state_len, char *err, size_t errlen);
+int ring_file_read(const char *path, uint32_t *format_version, uint8_t **state, size_t *len,
+                   char *err, size_t errlen);
 
 #endif

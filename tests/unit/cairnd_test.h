@@ -291,8 +291,10 @@ static inline bool ct_node_launch(ct_node_t *n, const char *tag, char *const arg
     for (int i = 0; args && args[i] && argc < 47; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    snprintf(n->out, sizeof n->out, "%s/%s.out", n->dir, tag);
-    snprintf(n->err, sizeof n->err, "%s/%s.err", n->dir, tag);
+    char dir[sizeof n->dir]; /* a copy: gcc cannot tell n->dir from n->out apart (restrict) */
+    memcpy(dir, n->dir, sizeof dir);
+    snprintf(n->out, sizeof n->out, "%s/%s.out", dir, tag);
+    snprintf(n->err, sizeof n->err, "%s/%s.err", dir, tag);
     n->nodename[0] = n->host[0] = '\0';
     n->client_port = 0;
     n->pid = ct_spawn(bin, argv, n->out, n->err);

@@ -124,8 +124,9 @@ static inline void node_test_setup(node_test_t *t, node_test_opts_t o)
     if (o.buckets)
         node_test_open_buckets(t);
     if (o.vnodes) {
-        t->kv.ring = ring_new_single(o.q, t->cfg.nodename);
-        cr_assert_not_null(t->kv.ring);
+        cstate_t *cs = cstate_new(o.q, t->cfg.nodename, NULL);
+        cr_assert_not_null(cs);
+        t->kv.states = kv_states_new(cs);
         cr_assert_eq(store_engine_new(&t->cfg.storage, &t->kv.engine), 0);
         t->kv.vnodes = vnode_table_new(o.q);
         node_test_start_vnodes(t);
@@ -145,8 +146,8 @@ static inline void node_test_teardown(node_test_t *t)
     t->kv.vnodes = NULL;
     store_engine_free(t->kv.engine);
     t->kv.engine = NULL;
-    ring_free(t->kv.ring);
-    t->kv.ring = NULL;
+    kv_states_free(t->kv.states);
+    t->kv.states = NULL;
     node_test_rmtree(t->dir);
 }
 

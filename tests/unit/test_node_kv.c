@@ -283,7 +283,7 @@ static void preflist(const char *bucket, const char *key, uint32_t parts[3])
 {
     ring_pref_t prefs[3];
     uint64_t h = ring_hash_key("default", 7, bucket, strlen(bucket), key, strlen(key));
-    cr_assert_eq(ring_preflist(fx.kv.ring, h, 3, prefs), 3);
+    cr_assert_eq(ring_preflist(kv_ring(&fx.kv), h, 3, prefs), 3);
     for (int i = 0; i < 3; i++)
         parts[i] = prefs[i].partition;
 }

@@ -4,8 +4,18 @@
  * write it: a coordinated put at the first partition of the key's preference list, replica
  * writes at the next two. The test thread plays the client connection: it is reply_to,
  * reads the KV_MSG_REPLY frames and sends KV_MSG_STREAM_ACK itself.
+ *
+ * Partitions owned by another node: the suite publishes a cluster state in which a second
+ * member, "ghost", owns part of the ring, and plays ghost's list fold service in this same
+ * process (the runtime is not distributed here, so a call by name to any node resolves to
+ * this process's registry): the service runs with a second kv_node_t whose node name is
+ * ghost's and which shares the suite's vnode table, so it folds the very partitions the
+ * vnodes hold, through the whole request/answer protocol. Without that service, ghost is
+ * unreachable (noproc). The real cluster case is tests/cluster/test_cluster_list.c.
  */
+#include "node/list.h"
 #include "node_test.h"
+#include "proto/kv.pb-c.h"
 #include "storage/object.h"
 
 #define Q 8
@@ -15,6 +25,12 @@
 #define CODE_LIST_KEYS_RESP 18
 
 static node_test_t fx;
+
+#define GHOST "ghost@127.0.0.1:1"
+
+/* ghost's view of the cluster, for its list fold service (see the top of the file). */
+static node_config_t ghost_cfg;
+static kv_node_t ghost;
 
 static void setup_kind(store_engine_kind_t kind)
 {
@@ -32,6 +48,8 @@ static void teardown(void)
         usleep(10000);
     cr_assert_eq(atomic_load(&fx.kv.inflight), 0, "a lister is still counted");
     node_test_teardown(&fx);
+    kv_states_free(ghost.states); /* after the runtime stopped: nothing reads it any more */
+    memset(&ghost, 0, sizeof ghost);
 }
 
 /* ---------------------------------------------------------------- writing data */
@@ -59,7 +77,7 @@ static void write_key(const char *bucket, const char *key, bool deleted)
 {
     ring_pref_t pl[N_VAL];
     uint64_t h = ring_hash_key("default", 7, bucket, strlen(bucket), key, strlen(key));
-    cr_assert_eq(ring_preflist(fx.kv.ring, h, N_VAL, pl), N_VAL);
+    cr_assert_eq(ring_preflist(kv_ring(&fx.kv), h, N_VAL, pl), N_VAL);
     Riak__RpbContent c = RIAK__RPB_CONTENT__INIT;
     c.has_value = 1;
     c.value = bin(deleted ? "" : "value");
@@ -432,6 +450,284 @@ Test(node_list, other_requests_are_served_while_listing)
     names_t s = {0};
     cr_assert_null(collect(40, true, &s));
     cr_assert_eq(s.n, 200);
+    names_free(&s);
+}
+
+/* ---------------------------------------------------------------- another node's partitions */
+
+/* The suite's state with ghost joined and owning part of the ring: the claimant's plan, its
+ * transfers marked done, applied by the claimant's tick. Caller owns it. */
+static cstate_t *state_with_ghost(void)
+{
+    char err[256];
+    const char *self = fx.cfg.nodename;
+    cstate_t *joined = NULL;
+    cr_assert_eq(cstate_join(kv_cstate(&fx.kv), GHOST, Q, &joined, err, sizeof err), 0,
+                 "join: %s", err);
+    cstate_plan_t plan;
+    cr_assert_eq(cstate_plan(joined, NULL, 0, 0, self, &plan, err, sizeof err), 0, "plan: %s",
+                 err);
+    cstate_free(joined);
+    cstate_t *s = plan.result;
+    plan.result = NULL;
+    cstate_plan_free(&plan);
+    cr_assert_not_null(s);
+    for (uint32_t p = 0; p < Q; p++) {
+        if (cstate_next_owner(s, p) == CSTATE_NONE)
+            continue;
+        cstate_t *done = NULL;
+        cr_assert_eq(cstate_transfer_done(s, p, self, &done, err, sizeof err), 0,
+                     "transfer %u: %s", p, err);
+        cstate_free(s);
+        s = done;
+    }
+    cstate_t *ticked = NULL;
+    cr_assert_eq(cstate_claimant_tick(s, self, &ticked), 0);
+    cr_assert_not_null(ticked, "the claimant's tick applied nothing");
+    cstate_free(s);
+    return ticked;
+}
+
+static bool ghost_owns(uint32_t p)
+{
+    const cstate_t *cs = kv_cstate(&fx.kv);
+    return ring_owner(cstate_ring(cs), p) == cstate_member_index(cs, GHOST);
+}
+
+/* Publishes the state in which ghost owns part of the ring (asserted: some partitions but
+ * not all). serve: start ghost's list fold service; ghost_agrees: the service sees that
+ * state too (else the old one, in which ghost owns nothing). */
+static void move_to_ghost(bool serve, bool ghost_agrees)
+{
+    cstate_t *before = cstate_dup(kv_cstate(&fx.kv));
+    cr_assert_not_null(before);
+    cstate_t *s = state_with_ghost();
+    cstate_t *ghost_view = ghost_agrees ? cstate_dup(s) : before;
+    cr_assert_not_null(ghost_view);
+    if (ghost_agrees)
+        cstate_free(before);
+    kv_publish(&fx.kv, s);
+    uint32_t owned = 0;
+    for (uint32_t p = 0; p < Q; p++)
+        owned += ghost_owns(p);
+    cr_assert(owned > 0 && owned < Q, "ghost owns %u of %u partitions", owned, Q);
+    ghost_cfg = fx.cfg;
+    snprintf(ghost_cfg.nodename, sizeof ghost_cfg.nodename, "%s", GHOST);
+    ghost.cfg = &ghost_cfg;
+    ghost.node_id = 43;
+    ghost.engine = fx.kv.engine;
+    ghost.vnodes = fx.kv.vnodes; /* the same backends: what ghost "stores" */
+    ghost.states = kv_states_new(ghost_view);
+    if (serve)
+        cr_assert_eq(rt_spawn(&list_fold_service_behaviour, &ghost, NULL), 0);
+}
+
+/* Calls the list fold service with m (taken); returns its decoded answer (caller frees). */
+static Cairn__Kv__ListFoldResp *fold_call_raw(rt_msg_t *m)
+{
+    rt_msg_t *reply = NULL;
+    int reason = 0;
+    int rc = rt_call_name_sync(NULL, LIST_FOLD_SERVICE_NAME, m, 5000, &reply, &reason);
+    cr_assert_eq(rc, 0, "fold call: %s (%s)", rt_strerror(rc), rt_reason_str(reason));
+    cr_assert_eq(reply->type, LIST_MSG_FOLD_RESP);
+    Cairn__Kv__ListFoldResp *r = cairn__kv__list_fold_resp__unpack(NULL, reply->size, reply->data);
+    cr_assert_not_null(r, "the answer does not decode");
+    cr_assert(r->has_status);
+    rt_msg_free(reply);
+    return r;
+}
+
+static Cairn__Kv__ListFoldResp *fold_call(const Cairn__Kv__ListFoldReq *req)
+{
+    size_t len = cairn__kv__list_fold_req__get_packed_size(req);
+    rt_msg_t *m = rt_msg_new(LIST_MSG_FOLD_REQ, len);
+    cairn__kv__list_fold_req__pack(req, m->data);
+    return fold_call_raw(m);
+}
+
+static Cairn__Kv__ListFoldReq keys_req(uint32_t p, const char *bucket)
+{
+    Cairn__Kv__ListFoldReq req = CAIRN__KV__LIST_FOLD_REQ__INIT;
+    req.has_partition = req.has_keys = req.has_type = req.has_bucket = 1;
+    req.partition = p;
+    req.keys = 1;
+    req.type = bin("default");
+    req.bucket = bin(bucket);
+    return req;
+}
+
+Test(node_list, the_fold_service_folds_its_own_partitions_and_refuses_the_rest)
+{
+    write_keys("b", "k", 50);
+    write_key("other", "o", false);
+    move_to_ghost(true, true);
+    /* every partition ghost owns, chunk after chunk: exactly the keys whose first partition
+     * is ghost's */
+    names_t got = {0};
+    uint32_t mine = Q;
+    for (uint32_t p = 0; p < Q; p++) {
+        if (!ghost_owns(p)) {
+            mine = p;
+            continue;
+        }
+        Cairn__Kv__ListResume from = CAIRN__KV__LIST_RESUME__INIT;
+        bool resume = false;
+        for (int guard = 0;; guard++) {
+            cr_assert_lt(guard, 100, "partition %u never ends", p);
+            Cairn__Kv__ListFoldReq req = keys_req(p, "b");
+            req.from = resume ? &from : NULL;
+            Cairn__Kv__ListFoldResp *r = fold_call(&req);
+            cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_OK, "%s",
+                         r->errmsg ? r->errmsg : "?");
+            for (size_t i = 0; i < r->n_names; i++)
+                names_add(&got, &r->names[i]);
+            bool more = r->next != NULL;
+            if (more) {
+                free(from.key.data);
+                from.has_type = from.has_bucket = from.has_key = 1;
+                from.type = bin("default");
+                from.bucket = bin("b");
+                cr_assert(r->next->has_key && !r->next->bucket_end);
+                from.key.len = r->next->key.len;
+                from.key.data = malloc(from.key.len);
+                memcpy(from.key.data, r->next->key.data, from.key.len);
+                resume = true;
+            }
+            cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+            if (!more)
+                break;
+        }
+        free(from.key.data);
+    }
+    size_t want = 0;
+    for (int i = 0; i < 50; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%05d", i);
+        uint64_t h = ring_hash_key("default", 7, "b", 1, key, strlen(key));
+        if (!ghost_owns(ring_first_partition(kv_ring(&fx.kv), h)))
+            continue;
+        want++;
+        size_t seen = 0;
+        for (size_t j = 0; j < got.n; j++)
+            seen += strcmp(got.v[j], key) == 0;
+        cr_assert_eq(seen, 1, "%s reported %zu times", key, seen);
+    }
+    cr_assert_eq(got.n, want, "got %zu keys, want %zu", got.n, want);
+    cr_assert_gt(want, 0);
+    names_free(&got);
+
+    /* a partition ghost does not own */
+    cr_assert_lt(mine, Q);
+    Cairn__Kv__ListFoldReq req = keys_req(mine, "b");
+    Cairn__Kv__ListFoldResp *r = fold_call(&req);
+    cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_NOT_OWNER);
+    cr_assert_eq(r->n_names, 0);
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+    /* requests that make no sense */
+    req = keys_req(Q, "b");
+    r = fold_call(&req);
+    cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED);
+    cr_assert(strstr(r->errmsg, "partition"), "%s", r->errmsg);
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+    uint32_t theirs = 0;
+    while (!ghost_owns(theirs))
+        theirs++;
+    req = keys_req(theirs, "b");
+    req.has_bucket = 0;
+    r = fold_call(&req);
+    cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED);
+    cr_assert(strstr(r->errmsg, "bucket"), "%s", r->errmsg);
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+    Cairn__Kv__ListResume bad = CAIRN__KV__LIST_RESUME__INIT; /* no key, not a bucket's end */
+    bad.has_type = bad.has_bucket = 1;
+    bad.type = bin("default");
+    bad.bucket = bin("b");
+    req = keys_req(theirs, "b");
+    req.from = &bad;
+    r = fold_call(&req);
+    cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED);
+    cr_assert(strstr(r->errmsg, "resume"), "%s", r->errmsg);
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+    rt_msg_t *garbage = rt_msg_new(LIST_MSG_FOLD_REQ, 3);
+    memcpy(garbage->data, "\xff\xff\xff", 3);
+    r = fold_call_raw(garbage);
+    cr_assert_eq(r->status, CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED);
+    cr_assert(strstr(r->errmsg, "malformed"), "%s", r->errmsg);
+    cairn__kv__list_fold_resp__free_unpacked(r, NULL);
+}
+
+Test(node_list, partitions_of_another_node_are_folded_by_that_node)
+{
+    write_keys("b", "k", 2300);
+    write_keys("alpha", "a", 30);
+    write_key("beta", "x", false);
+    write_key("ghostly", "gone", true); /* only a tombstone */
+    move_to_ghost(true, true);
+    cr_assert_eq(list_keys("b", 50, 0), 0);
+    names_t s = {0};
+    cr_assert_null(collect(50, true, &s));
+    assert_keys(&s, "k", 2300);
+    cr_assert_eq(s.max_per_frame, 1000, "streamed in chunks of 1000");
+    names_free(&s);
+    for (int stream = 0; stream < 2; stream++) {
+        cr_assert_eq(list_buckets(51 + stream, stream), 0);
+        cr_assert_null(collect(51 + stream, false, &s));
+        qsort(s.v, s.n, sizeof *s.v, cmp_str);
+        cr_assert_eq(s.n, 3, "got %zu buckets", s.n);
+        cr_assert_str_eq(s.v[0], "alpha");
+        cr_assert_str_eq(s.v[1], "b");
+        cr_assert_str_eq(s.v[2], "beta");
+        names_free(&s);
+    }
+}
+
+Test(node_list, an_unreachable_owner_ends_the_listing_with_an_error)
+{
+    write_keys("b", "k", 20);
+    move_to_ghost(false, true); /* ghost's service does not answer: noproc */
+    cr_assert_eq(list_keys("b", 60, 0), 0);
+    names_t s = {0};
+    const char *err = collect(60, true, &s);
+    cr_assert_not_null(err, "a listing that misses partitions must not succeed");
+    cr_assert(strstr(err, "cannot list partition") && strstr(err, GHOST) &&
+                  strstr(err, "unreachable"), "error: %s", err);
+    names_free(&s);
+    cr_assert_eq(list_buckets(61, false), 0);
+    err = collect(61, false, &s);
+    cr_assert_not_null(err);
+    cr_assert(strstr(err, "unreachable"), "error: %s", err);
+    cr_assert_eq(s.n, 0, "no partial answer");
+    names_free(&s);
+    cr_assert_eq(atomic_load(&fx.kv.stats.errors[KV_OP_LIST]), 2);
+}
+
+Test(node_list, remote_folds_are_retried_while_vnodes_restart)
+{
+    write_keys("c", "k", 2500);
+    move_to_ghost(true, true);
+    cr_assert_eq(list_keys("c", 70, 0), 0);
+    rt_msg_t *first = next_reply(10000);
+    names_t s = {0};
+    bool done;
+    add_keys(reply_of(first, 70), &s, &done);
+    for (uint32_t p = 0; p < Q; p++)
+        node_test_crash_vnode(&fx, p);
+    rt_send(first->from, rt_msg_new(KV_MSG_STREAM_ACK, 0));
+    rt_msg_free(first);
+    cr_assert_null(collect(70, true, &s));
+    assert_keys(&s, "k", 2500);
+    names_free(&s);
+}
+
+Test(node_list, an_owner_that_keeps_disowning_a_partition_ends_the_listing)
+{
+    write_keys("b", "k", 5);
+    move_to_ghost(true, false); /* ghost has not heard it owns anything */
+    cr_assert_eq(list_keys("b", 80, 0), 0);
+    names_t s = {0};
+    const char *err = collect(80, true, &s);
+    cr_assert_not_null(err);
+    cr_assert(strstr(err, "does not own it") && strstr(err, GHOST), "error: %s", err);
     names_free(&s);
 }
 

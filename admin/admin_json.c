@@ -1,0 +1,251 @@
+/*
+ * admin_json.c — cairn-admin's --json output (admin/admin_json.h): every field of an
+ * AdminResp as one JSON object per line. Writes only; owns nothing.
+ */
+#include "admin/admin_json.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <string.h>
+
+void admin_json_str(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_bool(FILE *out, bool b)
+{
+    fputs(b ? "true" : "false", out);
+}
+
+/* ,"key":  — every key but an object's first goes through here. */
+static void key(FILE *out, const char *k)
+{
+    fprintf(out, ",\"%s\":", k);
+}
+
+static void str_list(FILE *out, const char *k, char **items, size_t n)
+{
+    key(out, k);
+    fputc('[', out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', out);
+        admin_json_str(out, items[i]);
+    }
+    fputc(']', out);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void json_status(FILE *out, const Cairn__Admin__NodeStatus *s)
+{
+    fputs("{\"ok\":true,\"node\":", out);
+    admin_json_str(out, s->node);
+    key(out, "version");
+    admin_json_str(out, s->version);
+    fprintf(out,
+            ",\"uptime_ms\":%" PRIu64 ",\"ring_size\":%u,\"vnodes_running\":%u,\"vnodes_total\":%u",
+            s->uptime_ms, s->ring_size, s->vnodes_running, s->vnodes_total);
+    key(out, "client_listener");
+    admin_json_str(out, s->client_listener);
+    key(out, "data_dir");
+    admin_json_str(out, s->data_dir);
+    key(out, "storage_backend");
+    admin_json_str(out, s->storage_backend);
+    str_list(out, "connected_nodes", s->connected_nodes, s->n_connected_nodes);
+    fputs(",\"ops\":{", out);
+    for (size_t i = 0; i < s->n_ops; i++) {
+        const Cairn__Admin__OpStats *o = s->ops[i];
+        if (i)
+            fputc(',', out);
+        admin_json_str(out, o->op ? o->op : "?");
+        fprintf(out,
+                ":{\"count\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"p50_us\":%" PRIu64
+                ",\"p95_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"max_us\":%" PRIu64 "}",
+                o->count, o->errors, o->p50_us, o->p95_us, o->p99_us, o->max_us);
+    }
+    fprintf(out,
+            "},\"inflight\":%" PRIu64 ",\"read_repairs\":%" PRIu64 ",\"tombstones_reaped\":%" PRIu64
+            ",\"overloads\":%" PRIu64 ",\"vnode_crashes\":%" PRIu64 ",\"processes\":%u}\n",
+            s->inflight, s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes,
+            s->processes);
+}
+
+/* ---------------------------------------------------------------- the cluster view */
+
+static void json_member(FILE *out, const Cairn__Admin__Member *m)
+{
+    fputs("{\"node\":", out);
+    admin_json_str(out, m->node);
+    key(out, "status");
+    admin_json_str(out, m->status);
+    if (m->has_owned)
+        fprintf(out, ",\"owned\":%u", m->owned);
+    if (m->has_owned_after)
+        fprintf(out, ",\"owned_after\":%u", m->owned_after);
+    if (m->has_reachable) {
+        key(out, "reachable");
+        json_bool(out, m->reachable);
+    }
+    if (m->has_claimant) {
+        key(out, "claimant");
+        json_bool(out, m->claimant);
+    }
+    fputc('}', out);
+}
+
+static void json_staged(FILE *out, const Cairn__Admin__Staged *s)
+{
+    fputs("{\"action\":", out);
+    admin_json_str(out, s->action);
+    key(out, "node");
+    admin_json_str(out, s->node);
+    key(out, "new_node");
+    admin_json_str(out, s->new_node);
+    fputc('}', out);
+}
+
+static void json_transfer(FILE *out, const Cairn__Admin__Transfer *t)
+{
+    fputs("{\"partition\":", out);
+    if (t->has_partition)
+        fprintf(out, "%u", t->partition);
+    else
+        fputs("null", out);
+    key(out, "owner");
+    admin_json_str(out, t->owner);
+    key(out, "next_owner");
+    admin_json_str(out, t->next_owner);
+    key(out, "done");
+    json_bool(out, t->has_done && t->done);
+    fputc('}', out);
+}
+
+static void json_view(FILE *out, const Cairn__Admin__ClusterView *v)
+{
+    fputs("{\"ring_size\":", out);
+    if (v->has_ring_size)
+        fprintf(out, "%u", v->ring_size);
+    else
+        fputs("null", out);
+    key(out, "claimant");
+    admin_json_str(out, v->claimant && v->claimant[0] ? v->claimant : NULL);
+    key(out, "members");
+    fputc('[', out);
+    bool first = true;
+    for (size_t i = 0; i < v->n_members; i++) {
+        const Cairn__Admin__Member *m = v->members[i];
+        if (m->status && strcmp(m->status, "removed") == 0)
+            continue; /* a tombstone, not a member (admin_json.h) */
+        if (!first)
+            fputc(',', out);
+        first = false;
+        json_member(out, m);
+    }
+    fputc(']', out);
+    if (v->has_pending)
+        fprintf(out, ",\"pending\":%u", v->pending);
+    str_list(out, "unreachable", v->unreachable, v->n_unreachable);
+    if (v->has_ring_ready) {
+        key(out, "ring_ready");
+        json_bool(out, v->ring_ready);
+    }
+    str_list(out, "disagreeing", v->disagreeing, v->n_disagreeing);
+    key(out, "staged");
+    fputc('[', out);
+    for (size_t i = 0; i < v->n_staged; i++) {
+        if (i)
+            fputc(',', out);
+        json_staged(out, v->staged[i]);
+    }
+    fputc(']', out);
+    if (v->has_moved_now)
+        fprintf(out, ",\"moved_now\":%u", v->moved_now);
+    if (v->has_transfers)
+        fprintf(out, ",\"transfers\":%u", v->transfers);
+    if (v->has_violations)
+        fprintf(out, ",\"violations\":%u", v->violations);
+    if (v->has_target_n_val)
+        fprintf(out, ",\"target_n_val\":%u", v->target_n_val);
+    key(out, "pending_transfers");
+    fputc('[', out);
+    for (size_t i = 0; i < v->n_pending_transfers; i++) {
+        if (i)
+            fputc(',', out);
+        json_transfer(out, v->pending_transfers[i]);
+    }
+    fputc(']', out);
+    if (v->vclock) {
+        key(out, "vclock");
+        admin_json_str(out, v->vclock);
+    }
+    if (v->has_fingerprint)
+        fprintf(out, ",\"fingerprint\":\"%016" PRIx64 "\"", v->fingerprint);
+    fputc('}', out);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+void admin_json_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admin__Command cmd,
+                       const char *command)
+{
+    if (!r->has_ok || !r->ok) {
+        fputs("{\"ok\":false,\"command\":", out);
+        admin_json_str(out, command);
+        key(out, "node");
+        admin_json_str(out, r->node);
+        key(out, "error");
+        admin_json_str(out, r->errmsg ? r->errmsg : "failed");
+        fputs("}\n", out);
+        return;
+    }
+    switch (cmd) {
+    case CAIRN__ADMIN__COMMAND__STATUS:
+        if (r->status) {
+            json_status(out, r->status);
+            return;
+        }
+        break;
+    case CAIRN__ADMIN__COMMAND__PING:
+    case CAIRN__ADMIN__COMMAND__CRASH_VNODE:
+        fputs("{\"ok\":true,\"node\":", out);
+        admin_json_str(out, r->node);
+        key(out, "version");
+        admin_json_str(out, r->version);
+        key(out, "message");
+        admin_json_str(out, r->message);
+        fputs("}\n", out);
+        return;
+    default: break;
+    }
+    fputs("{\"ok\":true,\"command\":", out);
+    admin_json_str(out, command);
+    key(out, "node");
+    admin_json_str(out, r->node);
+    key(out, "version");
+    admin_json_str(out, r->version);
+    key(out, "message");
+    admin_json_str(out, r->message);
+    if (r->cluster) {
+        key(out, "cluster");
+        json_view(out, r->cluster);
+    }
+    fputs("}\n", out);
+}
