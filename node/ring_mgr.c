@@ -179,9 +179,10 @@ static void install(ring_mgr_t *s, cstate_t *ns, const char *why)
         rt_error("cluster: cannot save the ring (%s); running on the state in memory: %s", why,
                  err);
     kv_publish(s->kv, ns);
-    rt_info("cluster: new state (%s): %" PRIu32 " members, claimant %s, %" PRIu32
+    const char *claimant = cstate_claimant_effective(ns);
+    rt_info("cluster: new state %016" PRIx64 " (%s): %" PRIu32 " members, claimant %s, %" PRIu32
             " partitions pending",
-            why, cstate_member_count(ns), cstate_claimant_effective(ns) ? cstate_claimant_effective(ns) : "none",
+            cstate_fingerprint(ns), why, cstate_member_count(ns), claimant ? claimant : "none",
             cstate_pending_count(ns));
     rt_send_name(NULL, RING_MGR_STARTER_NAME, rt_msg_new(RING_MGR_MSG_VNODES_CHANGED, 0));
     uint32_t me = cstate_member_index(ns, s->self);
