@@ -71,7 +71,8 @@ typedef struct ring_mgr_s {
     waiting_t waiting[RM_MAX_WAITING];
     uint64_t rng;
     bool stopping;           /* removed: the node stops soon */
-    uint64_t warned_fingerprint; /* the state whose data-less transfers were last warned about */
+    uint64_t shown_plan;     /* fingerprint of the last plan `cluster plan` showed (0: none
+                              * since the staged changes last changed) */
 } ring_mgr_t;
 
 void ring_mgr_register_msgs(void)
@@ -488,6 +489,7 @@ static void stage(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admin__
         return;
     }
     s->staged[s->nstaged++] = c;
+    s->shown_plan = 0;
     char text[RING_NODE_NAME_MAX * 2 + 64];
     snprintf(text, sizeof text, "staged: %s %s%s%s", change_action(kind), c.node,
              c.new_node[0] ? " -> " : "", c.new_node);
@@ -510,6 +512,7 @@ static void plan_or_commit(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t id
     }
     if (plan.nothing) {
         cstate_plan_free(&plan);
+        s->shown_plan = 0;
         answer_error(to, ref, id, "nothing_planned: there are no staged changes and no joining "
                                   "members");
         return;
@@ -527,6 +530,17 @@ static void plan_or_commit(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t id
     w.v.violations = plan.violations;
     /* The joins the plan makes valid are staged too: list them from the state before. */
     char text[160];
+    uint64_t fp = cstate_fingerprint(plan.result);
+    if (commit && s->shown_plan && s->shown_plan != fp) {
+        /* Riak's plan_changed: what would be committed is not what the operator saw. */
+        view_free(&w);
+        cstate_plan_free(&plan);
+        s->shown_plan = 0;
+        answer_error(to, ref, id,
+                     "plan_changed: the cluster changed since `cluster plan` was shown (a node "
+                     "joined, went down or a transfer finished); run `cluster plan` again");
+        return;
+    }
     if (commit) {
         snprintf(text, sizeof text,
                  "committed: %" PRIu32 " partitions change owner now, %" PRIu32
@@ -538,12 +552,14 @@ static void plan_or_commit(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t id
         plan.result = NULL;
         cstate_plan_free(&plan);
         s->nstaged = 0;
+        s->shown_plan = 0;
         change(s, result, "cluster commit");
         return;
     }
     snprintf(text, sizeof text, "plan: %" PRIu32 " partitions change owner at commit, %" PRIu32
                                 " move by transfer",
              plan.moved_now, plan.transfers);
+    s->shown_plan = fp;
     answer_view(s, to, ref, id, plan.result, text, &w);
     view_free(&w);
     cstate_plan_free(&plan);
@@ -567,6 +583,7 @@ static void claimant_command(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref,
     case CAIRN__ADMIN__COMMAND__CLUSTER_CLEAR: {
         size_t n = s->nstaged;
         s->nstaged = 0;
+        s->shown_plan = 0;
         char text[96];
         snprintf(text, sizeof text, "cleared %zu staged change(s)", n);
         Cairn__Admin__AdminResp r;

@@ -229,3 +229,61 @@ Test(cluster, full_restart_keeps_ring, .timeout = 300)
     read_keys(&c, 1, "b", "k", 3);
     cl_cleanup(&c);
 }
+
+Test(cluster, ring_size_mismatch_refused, .timeout = 180)
+{
+    cl_cluster_t c;
+    cl_init(&c, 2, "clq");
+    cl_start(&c, 0, NULL);
+    cl_start(&c, 1, (char *const[]){"--ring-size", "32", NULL});
+    char *out = NULL;
+    int st = cl_admin(&c, 1, &out, (char *const[]){"cluster", "join", c.nodes[0].name, NULL});
+    cr_assert_neq(st, 0, "a join across ring sizes must fail:\n%s", out);
+    free(out);
+    char *ms = cl_admin_ok(&c, 0, (char *const[]){"--json", "member-status", NULL});
+    cr_assert(!has(ms, c.nodes[1].name), "the refused node became a member:\n%s", ms);
+    free(ms);
+    cl_cleanup(&c);
+}
+
+/* The owner counts `cluster plan` shows are what `cluster commit` installs; a plan made
+ * stale by a change in between is refused at commit (Riak's plan_changed). */
+Test(cluster, plan_and_commit_agree, .timeout = 240)
+{
+    cl_cluster_t c;
+    cl_init(&c, 3, "clplan");
+    cl_start_all(&c);
+    free(cl_admin_ok(&c, 1, (char *const[]){"cluster", "join", c.nodes[0].name, NULL}));
+    char want[128];
+    snprintf(want, sizeof want, "\"%s\"", c.nodes[1].name);
+    cl_wait_members(&c, 0, (const char *const[]){want, NULL}, NULL);
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "plan", NULL}));
+    /* Node 3 joins after the plan was shown: the shown plan is stale. */
+    free(cl_admin_ok(&c, 2, (char *const[]){"cluster", "join", c.nodes[0].name, NULL}));
+    snprintf(want, sizeof want, "\"%s\"", c.nodes[2].name);
+    cl_wait_members(&c, 0, (const char *const[]){want, NULL}, NULL);
+    char *out = NULL;
+    int st = cl_admin(&c, 0, &out, (char *const[]){"cluster", "commit", NULL});
+    cr_assert_neq(st, 0, "a stale plan was committed:\n%s", out);
+    free(out);
+    /* Plan again, commit: the members' shares after the commit are the plan's. */
+    char *plan = cl_admin_ok(&c, 0, (char *const[]){"--json", "cluster", "plan", NULL});
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "commit", NULL}));
+    cl_wait_members(&c, 0, (const char *const[]){"\"pending\":0", NULL},
+                    (const char *const[]){"\"joining\"", NULL});
+    char *ms = cl_admin_ok(&c, 0, (char *const[]){"--json", "member-status", NULL});
+    for (size_t i = 0; i < 3; i++) {
+        /* "owned_after":K in the plan for node i, "owned":K in member-status afterwards */
+        const char *p = strstr(plan, c.nodes[i].name);
+        const char *m = strstr(ms, c.nodes[i].name);
+        cr_assert(p && m, "node %zu missing:\nplan %s\nmembers %s", i + 1, plan, ms);
+        const char *pa = strstr(p, "\"owned_after\":");
+        const char *mo = strstr(m, "\"owned\":");
+        cr_assert(pa && mo);
+        cr_assert_eq(atoi(pa + 14), atoi(mo + 8), "node %zu: plan says %d, ring has %d\n%s\n%s",
+                     i + 1, atoi(pa + 14), atoi(mo + 8), plan, ms);
+    }
+    free(plan);
+    free(ms);
+    cl_cleanup(&c);
+}
