@@ -17,12 +17,13 @@ mkdir -p "$out"
 FLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -std=c11 -D_GNU_SOURCE -I. -I"$root/gen")
 SRCS=(storage/*.c "$root"/gen/proto/*.pb-c.c)
-LIBS=(-lprotobuf-c -lleveldb -lsnappy)
+LIBS=(-lprotobuf-c -lleveldb -lsnappy -lxxhash)
 
 # Sources a target needs besides storage and the generated protobuf code.
 extra_srcs() {
     case "$1" in
     pb) echo node/pb_codec.c node/errors.c ;;
+    cstate) echo ring/cstate.c ring/ring.c ring/claim.c ;;
     esac
 }
 
