@@ -229,7 +229,7 @@ void rt__node_down(rt_node_t *n, int err)
     rt__hmap_free(&mons);
     rt__hmap_free(&name_calls);
     if (prev == NODE_UP) {
-        rt_warn("dist: node %s down", n->name);
+        rt_info("dist: node %s down", n->name);
         notify_subscribers(RT_MSG_NODEDOWN, n->name);
     }
 }

@@ -350,9 +350,13 @@ void rt__link_close(dist_conn_t *c, const char *why)
     conns_del(c);
     rt_node_t *n = c->node;
     if (n && n->conn == c) {
+        /* A peer that hangs up (a cairn-admin run ending, a node stopping) is routine; errors
+         * on a link that was up are not. Losing a cluster member is the node's to report. */
         bool up = atomic_load(&n->state) == NODE_UP;
-        if (up || rt_log_level() <= RT_LOG_INFO)
-            rt_log(up ? RT_LOG_WARN : RT_LOG_INFO, "dist: link to %s closed: %s", n->name, why);
+        bool routine = strcmp(why, "closed by peer") == 0;
+        if ((up && !routine) || rt_log_level() <= RT_LOG_INFO)
+            rt_log(up && !routine ? RT_LOG_WARN : RT_LOG_INFO, "dist: link to %s closed: %s",
+                   n->name, why);
         n->conn = NULL;
         /* a peer that hangs up right after our AUTH refused our cookie */
         bool auth = strstr(why, "cookie") || (c->outgoing && c->hs == HS_WAIT_ACK);
