@@ -130,7 +130,9 @@ uint32_t kv_self_member(const kv_node_t *kv, const cstate_t *s);
 int kv_get(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbGetReq *req);
 int kv_put(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbPutReq *req);
 int kv_del(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbDelReq *req);
-/* node/list.c: */
+/* node/list.c: every partition is folded on the node that owns it (another node's through
+ * its list fold service, node/list.h); a partition that cannot be reached ends the listing
+ * with an error, never a partial answer. */
 int kv_list_keys(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id, Riak__RpbListKeysReq *req);
 int kv_list_buckets(kv_node_t *kv, rt_pid_t reply_to, uint64_t req_id,
                     Riak__RpbListBucketsReq *req);

@@ -78,6 +78,7 @@
 #define LIST_DEFAULT_TIMEOUT_MS 480000u
 #define LIST_CALL_MS 60000u           /* bound on one remote chunk (within the listing's) */
 #define LIST_RING_SETTLE_MS 5000u     /* "not the owner" answers are retried this long */
+#define LIST_FOLD_SERVICE_MAX_JOBS 64u /* the service's folds in flight; beyond: RETRY */
 
 enum {
     LIST_MSG_CHUNK = KV_MSG_PRIVATE + 50, /* a fold job's result (payload: list_job_t *) */
@@ -580,13 +581,14 @@ static void finish(lister_t *l, bool ok)
     kv_stats_record(&l->kv->stats, KV_OP_LIST, l->start_ns, ok);
 }
 
-/* Ends the listing with an error reply carrying text. */
+/* Ends the listing with an error reply carrying text (the stats first, so a client that
+ * has the answer also sees it counted). */
 static void fail(lister_t *l, const char *text)
 {
     if (l->finished)
         return;
-    rt_send(l->reply_to, kv_reply_error(l->req_id, "%s", text));
     finish(l, false);
+    rt_send(l->reply_to, kv_reply_error(l->req_id, "%s", text));
 }
 
 /* Sends names [0, n) of out as one frame, and drops them from out. */
@@ -715,8 +717,8 @@ static int pump(lister_t *l)
             return RT_CONTINUE; /* the rest goes after the ack */
         if (l->unreadable)
             rt_warn("list: skipped %" PRIu32 " unreadable objects", l->unreadable);
-        send_names(l, l->out.n, true);
         finish(l, true);
+        send_names(l, l->out.n, true);
         return RT_STOP;
     }
     if (l->in_flight || l->retry_pending || (streaming && chunk_ready))
@@ -836,7 +838,8 @@ static int on_fold_resp(lister_t *l, const rt_msg_t *m)
         snprintf(j->err, sizeof j->err, "malformed answer from its list fold service");
         return on_job_done(l, j, l->remote_node);
     }
-    Cairn__Kv__ListFoldStatus status = r->has_status ? r->status : CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED;
+    Cairn__Kv__ListFoldStatus status =
+        r->has_status ? r->status : CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_FAILED;
     switch (status) {
     case CAIRN__KV__LIST_FOLD_STATUS__LIST_FOLD_OK:
         for (size_t i = 0; i < r->n_names; i++)
@@ -952,10 +955,10 @@ static void lister_terminate(void *state, int reason)
     lister_t *l = state;
     if (!l->finished) {
         /* a crash or a kill: tell the client rather than leave it waiting */
+        finish(l, false);
         if (reason != RT_R_NORMAL && reason != RT_R_SHUTDOWN)
             rt_send(l->reply_to, kv_reply_error(l->req_id, "list failed: %s",
                                                 rt_reason_str(reason)));
-        finish(l, false);
     }
     if (l->deadline)
         rt_cancel_timer(l->deadline);

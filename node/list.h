@@ -15,9 +15,9 @@
  * The service runs the same fold job as a local lister (on its own node's worker pool) and
  * replies when the job is done; it keeps no state between calls, so a lister may resume a
  * partition anywhere. It answers LIST_FOLD_RETRY while the partition's vnode is restarting
- * or too many folds are in flight here, LIST_FOLD_NOT_OWNER when this node does not own the
- * partition in its current cluster state, LIST_FOLD_FAILED (errmsg) on a malformed request or
- * a storage error.
+ * or too many folds (64) are in flight here, LIST_FOLD_NOT_OWNER when this node does not own
+ * the partition in its current cluster state, LIST_FOLD_FAILED (errmsg) on a malformed
+ * request or a storage error.
  *
  * The service is a permanent child of the node's top supervisor (node/node.c); its init arg
  * is the node's kv_node_t *. It registers its name in init (init fails if the name is taken).
@@ -34,9 +34,6 @@ enum {
     LIST_MSG_FOLD_REQ = KV_MSG_PRIVATE + 60,  /* packed Cairn__Kv__ListFoldReq (plain bytes) */
     LIST_MSG_FOLD_RESP = KV_MSG_PRIVATE + 61, /* packed Cairn__Kv__ListFoldResp (plain bytes) */
 };
-
-/* At most this many folds in flight in the service; beyond it callers get LIST_FOLD_RETRY. */
-#define LIST_FOLD_SERVICE_MAX_JOBS 64u
 
 /* The service's behaviour; init arg: kv_node_t * (borrowed, must outlive the process). */
 extern const rt_behaviour_t list_fold_service_behaviour;

@@ -121,7 +121,7 @@ static bool has(const char *text, const char *needle)
     return text && strstr(text, needle) != NULL;
 }
 
-/* Polls ring-status on node i until `up` holds (all nodes reachable, or not). */
+/* Polls ring-status on node i until it says all nodes are reachable (all_up) or not. */
 static void wait_reachability(cl_cluster_t *c, size_t i, bool all_up)
 {
     int64_t end = ct_now_ms() + CL_SETTLE_MS;
@@ -139,10 +139,10 @@ static void wait_reachability(cl_cluster_t *c, size_t i, bool all_up)
 }
 
 /* Waits until ownership has moved (the claimant's member-status: nothing pending, no node
- * owning all 16 partitions) and every node holds that state (ringready). Until then the founder still owns every
- * partition, and a partition whose ownership moves later arrives empty at its new owner
- * (handoff is not implemented yet), so data written before would not be where the ring
- * says. */
+ * owning all 16 partitions) and every node holds that state (ringready). Until then the
+ * founder still owns every partition, and a partition whose ownership moves later arrives
+ * empty at its new owner (handoff is not implemented yet), so data written before would
+ * not be where the ring says. */
 static void wait_settled(cl_cluster_t *c)
 {
     cl_wait_members(c, 0, (const char *const[]){"\"pending\":0", NULL},
