@@ -631,6 +631,7 @@ static const conf_key_t keys[] = {
     DUR("cluster.gossip_interval", gossip_interval_ms, 10, 600 * SEC),
     DUR("cluster.claimant_tick", claimant_tick_ms, 10, 600 * SEC),
     NUM("cluster.target_n_val", target_n_val, 1, 1024),
+    NUM("handoff.concurrency", handoff_concurrency, 0, 1024),
     /* storage */
     SPECIAL("storage.backend", storage.kind, set_backend, print_backend),
     SPECIAL("storage.sync", storage.sync, set_sync, print_sync),
@@ -697,6 +698,7 @@ void node_config_default(node_config_t *c)
     c->gossip_interval_ms = 1000;
     c->claimant_tick_ms = 1000;
     c->target_n_val = 4;
+    c->handoff_concurrency = 2;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
     c->storage.sync_interval_ms = 1000;
     c->max_frame_bytes = 64u << 20;

@@ -65,6 +65,8 @@ typedef struct node_config_s {
     uint32_t gossip_interval_ms;         /* anti-entropy push to a random peer, default 1000 */
     uint32_t claimant_tick_ms;           /* the claimant's duty cycle, default 1000 */
     uint32_t target_n_val;               /* claim's spacing window, default 4 */
+    uint32_t handoff_concurrency;        /* outbound partition transfers at once, default 2
+                                          * (0: none start) */
 
     /* storage */
     store_config_t storage;              /* backend, cache, write buffer, bloom, sync */

@@ -49,7 +49,8 @@ enum {
     KV_MSG_PRIVATE = KV_MSG_BASE + 100 /* modules number their internal messages from here:
                                         * vnode.c +0..19, get/put/del fsm +20..49,
                                         * list.c +50..69, node.c/admin +70..99,
-                                        * pb_conn.c/listener.c +100..119 */
+                                        * pb_conn.c/listener.c +100..119,
+                                        * handoff.c +120..139 */
 };
 
 /* Registers the protobuf descriptors of every KV_MSG_* type with the runtime (call once at

@@ -10,6 +10,7 @@
 
 #include "node/admin_endpoint.h"
 #include "node/bucket.h"
+#include "node/handoff.h"
 #include "node/list.h"
 #include "node/listener.h"
 #include "node/ring_mgr.h"
@@ -51,7 +52,7 @@ struct node_s {
     rt_ref_t top_mon; /* main thread's monitor of the top supervisor */
     /* specs of the tree (the supervisors copy them, but they are kept for clarity) */
     ring_mgr_args_t ring_args;   /* the ring manager's (ring_path is set before the ring loads) */
-    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[5];
+    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[6];
     rt_sup_spec_t vnode_sup_spec, vnodes_spec, top_spec;
 };
 
@@ -298,7 +299,7 @@ static int starter_handle(void *state, rt_msg_t *m)
         }
         uint32_t q = ring_size(kv_ring(s->kv));
         for (uint32_t p = 0; p < q; p++) {
-            if (s->asked[p] || !vnode_is_local(s->kv, p))
+            if (s->asked[p] || !vnode_should_run(s->kv, p))
                 continue;
             s->asked[p] = true;
             rt_call(sup, rt_sup_req_start_dynamic_child((void *)(uintptr_t)(p + 1), NULL),
@@ -379,6 +380,13 @@ static void build_specs(node_t *n)
     n->top_children[nc++] = (rt_sup_child_spec_t){
         .id = "list_fold",
         .behaviour = &list_fold_service_behaviour,
+        .arg = &n->kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 2000,
+    };
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "handoff",
+        .behaviour = &handoff_service_behaviour,
         .arg = &n->kv,
         .restart = RT_SUP_PERMANENT,
         .shutdown_ms = 2000,

@@ -5,7 +5,11 @@
  *   top supervisor "cairn_sup" (one_for_one)
  *   ├─ vnodes (one_for_all)
  *   │  ├─ vnode supervisor "cairn_vnode_sup" (simple_one_for_one) ── one vnode per partition
- *   │  └─ vnode starter (starts one vnode per local partition whenever the group (re)starts)
+ *   │  └─ vnode starter "cairn_vnode_starter" (a vnode for every partition this node owns or
+ *   │     is taking over, at every (re)start of the group and on every ring change)
+ *   ├─ ring manager "cairn_ring" (node/ring_mgr.h: cluster state, gossip, cluster commands)
+ *   ├─ list fold service "cairn_list_fold" (node/list.h)
+ *   ├─ handoff service "cairn_handoff" (node/handoff.h)
  *   ├─ admin endpoint "cairn_admin"
  *   └─ client listener ── one connection process per client socket
  *

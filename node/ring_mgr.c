@@ -12,6 +12,7 @@
  */
 #include "node/ring_mgr.h"
 
+#include "node/handoff.h"
 #include "node/node.h"
 #include "node/vnode.h"
 #include "proto/admin.pb-c.h"
@@ -787,22 +788,35 @@ static void cmd_view(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admi
     view_t v;
     view_fill(&v, s, cs, NULL, 0, NULL);
     const char *text = NULL;
-    char buf[256];
+    char *heap = NULL;
     if (req->command == CAIRN__ADMIN__COMMAND__TRANSFERS) {
+        /* the pending transfers, and this node's handoff activity (node/handoff.h) */
         uint32_t pending = cstate_pending_count(cs);
-        if (pending == 0)
+        size_t cap = 64 * 1024;
+        char *act = malloc(cap);
+        if (!act)
+            abort();
+        size_t active = handoff_activity(act, cap);
+        if (pending == 0 && active == 0) {
             text = "No transfers active";
-        else {
-            snprintf(buf, sizeof buf,
-                     "%" PRIu32 " partition(s) change owner. This version moves ownership "
-                     "without handing data off (partition handoff is not implemented yet): "
-                     "the new owners fill in by read repair",
-                     pending);
-            text = buf;
+        } else {
+            size_t need = strlen(act) + 512;
+            heap = malloc(need);
+            if (!heap)
+                abort();
+            snprintf(heap, need,
+                     "%" PRIu32 " partition(s) change owner: each current owner hands its "
+                     "data to the next owner (handoff.concurrency at a time per node), then "
+                     "ownership switches\n%s: %s%s",
+                     pending, s->self,
+                     active ? "handoff in progress:\n" : "no handoff in progress here", act);
+            text = heap;
         }
+        free(act);
     }
     answer_view(s, to, ref, req->req_id, cs, text, &v);
     view_free(&v);
+    free(heap);
 }
 
 /* ---------------------------------------------------------------- admin requests */
@@ -891,38 +905,45 @@ static void on_call_outcome(ring_mgr_t *s, const rt_msg_t *m, rt_ref_t ref, bool
 
 /* ---------------------------------------------------------------- ticks */
 
-/* Partitions this node owns that wait for a transfer: complete them (no data moves yet). */
-static void complete_own_transfers(ring_mgr_t *s)
+/* Transfers are the handoff service's (node/handoff.h): it looks at the state each gossip
+ * interval, starts senders for partitions this node owns that have a pending next owner,
+ * sweeps them after the switch, and reports each finished transfer back (on_transfer_done). */
+static void kick_handoff(void)
 {
+    rt_send_name(NULL, HANDOFF_SERVICE_NAME, rt_msg_new(HANDOFF_MSG_CHECK, 0));
+}
+
+/* HANDOFF_MSG_TRANSFER_DONE from the local handoff service: partition p's data is across to
+ * its next owner. Marks the transfer done if the state still says p moves from here to that
+ * node (a stale report, for a transfer dropped or replaced meanwhile, changes nothing). */
+static void on_transfer_done(ring_mgr_t *s, const rt_msg_t *m)
+{
+    if (m->size != sizeof(handoff_done_t) || m->from.node != 0)
+        return; /* local messages only */
+    handoff_done_t d;
+    memcpy(&d, m->data, sizeof d);
+    d.target[sizeof d.target - 1] = 0;
     const cstate_t *cs = kv_cstate(s->kv);
-    if (cstate_pending_count(cs) == 0)
-        return;
     uint32_t me = cstate_member_index(cs, s->self);
-    if (me == CSTATE_NONE)
+    if (me == CSTATE_NONE || d.partition >= cstate_size(cs) ||
+        ring_owner(cstate_ring(cs), d.partition) != me ||
+        cstate_next_owner(cs, d.partition) != cstate_member_index(cs, d.target) ||
+        cstate_transfer_is_done(cs, d.partition)) {
+        rt_debug("cluster: transfer of partition %" PRIu32 " to %s reported finished, but the "
+                 "ring no longer waits for it",
+                 d.partition, d.target);
         return;
-    const ring_t *r = cstate_ring(cs);
-    cstate_t *cur = NULL;
-    uint32_t done = 0;
-    for (uint32_t p = 0; p < cstate_size(cs); p++) {
-        const cstate_t *base = cur ? cur : cs;
-        if (ring_owner(r, p) != me || cstate_next_owner(base, p) == CSTATE_NONE ||
-            cstate_transfer_is_done(base, p))
-            continue;
-        cstate_t *next = NULL;
-        char err[256];
-        if (cstate_transfer_done(base, p, s->self, &next, err, sizeof err) != 0)
-            continue;
-        cstate_free(cur);
-        cur = next;
-        done++;
     }
-    if (!cur)
+    cstate_t *next = NULL;
+    char err[256];
+    if (cstate_transfer_done(cs, d.partition, s->self, &next, err, sizeof err) != 0) {
+        rt_warn("cluster: cannot mark the transfer of partition %" PRIu32 " done: %s",
+                d.partition, err);
         return;
-    rt_warn("cluster: handing %" PRIu32 " partition(s) to their new owners WITHOUT their data: "
-            "partition handoff is not implemented yet; the new owners' replicas fill in by read "
-            "repair",
-            done);
-    change(s, cur, "transfers completed by their owner");
+    }
+    char why[RING_NODE_NAME_MAX + 64];
+    snprintf(why, sizeof why, "partition %" PRIu32 " handed off to %s", d.partition, d.target);
+    change(s, next, why);
 }
 
 static void gossip_tick(ring_mgr_t *s)
@@ -937,7 +958,7 @@ static void gossip_tick(ring_mgr_t *s)
             push_to(s, name);
     }
     push_random(s, 1);
-    complete_own_transfers(s);
+    kick_handoff();
     rt_send_after(s->kv->cfg->gossip_interval_ms, rt_self(), rt_msg_new(RM_MSG_GOSSIP_TICK, 0));
 }
 
@@ -1005,6 +1026,7 @@ static int rm_handle(void *state, rt_msg_t *m)
     case RM_MSG_GOSSIP_TICK: gossip_tick(s); break;
     case RM_MSG_CLAIMANT_TICK: claimant_tick(s); break;
     case RM_MSG_STOP_NODE: stop_node(s); break;
+    case HANDOFF_MSG_TRANSFER_DONE: on_transfer_done(s, m); break;
     case RT_MSG_NODEUP: {
         const char *node = ((const rt_node_msg_t *)(const void *)m->data)->node;
         if (cstate_member_index(kv_cstate(s->kv), node) != CSTATE_NONE) {

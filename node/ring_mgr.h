@@ -15,8 +15,10 @@
  *   - stops the node (SIGTERM to itself) once it has been removed from the cluster, after
  *     writing a fresh single-node ring so the data dir starts over as a node of its own.
  *
- * Until partition handoff exists, a pending transfer is completed by its current owner
- * without moving data (logged as a warning): the new owner's replicas fill by read repair.
+ * A pending transfer is carried out by the handoff service (node/handoff.h), which the ring
+ * manager prompts every gossip interval; when the last batch is acknowledged the service
+ * reports it and the ring manager marks the transfer done (the claimant then moves
+ * ownership).
  */
 #ifndef CAIRN_NODE_RING_MGR_H
 #define CAIRN_NODE_RING_MGR_H

@@ -151,6 +151,19 @@ bool vnode_is_local(const kv_node_t *kv, uint32_t partition)
     return me != CSTATE_NONE && ring_owner(r, partition) == me;
 }
 
+bool vnode_should_run(const kv_node_t *kv, uint32_t partition)
+{
+    if (vnode_is_local(kv, partition))
+        return true;
+    if (!kv || !kv->states)
+        return false;
+    const cstate_t *cs = kv_cstate(kv);
+    if (partition >= cstate_size(cs))
+        return false;
+    uint32_t me = kv_self_member(kv, cs);
+    return me != CSTATE_NONE && cstate_next_owner(cs, partition) == me;
+}
+
 void vnode_name(uint32_t partition, char *buf, size_t len)
 {
     snprintf(buf, len, "vnode/%" PRIu32, partition);

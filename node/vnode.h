@@ -49,6 +49,11 @@ extern const rt_behaviour_t vnode_behaviour;
  * the member named kv->cfg->nodename). */
 bool vnode_is_local(const kv_node_t *kv, uint32_t partition);
 
+/* True when this node should run a vnode for partition p: it owns p, or it is p's pending
+ * next owner (the vnode receives p's data by handoff before ownership switches). The vnode
+ * starter starts vnodes for these partitions. */
+bool vnode_should_run(const kv_node_t *kv, uint32_t partition);
+
 /* The name a vnode registers under ("vnode/<partition>"), by which other nodes call it. */
 void vnode_name(uint32_t partition, char *buf, size_t len);
 #define VNODE_NAME_MAX 32
