@@ -5,7 +5,8 @@
 #                     a real cairnd, then the runtime's TSan stage
 #   make tsan         only the ThreadSanitizer stage (plain C stress programs, see tests/stress/)
 #   make run          build and start a local 3-node cluster (see README); make cluster N=5
-#   make bench        every benchmark; bench-runtime: runtime vs the BEAM; bench-node: vs Redis
+#   make bench        every benchmark; bench-runtime: runtime vs the BEAM; bench-node: vs Redis;
+#                     bench-cluster: a 3-node cluster vs a 3-member etcd cluster
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make deps         install missing Debian packages (every other target depends on it)
 #
@@ -52,7 +53,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps release asan tsan-build test test-unit tsan run cluster bench bench-runtime bench-node \
+.PHONY: all deps release asan tsan-build test test-unit tsan run cluster bench bench-runtime bench-node bench-cluster \
         bench-storage fuzz clean proto help
 .DEFAULT_GOAL := all
 
@@ -206,6 +207,12 @@ bench-storage: release
 bench-node: release
 	@CAIRN_WITH_REDIS=1 scripts/deps.sh
 	@scripts/bench-node.sh
+
+# A 3-node Cairn cluster against a 3-member etcd cluster (Debian's etcd-server), same
+# concurrency and value size (see scripts/bench-cluster.sh; installs etcd-server if missing).
+bench-cluster: release
+	@CAIRN_WITH_ETCD=1 scripts/deps.sh
+	@BUILD=$(BUILD) scripts/bench-cluster.sh
 
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 fuzz: deps $(PROTO_STAMP)

@@ -27,6 +27,10 @@ if [ "${CAIRN_WITH_REDIS:-0}" = 1 ]; then
     check redis-server                               redis-server
     check redis-benchmark                            redis-tools
 fi
+if [ "${CAIRN_WITH_ETCD:-0}" = 1 ]; then
+    check etcd                                       etcd-server
+    check etcdctl                                    etcd-client
+fi
 if [ "${CAIRN_WITH_ERLANG:-0}" = 1 ]; then
     check erl                                        erlang-base
     check /usr/lib/erlang/usr/include/erl_nif.h       erlang-dev
