@@ -1579,7 +1579,7 @@ static void st_answer(const char *what, const char *text, http_parse_t want, int
     why[0] = '\0';
     http_parse_t got = http_parse((const uint8_t *)text, len, 1024, &scratch, &a, why,
                                   sizeof why);
-    snprintf(label, sizeof label, "%s: outcome %d, want %d (%s)", what, got, want, why);
+    snprintf(label, sizeof label, "%.60s: outcome %d, want %d (%.100s)", what, got, want, why);
     st_check(got == want, label);
     if (got == HTTP_DONE && want == HTTP_DONE) {
         snprintf(label, sizeof label, "%s: status %d, close %d, body '%.*s', consumed %zu",
