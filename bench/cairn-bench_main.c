@@ -30,6 +30,7 @@
  * operation type); the main thread merges them after the threads have joined, so nothing is
  * shared on the hot path but two relaxed counters per thread for the progress line.
  */
+#include "bench/bench_common.h"
 #include "bench/pb_frames.h"
 #include "client/cairn.h"
 
@@ -78,32 +79,10 @@
 #define DEFAULT_PORT "8087"
 /* ------------------------------------------------------------------ time and randomness */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(long ns)
-{
-    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* splitmix64: one state word per thread, good enough for key choice. */
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, 1). */
 static double rng_double(uint64_t *state)
 {
-    return (double)(rng_next(state) >> 11) * 0x1.0p-53;
+    return (double)(bench_rng_next(state) >> 11) * 0x1.0p-53;
 }
 
 /* ------------------------------------------------------------------ Zipf sampler
@@ -173,80 +152,6 @@ static uint64_t zipf_sample(const zipf_t *z, uint64_t *rng)
     return (uint64_t)k;
 }
 
-/* ------------------------------------------------------------------ latency histogram */
-
-#define HIST_SUB_BITS 6                                /* 64 sub-buckets per octave */
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_LINEAR (2u * HIST_SUB)                    /* 0..127 ns are exact */
-#define HIST_MAX_SHIFT 34                              /* up to ~2^41 ns (about 36 min) */
-#define HIST_BUCKETS ((HIST_MAX_SHIFT + 2) * HIST_SUB)
-
-typedef struct hist {
-    uint64_t counts[HIST_BUCKETS];
-    uint64_t n, max_ns;
-    double sum_ns;
-} hist_t;
-
-static unsigned hist_index(uint64_t ns)
-{
-    if (ns < HIST_LINEAR)
-        return (unsigned)ns;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
-    unsigned shift = msb - HIST_SUB_BITS;
-    if (shift > HIST_MAX_SHIFT)
-        return HIST_BUCKETS - 1;
-    return (shift + 1) * HIST_SUB + (unsigned)((ns >> shift) - HIST_SUB);
-}
-
-/* The highest value that falls in bucket i. */
-static uint64_t hist_bucket_top(unsigned i)
-{
-    if (i < HIST_LINEAR)
-        return i;
-    unsigned shift = i / HIST_SUB - 1;
-    uint64_t sub = i % HIST_SUB + HIST_SUB;
-    return ((sub + 1) << shift) - 1;
-}
-
-static void hist_record(hist_t *h, uint64_t ns)
-{
-    h->counts[hist_index(ns)]++;
-    h->n++;
-    h->sum_ns += (double)ns;
-    if (ns > h->max_ns)
-        h->max_ns = ns;
-}
-
-static void hist_merge(hist_t *into, const hist_t *from)
-{
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        into->counts[i] += from->counts[i];
-    into->n += from->n;
-    into->sum_ns += from->sum_ns;
-    if (from->max_ns > into->max_ns)
-        into->max_ns = from->max_ns;
-}
-
-/* The value at quantile q (0..1]: the top of the bucket holding the ceil(q*n)-th sample,
- * never above the exact maximum. */
-static uint64_t hist_quantile(const hist_t *h, double q)
-{
-    if (h->n == 0)
-        return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->n);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->counts[i];
-        if (seen >= rank) {
-            uint64_t top = hist_bucket_top(i);
-            return top < h->max_ns ? top : h->max_ns;
-        }
-    }
-    return h->max_ns;
-}
-
 /* ------------------------------------------------------------------ operations and errors */
 
 typedef enum { OP_GET, OP_PUT, OP_UPDATE, OP_COUNT } op_t;
@@ -269,11 +174,11 @@ static unsigned err_slot(int code)
     return (code < 0 && -code < ERR_UNKNOWN) ? (unsigned)-code : ERR_UNKNOWN;
 }
 
-typedef struct op_stats {
-    hist_t hist;                    /* successful operations (and notfound gets) */
-    uint64_t errors[ERR_SLOTS];
-    uint64_t notfound;
-} op_stats_t;
+typedef bench_op_stats_t op_stats_t;
+_Static_assert(ERR_SLOTS <= BENCH_MAX_ERR_SLOTS, "bench_op_stats_t has room for every slot");
+
+/* How the report names this program's operations and errors. */
+static const bench_report_t report = {op_names, OP_COUNT, OP_GET, err_names, ERR_SLOTS};
 
 
 /* ------------------------------------------------------------------ configuration */
@@ -348,7 +253,7 @@ static void on_signal(int sig)
 static uint64_t pick_key(uint64_t *rng)
 {
     if (!cfg.zipf)
-        return rng_next(rng) % cfg.keys;
+        return bench_rng_next(rng) % cfg.keys;
     /* Spread the popular ranks over the key space instead of the first keys: multiplication
      * by a prime larger than MAX_KEYS is a bijection modulo keys. */
     uint64_t rank = zipf_sample(&zipf_dist, rng) - 1;
@@ -407,7 +312,9 @@ static op_t pick_op(uint64_t *rng)
     case WL_GET:
         return OP_GET;
     case WL_MIXED:
-        return rng_next(rng) % (cfg.ratio_get + cfg.ratio_put) < cfg.ratio_get ? OP_GET : OP_PUT;
+        return bench_rng_next(rng) % (cfg.ratio_get + cfg.ratio_put) < cfg.ratio_get
+                   ? OP_GET
+                   : OP_PUT;
     default:
         return OP_UPDATE;
     }
@@ -419,7 +326,7 @@ static void note_error(worker_t *wk, op_t op, int code)
 {
     count_error(wk, wk->id, op, code, cairn_errmsg(wk->conn));
     if (code == CAIRN_ECONNECT || code == CAIRN_EIO)
-        sleep_ns(RETRY_SLEEP_NS); /* do not spin against a node that is down */
+        bench_sleep_ns(RETRY_SLEEP_NS); /* do not spin against a node that is down */
 }
 
 /* One get; returns the object through *keep (may be NULL) when the caller wants it. */
@@ -427,11 +334,11 @@ static int do_get(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t bucket, 
                   cairn_object_t **keep)
 {
     cairn_object_t *obj = NULL;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     int rc = cairn_get(wk->conn, bucket, key, go, &obj);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (rc == CAIRN_OK || rc == CAIRN_ENOTFOUND) {
-        hist_record(&wk->stats[OP_GET].hist, t1 - t0);
+        bench_hist_record(&wk->stats[OP_GET].hist, t1 - t0);
         if (rc == CAIRN_ENOTFOUND)
             wk->stats[OP_GET].notfound++;
     } else {
@@ -446,11 +353,11 @@ static int do_get(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t bucket, 
 
 static int do_put(worker_t *wk, const cairn_put_opts_t *po, cairn_buf_t bucket, cairn_buf_t key)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     int rc = cairn_put(wk->conn, bucket, key, (cairn_buf_t){wk->value, cfg.value_size}, po, NULL);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (rc == CAIRN_OK)
-        hist_record(&wk->stats[OP_PUT].hist, t1 - t0);
+        bench_hist_record(&wk->stats[OP_PUT].hist, t1 - t0);
     else
         note_error(wk, OP_PUT, rc);
     return rc;
@@ -460,7 +367,7 @@ static int do_put(worker_t *wk, const cairn_put_opts_t *po, cairn_buf_t bucket, 
  * CAIRN_OK or the error that ended it. */
 static int do_update(worker_t *wk, cairn_buf_t bucket, cairn_buf_t key)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     cairn_object_t *obj = NULL;
     int rc = do_get(wk, &get_opts, bucket, key, &obj);
     if (rc != CAIRN_OK && rc != CAIRN_ENOTFOUND) {
@@ -474,7 +381,7 @@ static int do_update(worker_t *wk, cairn_buf_t bucket, cairn_buf_t key)
     rc = do_put(wk, &po, bucket, key);
     cairn_object_free(obj);
     if (rc == CAIRN_OK)
-        hist_record(&wk->stats[OP_UPDATE].hist, now_ns() - t0);
+        bench_hist_record(&wk->stats[OP_UPDATE].hist, bench_now_ns() - t0);
     else
         wk->stats[OP_UPDATE].errors[err_slot(rc)]++; /* do_put has counted it */
     return rc;
@@ -492,7 +399,7 @@ static void *blocking_worker_main(void *arg)
             if (do_put(wk, &put_opts, bucket, key_buf(kbuf, k)) == CAIRN_OK)
                 atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         }
-        atomic_store(&wk->end_ns, now_ns());
+        atomic_store(&wk->end_ns, bench_now_ns());
         return NULL;
     }
 
@@ -513,7 +420,7 @@ static void *blocking_worker_main(void *arg)
         if (rc == CAIRN_OK || rc == CAIRN_ENOTFOUND)
             atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
     }
-    atomic_store(&wk->end_ns, now_ns());
+    atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
 
@@ -776,7 +683,7 @@ static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ..
         ev_close(c);
     if (code == CAIRN_ECONNECT || code == CAIRN_EIO) {
         c->state = EC_BACKOFF; /* do not spin against a node that is down */
-        c->timer_ns = now_ns() + RETRY_SLEEP_NS;
+        c->timer_ns = bench_now_ns() + RETRY_SLEEP_NS;
         ev_arm_timer(wk, c->timer_ns);
     } else {
         c->state = EC_IDLE;
@@ -784,53 +691,15 @@ static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ..
     }
 }
 
-static void tune_socket(int fd)
-{
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-/* Starts a non-blocking connect to t: 0 connected, 1 in progress, -1 failed (*why set). */
-static int ev_open_target(const ev_target_t *t, int *fd_out, char *why, size_t why_len)
-{
-    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(why, why_len, "socket: %s", strerror(errno));
-        return -1;
-    }
-    if (connect(fd, (const struct sockaddr *)&t->addr, t->addr_len) == 0) {
-        *fd_out = fd;
-        return 0;
-    }
-    if (errno == EINPROGRESS) {
-        *fd_out = fd;
-        return 1;
-    }
-    snprintf(why, why_len, "%s", strerror(errno));
-    close(fd);
-    return -1;
-}
-
-/* Appends src to the NUL-terminated text in dst[0..cap), truncating. */
-static void append_text(char *dst, size_t cap, const char *src)
-{
-    size_t used = strlen(dst), n = strlen(src);
-    if (used + 1 >= cap)
-        return;
-    if (n > cap - 1 - used)
-        n = cap - 1 - used;
-    memcpy(dst + used, src, n);
-    dst[used + n] = '\0';
-}
-
 /* The address being tried failed: note why and move to the next one. */
 static void ev_target_failed(ev_conn_t *c, const char *why)
 {
     if (c->connect_why[0])
-        append_text(c->connect_why, sizeof c->connect_why, "; ");
-    append_text(c->connect_why, sizeof c->connect_why, ev_nodes[ev_targets[c->target].node].label);
-    append_text(c->connect_why, sizeof c->connect_why, ": ");
-    append_text(c->connect_why, sizeof c->connect_why, why);
+        bench_append_text(c->connect_why, sizeof c->connect_why, "; ");
+    bench_append_text(c->connect_why, sizeof c->connect_why,
+                      ev_nodes[ev_targets[c->target].node].label);
+    bench_append_text(c->connect_why, sizeof c->connect_why, ": ");
+    bench_append_text(c->connect_why, sizeof c->connect_why, why);
     c->target = (c->target + 1) % ev_n_targets;
     c->targets_tried++;
 }
@@ -840,7 +709,7 @@ static void ev_write(ev_conn_t *c);
 /* Connected to c->target: send the pending request, if any. */
 static void ev_connected(ev_conn_t *c)
 {
-    tune_socket(c->fd);
+    bench_tune_socket(c->fd);
     c->node = ev_targets[c->target].node;
     if (c->out.len > 0) {
         ev_write(c);
@@ -858,7 +727,8 @@ static void ev_connect_next(ev_conn_t *c)
     while (c->targets_tried < ev_n_targets) {
         char why[ERRMSG_LEN];
         int fd = -1;
-        int r = ev_open_target(&ev_targets[c->target], &fd, why, sizeof why);
+        const ev_target_t *t = &ev_targets[c->target];
+        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
         if (r >= 0) {
             struct epoll_event ev = {.events = EPOLLIN | (r == 1 ? EPOLLOUT : 0u),
                                      .data.ptr = c};
@@ -869,7 +739,7 @@ static void ev_connect_next(ev_conn_t *c)
                     ev_connected(c);
                 } else {
                     c->state = EC_CONNECTING;
-                    c->timer_ns = now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
+                    c->timer_ns = bench_now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
                     ev_arm_timer(c->wk, c->timer_ns);
                 }
                 return;
@@ -919,7 +789,8 @@ static int ev_connect_sync(ev_conn_t *c)
     while (c->targets_tried < ev_n_targets) {
         char why[ERRMSG_LEN];
         int fd = -1;
-        int r = ev_open_target(&ev_targets[c->target], &fd, why, sizeof why);
+        const ev_target_t *t = &ev_targets[c->target];
+        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
         if (r == 1) {
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             int n;
@@ -940,7 +811,7 @@ static int ev_connect_sync(ev_conn_t *c)
         if (r >= 0) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                tune_socket(fd);
+                bench_tune_socket(fd);
                 c->fd = fd;
                 c->want_out = false;
                 c->node = ev_targets[c->target].node;
@@ -1066,7 +937,7 @@ static void ev_issue(ev_conn_t *c)
         }
     }
     c->key_len = key_buf(c->key, k).len;
-    c->t_req_ns = c->t_update_ns = now_ns();
+    c->t_req_ns = c->t_update_ns = bench_now_ns();
     int rc = ev_encode(c, NULL);
     if (rc != CAIRN_OK) {
         ev_fail(c, rc, false, "building the request");
@@ -1078,7 +949,7 @@ static void ev_issue(ev_conn_t *c)
 /* A complete answer to the request in flight (the frame points into c->in). */
 static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
 {
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     worker_t *wk = c->wk;
     if (f->code == PBF_ERROR_RESP) {
         char msg[DETAIL_LEN];
@@ -1097,9 +968,9 @@ static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
     if (c->op == OP_PUT) {
         /* Like cairn_put with no object wanted: the RpbPutResp body is not decoded. */
         c->in.len = 0;
-        hist_record(&wk->stats[OP_PUT].hist, t1 - c->t_req_ns);
+        bench_hist_record(&wk->stats[OP_PUT].hist, t1 - c->t_req_ns);
         if (c->updating)
-            hist_record(&wk->stats[OP_UPDATE].hist, t1 - c->t_update_ns);
+            bench_hist_record(&wk->stats[OP_UPDATE].hist, t1 - c->t_update_ns);
         atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         ev_issue(c);
         return;
@@ -1111,7 +982,7 @@ static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
                 rc == CAIRN_EPROTO ? "malformed get response" : "no memory for the vclock");
         return;
     }
-    hist_record(&wk->stats[OP_GET].hist, t1 - c->t_req_ns);
+    bench_hist_record(&wk->stats[OP_GET].hist, t1 - c->t_req_ns);
     if (rc == CAIRN_ENOTFOUND)
         wk->stats[OP_GET].notfound++;
     if (!c->updating) {
@@ -1121,7 +992,7 @@ static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
     }
     /* The update's put, with the context the get returned (none if the key was missing). */
     c->op = OP_PUT;
-    c->t_req_ns = now_ns();
+    c->t_req_ns = bench_now_ns();
     rc = ev_encode(c, rc == CAIRN_OK ? &c->context : NULL);
     if (rc != CAIRN_OK) {
         ev_fail(c, rc, false, "building the request");
@@ -1261,7 +1132,7 @@ static void *event_loop_main(void *arg)
     worker_t *wk = arg;
     struct epoll_event evs[EV_BATCH];
     wk->active = wk->n_conns;
-    wk->next_timer_ns = now_ns() + EV_MAX_NAP_NS;
+    wk->next_timer_ns = bench_now_ns() + EV_MAX_NAP_NS;
     wk->need_scan = false;
     for (unsigned i = 0; i < wk->n_conns; i++) {
         ev_conn_t *c = wk->conns[i];
@@ -1273,7 +1144,7 @@ static void *event_loop_main(void *arg)
     for (unsigned i = 0; i < wk->n_conns; i++)
         ev_issue(wk->conns[i]);
     while (wk->active > 0) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         int timeout_ms = 0;
         if (!wk->need_scan && wk->next_timer_ns > now)
             timeout_ms = (int)((wk->next_timer_ns - now + 999999) / 1000000);
@@ -1294,11 +1165,11 @@ static void *event_loop_main(void *arg)
         }
         for (int i = 0; i < n; i++)
             ev_on_event(evs[i].data.ptr, evs[i].events);
-        now = now_ns();
+        now = bench_now_ns();
         if (wk->need_scan || now >= wk->next_timer_ns)
             ev_scan(wk, now);
     }
-    atomic_store(&wk->end_ns, now_ns());
+    atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
 /* ------------------------------------------------------------------ one phase */
@@ -1308,14 +1179,6 @@ typedef struct phase_result {
     double client_cpu_s;
     op_stats_t total[OP_COUNT];     /* merged over workers */
 } phase_result_t;
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static uint64_t sum_progress(worker_t *ws, unsigned n, uint64_t *errors)
 {
@@ -1345,8 +1208,8 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         atomic_store(&ws[i].end_ns, 0);
     }
 
-    double cpu0 = cpu_seconds();
-    uint64_t t0 = now_ns();
+    double cpu0 = bench_cpu_seconds();
+    uint64_t t0 = bench_now_ns();
     unsigned started = 0;
     for (; started < n_workers; started++) {
         if (pthread_create(&ws[started].thread, NULL, thread_main, &ws[started]) != 0) {
@@ -1364,7 +1227,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
     uint64_t last_ops = 0, last_t = t0, next_tick = t0 + 1000000000ull;
     uint64_t t_stop = UINT64_MAX; /* when the deadline or a signal stopped the phase */
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         if (now >= deadline)
             atomic_store(&stop_requested, true);
         if (atomic_load(&stop_requested)) {
@@ -1389,7 +1252,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         }
         uint64_t wake = next_tick < deadline ? next_tick : deadline;
         uint64_t nap = wake > now ? wake - now : 0;
-        sleep_ns((long)(nap < 20000000ull ? nap : 20000000ull)); /* <= 20 ms: notice ends */
+        bench_sleep_ns((long)(nap < 20000000ull ? nap : 20000000ull)); /* <= 20 ms: notice ends */
     }
     uint64_t t_end = t0;
     for (unsigned i = 0; i < started; i++) {
@@ -1398,7 +1261,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         if (end > t_end)
             t_end = end;
         for (int op = 0; op < OP_COUNT; op++) {
-            hist_merge(&res->total[op].hist, &ws[i].stats[op].hist);
+            bench_hist_merge(&res->total[op].hist, &ws[i].stats[op].hist);
             res->total[op].notfound += ws[i].stats[op].notfound;
             for (unsigned e = 0; e < ERR_SLOTS; e++)
                 res->total[op].errors[e] += ws[i].stats[op].errors[e];
@@ -1410,111 +1273,28 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
     if (t_end > t_stop)
         t_end = t_stop;
     res->elapsed_s = (double)(t_end - t0) / 1e9;
-    res->client_cpu_s = cpu_seconds() - cpu0;
+    res->client_cpu_s = bench_cpu_seconds() - cpu0;
     return started < n_workers ? -1 : 0;
 }
-/* ------------------------------------------------------------------ report */
-
-static uint64_t errors_total(const op_stats_t *s)
-{
-    uint64_t n = 0;
-    for (unsigned e = 1; e < ERR_SLOTS; e++)
-        n += s->errors[e];
-    return n;
-}
-
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
-}
-
-static const double quantiles[] = {0.50, 0.95, 0.99, 0.999};
-static const char *const quantile_names[] = {"p50", "p95", "p99", "p99.9"};
-static const char *const quantile_keys[] = {"p50", "p95", "p99", "p999"}; /* JSON */
-#define N_QUANTILES 4
+/* ------------------------------------------------------------------ report
+ * (the formats themselves are bench_common's, shared with etcd-bench) */
 
 static uint64_t ops_done(const phase_result_t *r)
 {
     /* update counts its get and put inside; the operations a user asked for are updates */
-    if (r->total[OP_UPDATE].hist.n || errors_total(&r->total[OP_UPDATE]))
+    if (r->total[OP_UPDATE].hist.n || bench_errors_total(&report, &r->total[OP_UPDATE]))
         return r->total[OP_UPDATE].hist.n;
     return r->total[OP_GET].hist.n + r->total[OP_PUT].hist.n;
 }
 
 static void print_text(const char *phase, const phase_result_t *r)
 {
-    printf("%s: %.2f s, client cpu %.1f us/op\n", phase, r->elapsed_s,
-           ops_done(r) ? r->client_cpu_s * 1e6 / (double)ops_done(r) : 0.0);
-    for (int op = 0; op < OP_COUNT; op++) {
-        const op_stats_t *s = &r->total[op];
-        uint64_t errs = errors_total(s);
-        if (s->hist.n == 0 && errs == 0)
-            continue;
-        printf("%-6s ops %" PRIu64 "  ops/s %.0f ", op_names[op], s->hist.n,
-               r->elapsed_s > 0 ? (double)s->hist.n / r->elapsed_s : 0.0);
-        for (int q = 0; q < N_QUANTILES; q++)
-            printf(" %s %.3f", quantile_names[q], ms(hist_quantile(&s->hist, quantiles[q])));
-        printf("  max %.3f  mean %.3f ms  errors %" PRIu64, ms(s->hist.max_ns),
-               s->hist.n ? s->hist.sum_ns / (double)s->hist.n / 1e6 : 0.0, errs);
-        if (op == OP_GET)
-            printf("  notfound %" PRIu64, s->notfound);
-        printf("\n");
-        if (errs) {
-            printf("%-6s errors:", op_names[op]);
-            for (unsigned e = 1; e < ERR_SLOTS; e++)
-                if (s->errors[e])
-                    printf(" %s %" PRIu64, err_names[e], s->errors[e]);
-            printf("\n");
-        }
-    }
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
+    bench_print_text(&report, phase, r->elapsed_s, r->client_cpu_s, ops_done(r), r->total);
 }
 
 static void print_json_phase(const phase_result_t *r)
 {
-    uint64_t done = ops_done(r);
-    printf("{\"elapsed_s\":%.3f,\"client_cpu_us_per_op\":%.2f,\"ops\":{", r->elapsed_s,
-           done ? r->client_cpu_s * 1e6 / (double)done : 0.0);
-    bool first = true;
-    for (int op = 0; op < OP_COUNT; op++) {
-        const op_stats_t *s = &r->total[op];
-        uint64_t errs = errors_total(s);
-        if (s->hist.n == 0 && errs == 0)
-            continue;
-        printf("%s\"%s\":{\"count\":%" PRIu64 ",\"ops_per_s\":%.1f", first ? "" : ",",
-               op_names[op], s->hist.n,
-               r->elapsed_s > 0 ? (double)s->hist.n / r->elapsed_s : 0.0);
-        first = false;
-        for (int q = 0; q < N_QUANTILES; q++)
-            printf(",\"%s_us\":%.1f", quantile_keys[q],
-                   (double)hist_quantile(&s->hist, quantiles[q]) / 1e3);
-        printf(",\"max_us\":%.1f,\"mean_us\":%.1f,\"notfound\":%" PRIu64 ",\"errors\":{",
-               (double)s->hist.max_ns / 1e3,
-               s->hist.n ? s->hist.sum_ns / (double)s->hist.n / 1e3 : 0.0, s->notfound);
-        bool first_err = true;
-        for (unsigned e = 1; e < ERR_SLOTS; e++) {
-            if (!s->errors[e])
-                continue;
-            printf("%s\"%s\":%" PRIu64, first_err ? "" : ",", err_names[e], s->errors[e]);
-            first_err = false;
-        }
-        printf("}}");
-    }
-    printf("}}");
+    bench_print_json_phase(&report, r->elapsed_s, r->client_cpu_s, ops_done(r), r->total);
 }
 
 /* ------------------------------------------------------------------ options */
@@ -1573,36 +1353,6 @@ static void usage(FILE *to)
             MAX_CONCURRENCY);
 }
 
-static void bad_option(const char *opt, const char *why, const char *got)
-{
-    fprintf(stderr, PROG ": %s: %s, got '%s' (see --help)\n", opt, why, got);
-    exit(2);
-}
-
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
-{
-    char *end;
-    char why[96];
-    snprintf(why, sizeof why, "expected an integer in [%" PRIu64 ", %" PRIu64 "]", min, max);
-    if (!s || !*s || *s == '-' || *s == '+')
-        bad_option(opt, why, s ? s : "");
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v < min || v > max)
-        bad_option(opt, why, s);
-    return v;
-}
-
-static double parse_double(const char *opt, const char *s, double min_excl, double max)
-{
-    char *end;
-    char why[96];
-    snprintf(why, sizeof why, "expected a number in (%g, %g]", min_excl, max);
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v > min_excl) || !(v <= max))
-        bad_option(opt, why, s);
-    return v;
-}
-
 static uint32_t parse_quorum(const char *opt, const char *s)
 {
     if (strcmp(s, "one") == 0)
@@ -1616,7 +1366,7 @@ static uint32_t parse_quorum(const char *opt, const char *s)
     char *end;
     unsigned long v = strtoul(s, &end, 10);
     if (*s < '0' || *s > '9' || *end != '\0' || v < 1 || v > MAX_N_VAL)
-        bad_option(opt, "expected a number in [1, 1024] or one, quorum, all, default", s);
+        bench_bad_option(opt, "expected a number in [1, 1024] or one, quorum, all, default", s);
     return (uint32_t)v;
 }
 
@@ -1626,7 +1376,7 @@ static void parse_ratio(const char *s)
     char tail;
     if (sscanf(s, "%u:%u%c", &g, &p, &tail) != 2 || g > MAX_RATIO_PART || p > MAX_RATIO_PART ||
         g + p == 0)
-        bad_option("--ratio", "expected G:P, two integers (not both 0), e.g. 9:1", s);
+        bench_bad_option("--ratio", "expected G:P, two integers (not both 0), e.g. 9:1", s);
     cfg.ratio_get = g;
     cfg.ratio_put = p;
 }
@@ -1677,45 +1427,45 @@ static void parse_args(int argc, char **argv)
         switch (ch) {
         case 'h':
             if (!*optarg)
-                bad_option("--hosts", "expected host:port[,host:port...]", optarg);
+                bench_bad_option("--hosts", "expected host:port[,host:port...]", optarg);
             cfg.hosts = optarg;
             break;
-        case 'c': cfg.concurrency = (unsigned)parse_u64("--concurrency", optarg, 1, MAX_CONCURRENCY); break;
-        case 'n': cfg.ops = parse_u64("--ops", optarg, 1, MAX_OPS); break;
+        case 'c': cfg.concurrency = (unsigned)bench_parse_u64("--concurrency", optarg, 1, MAX_CONCURRENCY); break;
+        case 'n': cfg.ops = bench_parse_u64("--ops", optarg, 1, MAX_OPS); break;
         case 'q': cfg.quiet = true; break;
         case O_DURATION:
-            cfg.duration_s = parse_double("--duration", optarg, 0.0, MAX_DURATION_S);
+            cfg.duration_s = bench_parse_double("--duration", optarg, 0.0, MAX_DURATION_S);
             duration_given = true;
             break;
-        case O_KEYS: cfg.keys = parse_u64("--keys", optarg, 1, MAX_KEYS); break;
+        case O_KEYS: cfg.keys = bench_parse_u64("--keys", optarg, 1, MAX_KEYS); break;
         case O_DIST:
             if (strcmp(optarg, "uniform") == 0)
                 cfg.zipf = false;
             else if (strcmp(optarg, "zipf") == 0)
                 cfg.zipf = true;
             else
-                bad_option("--dist", "expected uniform or zipf", optarg);
+                bench_bad_option("--dist", "expected uniform or zipf", optarg);
             break;
-        case O_ZIPF_S: cfg.zipf_s = parse_double("--zipf-s", optarg, 0.0, 10.0); break;
-        case O_VALUE_SIZE: cfg.value_size = (size_t)parse_u64("--value-size", optarg, 0, MAX_VALUE_SIZE); break;
+        case O_ZIPF_S: cfg.zipf_s = bench_parse_double("--zipf-s", optarg, 0.0, 10.0); break;
+        case O_VALUE_SIZE: cfg.value_size = (size_t)bench_parse_u64("--value-size", optarg, 0, MAX_VALUE_SIZE); break;
         case O_RATIO: parse_ratio(optarg); break;
         case O_PRELOAD: cfg.preload = true; break;
         case O_BUCKET:
             if (!*optarg)
-                bad_option("--bucket", "expected a non-empty name", optarg);
+                bench_bad_option("--bucket", "expected a non-empty name", optarg);
             cfg.bucket = optarg;
             break;
         case O_TYPE:
             if (!*optarg)
-                bad_option("--type", "expected a non-empty name", optarg);
+                bench_bad_option("--type", "expected a non-empty name", optarg);
             cfg.type = optarg;
             break;
-        case O_N_VAL: cfg.n_val = (uint32_t)parse_u64("--n-val", optarg, 1, MAX_N_VAL); break;
+        case O_N_VAL: cfg.n_val = (uint32_t)bench_parse_u64("--n-val", optarg, 1, MAX_N_VAL); break;
         case O_R: cfg.r = parse_quorum("--r", optarg); break;
         case O_W: cfg.w = parse_quorum("--w", optarg); break;
         case O_PER_REQUEST: cfg.per_request = true; break;
-        case O_TIMEOUT: cfg.timeout_ms = (uint32_t)parse_u64("--timeout-ms", optarg, 1, MAX_TIMEOUT_MS); break;
-        case O_SEED: cfg.seed = parse_u64("--seed", optarg, 0, UINT64_MAX); break;
+        case O_TIMEOUT: cfg.timeout_ms = (uint32_t)bench_parse_u64("--timeout-ms", optarg, 1, MAX_TIMEOUT_MS); break;
+        case O_SEED: cfg.seed = bench_parse_u64("--seed", optarg, 0, UINT64_MAX); break;
         case O_JSON: cfg.json = true; break;
         case O_HELP: usage(stdout); exit(0);
         case O_ENGINE:
@@ -1724,10 +1474,10 @@ static void parse_args(int argc, char **argv)
             else if (strcmp(optarg, "blocking") == 0)
                 cfg.engine = ENGINE_BLOCKING;
             else
-                bad_option("--engine", "expected event or blocking", optarg);
+                bench_bad_option("--engine", "expected event or blocking", optarg);
             break;
         case O_THREADS:
-            cfg.threads = (unsigned)parse_u64("--threads", optarg, 1, MAX_THREADS);
+            cfg.threads = (unsigned)bench_parse_u64("--threads", optarg, 1, MAX_THREADS);
             threads_given = true;
             break;
         case ':':
@@ -1753,7 +1503,7 @@ static void parse_args(int argc, char **argv)
         }
     }
     if (!known)
-        bad_option("workload", "expected put, get, mixed, update or load", wl);
+        bench_bad_option("workload", "expected put, get, mixed, update or load", wl);
     if (cfg.ops && duration_given) {
         fprintf(stderr, PROG ": give --duration or --ops, not both\n");
         exit(2);
@@ -1775,7 +1525,7 @@ static void parse_args(int argc, char **argv)
         exit(2);
     }
     if (cfg.seed == 0)
-        cfg.seed = now_ns() ^ ((uint64_t)getpid() << 32);
+        cfg.seed = bench_now_ns() ^ ((uint64_t)getpid() << 32);
 }
 
 /* ------------------------------------------------------------------ setup and main */
@@ -1936,6 +1686,7 @@ static void teardown(worker_t *ws)
 
 int main(int argc, char **argv)
 {
+    bench_set_prog_name(PROG);
     parse_args(argc, argv);
     if (cfg.zipf)
         zipf_init(&zipf_dist, cfg.keys, cfg.zipf_s);
@@ -1958,14 +1709,14 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n_workers; i++) {
         ws[i].id = i;
         ws[i].epfd = -1;
-        ws[i].rng = rng_next(&seed_state);
+        ws[i].rng = bench_rng_next(&seed_state);
         ws[i].value = malloc(cfg.value_size ? cfg.value_size : 1);
         if (!ws[i].value) {
             fprintf(stderr, PROG ": out of memory for values\n");
             return 1;
         }
         for (size_t b = 0; b < cfg.value_size; b++)
-            ws[i].value[b] = (unsigned char)rng_next(&ws[i].rng);
+            ws[i].value[b] = (unsigned char)bench_rng_next(&ws[i].rng);
     }
     if (cfg.engine == ENGINE_EVENT)
         setup_event(ws);
@@ -1990,11 +1741,11 @@ int main(int argc, char **argv)
 
     if (cfg.json) {
         printf("{\"tool\":\"" PROG "\",\"workload\":");
-        json_string(workload_names[cfg.workload]);
+        bench_json_string(workload_names[cfg.workload]);
         printf(",\"hosts\":");
-        json_string(cfg.hosts);
+        bench_json_string(cfg.hosts);
         printf(",\"bucket\":");
-        json_string(cfg.bucket);
+        bench_json_string(cfg.bucket);
         printf(",\"engine\":\"%s\",\"threads\":%u", engine_names[cfg.engine], n_workers);
         printf(",\"concurrency\":%u,\"keys\":%" PRIu64 ",\"dist\":\"%s\",\"zipf_s\":%g,"
                "\"value_size\":%zu,\"n_val\":%u,\"r\":%u,\"w\":%u,\"per_request\":%s,"

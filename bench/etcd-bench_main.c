@@ -38,6 +38,7 @@
  * Memory: every buffer belongs to the connection or worker that uses it and is freed at
  * teardown; parsed answers point into the connection's buffers.
  */
+#include "bench/bench_common.h"
 #include "bench/pb_frames.h" /* pbf_buf_t: a growable byte buffer */
 
 #include <ctype.h>
@@ -83,105 +84,6 @@
 #define MAX_ANSWER_BYTES (64u << 20)    /* the largest answer body accepted */
 #define MAX_HEAD_BYTES 65536u           /* status line + headers (and chunk-size lines) */
 #define DEFAULT_PORT "2379"
-
-/* ------------------------------------------------------------------ time and randomness */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(long ns)
-{
-    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* splitmix64: one state word per thread, good enough for key choice. */
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* ------------------------------------------------------------------ latency histogram
- * (the same buckets as cairn-bench's, so both tools round latencies alike) */
-
-#define HIST_SUB_BITS 6                                /* 64 sub-buckets per octave */
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_LINEAR (2u * HIST_SUB)                    /* 0..127 ns are exact */
-#define HIST_MAX_SHIFT 34                              /* up to ~2^41 ns (about 36 min) */
-#define HIST_BUCKETS ((HIST_MAX_SHIFT + 2) * HIST_SUB)
-
-typedef struct hist {
-    uint64_t counts[HIST_BUCKETS];
-    uint64_t n, max_ns;
-    double sum_ns;
-} hist_t;
-
-static unsigned hist_index(uint64_t ns)
-{
-    if (ns < HIST_LINEAR)
-        return (unsigned)ns;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
-    unsigned shift = msb - HIST_SUB_BITS;
-    if (shift > HIST_MAX_SHIFT)
-        return HIST_BUCKETS - 1;
-    return (shift + 1) * HIST_SUB + (unsigned)((ns >> shift) - HIST_SUB);
-}
-
-/* The highest value that falls in bucket i. */
-static uint64_t hist_bucket_top(unsigned i)
-{
-    if (i < HIST_LINEAR)
-        return i;
-    unsigned shift = i / HIST_SUB - 1;
-    uint64_t sub = i % HIST_SUB + HIST_SUB;
-    return ((sub + 1) << shift) - 1;
-}
-
-static void hist_record(hist_t *h, uint64_t ns)
-{
-    h->counts[hist_index(ns)]++;
-    h->n++;
-    h->sum_ns += (double)ns;
-    if (ns > h->max_ns)
-        h->max_ns = ns;
-}
-
-static void hist_merge(hist_t *into, const hist_t *from)
-{
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        into->counts[i] += from->counts[i];
-    into->n += from->n;
-    into->sum_ns += from->sum_ns;
-    if (from->max_ns > into->max_ns)
-        into->max_ns = from->max_ns;
-}
-
-/* The value at quantile q (0..1]: the top of the bucket holding the ceil(q*n)-th sample,
- * never above the exact maximum. */
-static uint64_t hist_quantile(const hist_t *h, double q)
-{
-    if (h->n == 0)
-        return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->n);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->counts[i];
-        if (seen >= rank) {
-            uint64_t top = hist_bucket_top(i);
-            return top < h->max_ns ? top : h->max_ns;
-        }
-    }
-    return h->max_ns;
-}
 
 /* ------------------------------------------------------------------ base64 (RFC 4648) */
 
@@ -490,11 +392,11 @@ typedef enum {
 static const char *const err_names[E_SLOTS] = {
     "ok", "econnect", "eio", "timeout", "http", "server", "proto", "nomem"};
 
-typedef struct op_stats {
-    hist_t hist;                    /* successful operations (notfound gets included) */
-    uint64_t errors[E_SLOTS];
-    uint64_t notfound;
-} op_stats_t;
+typedef bench_op_stats_t op_stats_t;
+_Static_assert(E_SLOTS <= BENCH_MAX_ERR_SLOTS, "bench_op_stats_t has room for every slot");
+
+/* How the report names this program's operations and errors. */
+static const bench_report_t report = {op_names, OP_COUNT, OP_GET, err_names, E_SLOTS};
 
 /* ------------------------------------------------------------------ configuration */
 
@@ -826,7 +728,7 @@ static void conn_fail(conn_t *c, err_t code, bool close_conn, const char *fmt, .
     }
     if (code == E_CONNECT || code == E_IO) {
         c->state = C_BACKOFF; /* do not spin against a member that is down */
-        c->timer_ns = now_ns() + RETRY_SLEEP_NS;
+        c->timer_ns = bench_now_ns() + RETRY_SLEEP_NS;
         arm_timer(wk, c->timer_ns);
     } else {
         c->state = C_IDLE;
@@ -834,63 +736,25 @@ static void conn_fail(conn_t *c, err_t code, bool close_conn, const char *fmt, .
     }
 }
 
-/* Starts a non-blocking connect to t: 0 connected, 1 in progress, -1 failed (*why set). */
-static int open_target(const target_t *t, int *fd_out, char *why, size_t why_len)
-{
-    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(why, why_len, "socket: %s", strerror(errno));
-        return -1;
-    }
-    if (connect(fd, (const struct sockaddr *)&t->addr, t->addr_len) == 0) {
-        *fd_out = fd;
-        return 0;
-    }
-    if (errno == EINPROGRESS) {
-        *fd_out = fd;
-        return 1;
-    }
-    snprintf(why, why_len, "%s", strerror(errno));
-    close(fd);
-    return -1;
-}
-
-/* Appends src to the NUL-terminated text in dst[0..cap), truncating. */
-static void append_text(char *dst, size_t cap, const char *src)
-{
-    size_t used = strlen(dst), n = strlen(src);
-    if (used + 1 >= cap)
-        return;
-    if (n > cap - 1 - used)
-        n = cap - 1 - used;
-    memcpy(dst + used, src, n);
-    dst[used + n] = '\0';
-}
-
 /* The address being tried failed: note why and move to the next one. */
 static void target_failed(conn_t *c, const char *why)
 {
     if (c->connect_why[0])
-        append_text(c->connect_why, sizeof c->connect_why, "; ");
-    append_text(c->connect_why, sizeof c->connect_why, members[targets[c->target].member].label);
-    append_text(c->connect_why, sizeof c->connect_why, ": ");
-    append_text(c->connect_why, sizeof c->connect_why, why);
+        bench_append_text(c->connect_why, sizeof c->connect_why, "; ");
+    bench_append_text(c->connect_why, sizeof c->connect_why,
+                      members[targets[c->target].member].label);
+    bench_append_text(c->connect_why, sizeof c->connect_why, ": ");
+    bench_append_text(c->connect_why, sizeof c->connect_why, why);
     c->target = (c->target + 1) % n_targets;
     c->targets_tried++;
 }
 
 static void conn_write(conn_t *c);
 
-static void tune_socket(int fd)
-{
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* Connected to c->target: send the pending request, if any. */
 static void conn_connected(conn_t *c)
 {
-    tune_socket(c->fd);
+    bench_tune_socket(c->fd);
     c->member = targets[c->target].member;
     if (c->out.len > 0) {
         conn_write(c);
@@ -908,7 +772,8 @@ static void connect_next(conn_t *c)
     while (c->targets_tried < n_targets) {
         char why[ERRMSG_LEN];
         int fd = -1;
-        int r = open_target(&targets[c->target], &fd, why, sizeof why);
+        const target_t *t = &targets[c->target];
+        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
         if (r >= 0) {
             struct epoll_event ev = {.events = EPOLLIN | (r == 1 ? EPOLLOUT : 0u),
                                      .data.ptr = c};
@@ -919,7 +784,7 @@ static void connect_next(conn_t *c)
                     conn_connected(c);
                 } else {
                     c->state = C_CONNECTING;
-                    c->timer_ns = now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
+                    c->timer_ns = bench_now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
                     arm_timer(c->wk, c->timer_ns);
                 }
                 return;
@@ -969,7 +834,8 @@ static int connect_sync(conn_t *c)
     while (c->targets_tried < n_targets) {
         char why[ERRMSG_LEN];
         int fd = -1;
-        int r = open_target(&targets[c->target], &fd, why, sizeof why);
+        const target_t *t = &targets[c->target];
+        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
         if (r == 1) {
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             int n;
@@ -990,7 +856,7 @@ static int connect_sync(conn_t *c)
         if (r >= 0) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                tune_socket(fd);
+                bench_tune_socket(fd);
                 c->fd = fd;
                 c->want_out = false;
                 c->member = targets[c->target].member;
@@ -1113,10 +979,10 @@ static void conn_issue(conn_t *c)
             conn_done(c);
             return;
         }
-        k = rng_next(&wk->rng) % cfg.keys;
+        k = bench_rng_next(&wk->rng) % cfg.keys;
         c->op = phase_workload == WL_GET ? OP_GET : OP_PUT;
     }
-    c->t_req_ns = now_ns();
+    c->t_req_ns = bench_now_ns();
     if (!build_request(c, k)) {
         conn_fail(c, E_NOMEM, false, "building the request");
         return;
@@ -1138,7 +1004,7 @@ static void body_excerpt(char *dst, size_t cap, const uint8_t *body, size_t n)
 /* A complete answer to the request in flight. */
 static void conn_answer(conn_t *c, const http_answer_t *a)
 {
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     worker_t *wk = c->wk;
     char excerpt[BODY_EXCERPT + 1];
     if (a->status != 200) {
@@ -1157,7 +1023,7 @@ static void conn_answer(conn_t *c, const http_answer_t *a)
         conn_fail(c, E_SERVER, a->close, "%s: %s", conn_label(c), excerpt);
         return;
     }
-    hist_record(&wk->stats[c->op].hist, t1 - c->t_req_ns);
+    bench_hist_record(&wk->stats[c->op].hist, t1 - c->t_req_ns);
     if (c->op == OP_GET && !json_has_field(a->body, a->body_len, "kvs"))
         wk->stats[OP_GET].notfound++;
     atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
@@ -1289,7 +1155,7 @@ static void *event_loop_main(void *arg)
     worker_t *wk = arg;
     struct epoll_event evs[EV_BATCH];
     wk->active = wk->n_conns;
-    wk->next_timer_ns = now_ns() + EV_MAX_NAP_NS;
+    wk->next_timer_ns = bench_now_ns() + EV_MAX_NAP_NS;
     wk->need_scan = false;
     for (unsigned i = 0; i < wk->n_conns; i++) {
         conn_t *c = wk->conns[i];
@@ -1301,7 +1167,7 @@ static void *event_loop_main(void *arg)
     for (unsigned i = 0; i < wk->n_conns; i++)
         conn_issue(wk->conns[i]);
     while (wk->active > 0) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         int timeout_ms = 0;
         if (!wk->need_scan && wk->next_timer_ns > now)
             timeout_ms = (int)((wk->next_timer_ns - now + 999999) / 1000000);
@@ -1320,11 +1186,11 @@ static void *event_loop_main(void *arg)
         }
         for (int i = 0; i < n; i++)
             conn_on_event(evs[i].data.ptr, evs[i].events);
-        now = now_ns();
+        now = bench_now_ns();
         if (wk->need_scan || now >= wk->next_timer_ns)
             scan(wk, now);
     }
-    atomic_store(&wk->end_ns, now_ns());
+    atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
 
@@ -1335,14 +1201,6 @@ typedef struct phase_result {
     double client_cpu_s;
     op_stats_t total[OP_COUNT];     /* merged over workers */
 } phase_result_t;
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static uint64_t sum_progress(worker_t *ws, unsigned n, uint64_t *errors)
 {
@@ -1368,8 +1226,8 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         atomic_store(&ws[i].end_ns, 0);
     }
 
-    double cpu0 = cpu_seconds();
-    uint64_t t0 = now_ns();
+    double cpu0 = bench_cpu_seconds();
+    uint64_t t0 = bench_now_ns();
     unsigned started = 0;
     for (; started < cfg.threads; started++) {
         if (pthread_create(&ws[started].thread, NULL, event_loop_main, &ws[started]) != 0) {
@@ -1387,7 +1245,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
     uint64_t last_ops = 0, last_t = t0, next_tick = t0 + 1000000000ull;
     uint64_t t_stop = UINT64_MAX; /* when the deadline or a signal stopped the phase */
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         if (now >= deadline)
             atomic_store(&stop_requested, true);
         if (atomic_load(&stop_requested)) {
@@ -1412,7 +1270,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         }
         uint64_t wake = next_tick < deadline ? next_tick : deadline;
         uint64_t nap = wake > now ? wake - now : 0;
-        sleep_ns((long)(nap < 20000000ull ? nap : 20000000ull)); /* <= 20 ms: notice ends */
+        bench_sleep_ns((long)(nap < 20000000ull ? nap : 20000000ull)); /* <= 20 ms: notice ends */
     }
     uint64_t t_end = t0;
     for (unsigned i = 0; i < started; i++) {
@@ -1421,7 +1279,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
         if (end > t_end)
             t_end = end;
         for (int op = 0; op < OP_COUNT; op++) {
-            hist_merge(&res->total[op].hist, &ws[i].stats[op].hist);
+            bench_hist_merge(&res->total[op].hist, &ws[i].stats[op].hist);
             res->total[op].notfound += ws[i].stats[op].notfound;
             for (unsigned e = 0; e < E_SLOTS; e++)
                 res->total[op].errors[e] += ws[i].stats[op].errors[e];
@@ -1432,7 +1290,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
     if (t_end > t_stop)
         t_end = t_stop;
     res->elapsed_s = (double)(t_end - t0) / 1e9;
-    res->client_cpu_s = cpu_seconds() - cpu0;
+    res->client_cpu_s = bench_cpu_seconds() - cpu0;
     /* The next phase starts afresh (a stop by the deadline is not a stop of the program). */
     if (!atomic_load(&signalled))
         atomic_store(&stop_requested, false);
@@ -1440,25 +1298,7 @@ static int run_phase(worker_t *ws, workload_t wl, phase_result_t *res)
 }
 
 /* ------------------------------------------------------------------ report
- * (the line formats of cairn-bench: scripts read both) */
-
-static uint64_t errors_total(const op_stats_t *s)
-{
-    uint64_t n = 0;
-    for (unsigned e = 1; e < E_SLOTS; e++)
-        n += s->errors[e];
-    return n;
-}
-
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
-}
-
-static const double quantiles[] = {0.50, 0.95, 0.99, 0.999};
-static const char *const quantile_names[] = {"p50", "p95", "p99", "p99.9"};
-static const char *const quantile_keys[] = {"p50", "p95", "p99", "p999"}; /* JSON */
-#define N_QUANTILES 4
+ * (bench_common's formats, the same as cairn-bench's: scripts read both) */
 
 static uint64_t ops_done(const phase_result_t *r)
 {
@@ -1467,78 +1307,12 @@ static uint64_t ops_done(const phase_result_t *r)
 
 static void print_text(const char *phase, const phase_result_t *r)
 {
-    printf("%s: %.2f s, client cpu %.1f us/op\n", phase, r->elapsed_s,
-           ops_done(r) ? r->client_cpu_s * 1e6 / (double)ops_done(r) : 0.0);
-    for (int op = 0; op < OP_COUNT; op++) {
-        const op_stats_t *s = &r->total[op];
-        uint64_t errs = errors_total(s);
-        if (s->hist.n == 0 && errs == 0)
-            continue;
-        printf("%-6s ops %" PRIu64 "  ops/s %.0f ", op_names[op], s->hist.n,
-               r->elapsed_s > 0 ? (double)s->hist.n / r->elapsed_s : 0.0);
-        for (int q = 0; q < N_QUANTILES; q++)
-            printf(" %s %.3f", quantile_names[q], ms(hist_quantile(&s->hist, quantiles[q])));
-        printf("  max %.3f  mean %.3f ms  errors %" PRIu64, ms(s->hist.max_ns),
-               s->hist.n ? s->hist.sum_ns / (double)s->hist.n / 1e6 : 0.0, errs);
-        if (op == OP_GET)
-            printf("  notfound %" PRIu64, s->notfound);
-        printf("\n");
-        if (errs) {
-            printf("%-6s errors:", op_names[op]);
-            for (unsigned e = 1; e < E_SLOTS; e++)
-                if (s->errors[e])
-                    printf(" %s %" PRIu64, err_names[e], s->errors[e]);
-            printf("\n");
-        }
-    }
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
+    bench_print_text(&report, phase, r->elapsed_s, r->client_cpu_s, ops_done(r), r->total);
 }
 
 static void print_json_phase(const phase_result_t *r)
 {
-    uint64_t done = ops_done(r);
-    printf("{\"elapsed_s\":%.3f,\"client_cpu_us_per_op\":%.2f,\"ops\":{", r->elapsed_s,
-           done ? r->client_cpu_s * 1e6 / (double)done : 0.0);
-    bool first = true;
-    for (int op = 0; op < OP_COUNT; op++) {
-        const op_stats_t *s = &r->total[op];
-        uint64_t errs = errors_total(s);
-        if (s->hist.n == 0 && errs == 0)
-            continue;
-        printf("%s\"%s\":{\"count\":%" PRIu64 ",\"ops_per_s\":%.1f", first ? "" : ",",
-               op_names[op], s->hist.n,
-               r->elapsed_s > 0 ? (double)s->hist.n / r->elapsed_s : 0.0);
-        first = false;
-        for (int q = 0; q < N_QUANTILES; q++)
-            printf(",\"%s_us\":%.1f", quantile_keys[q],
-                   (double)hist_quantile(&s->hist, quantiles[q]) / 1e3);
-        printf(",\"max_us\":%.1f,\"mean_us\":%.1f,\"notfound\":%" PRIu64 ",\"errors\":{",
-               (double)s->hist.max_ns / 1e3,
-               s->hist.n ? s->hist.sum_ns / (double)s->hist.n / 1e3 : 0.0, s->notfound);
-        bool first_err = true;
-        for (unsigned e = 1; e < E_SLOTS; e++) {
-            if (!s->errors[e])
-                continue;
-            printf("%s\"%s\":%" PRIu64, first_err ? "" : ",", err_names[e], s->errors[e]);
-            first_err = false;
-        }
-        printf("}}");
-    }
-    printf("}}");
+    bench_print_json_phase(&report, r->elapsed_s, r->client_cpu_s, ops_done(r), r->total);
 }
 
 /* ------------------------------------------------------------------ self-test
@@ -1722,37 +1496,6 @@ static void usage(FILE *to)
             MAX_CONCURRENCY);
 }
 
-static void bad_option(const char *opt, const char *why, const char *got)
-{
-    fprintf(stderr, PROG ": %s: %s, got '%s' (see --help)\n", opt, why, got);
-    exit(2);
-}
-
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
-{
-    char *end;
-    char why[96];
-    snprintf(why, sizeof why, "expected an integer in [%" PRIu64 ", %" PRIu64 "]", min, max);
-    if (!s || !*s || *s == '-' || *s == '+')
-        bad_option(opt, why, s ? s : "");
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno == ERANGE || v < min || v > max)
-        bad_option(opt, why, s);
-    return v;
-}
-
-static double parse_double(const char *opt, const char *s, double min_excl, double max)
-{
-    char *end;
-    char why[96];
-    snprintf(why, sizeof why, "expected a number in (%g, %g]", min_excl, max);
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v > min_excl) || !(v <= max))
-        bad_option(opt, why, s);
-    return v;
-}
-
 /* Returns true when --self-test was asked for. */
 static bool parse_args(int argc, char **argv)
 {
@@ -1790,25 +1533,25 @@ static bool parse_args(int argc, char **argv)
         switch (ch) {
         case 'h':
             if (!*optarg)
-                bad_option("--hosts", "expected host:port[,host:port...]", optarg);
+                bench_bad_option("--hosts", "expected host:port[,host:port...]", optarg);
             cfg.hosts = optarg;
             break;
-        case 'c': cfg.concurrency = (unsigned)parse_u64("--concurrency", optarg, 1, MAX_CONCURRENCY); break;
-        case 'n': cfg.ops = parse_u64("--ops", optarg, 1, MAX_OPS); break;
+        case 'c': cfg.concurrency = (unsigned)bench_parse_u64("--concurrency", optarg, 1, MAX_CONCURRENCY); break;
+        case 'n': cfg.ops = bench_parse_u64("--ops", optarg, 1, MAX_OPS); break;
         case 'q': cfg.quiet = true; break;
         case O_DURATION:
-            cfg.duration_s = parse_double("--duration", optarg, 0.0, MAX_DURATION_S);
+            cfg.duration_s = bench_parse_double("--duration", optarg, 0.0, MAX_DURATION_S);
             duration_given = true;
             break;
-        case O_KEYS: cfg.keys = parse_u64("--keys", optarg, 1, MAX_KEYS); break;
-        case O_VALUE_SIZE: cfg.value_size = (size_t)parse_u64("--value-size", optarg, 0, MAX_VALUE_SIZE); break;
+        case O_KEYS: cfg.keys = bench_parse_u64("--keys", optarg, 1, MAX_KEYS); break;
+        case O_VALUE_SIZE: cfg.value_size = (size_t)bench_parse_u64("--value-size", optarg, 0, MAX_VALUE_SIZE); break;
         case O_PRELOAD: cfg.preload = true; break;
         case O_SERIALIZABLE: cfg.serializable = true; break;
-        case O_TIMEOUT: cfg.timeout_ms = (uint32_t)parse_u64("--timeout-ms", optarg, 1, MAX_TIMEOUT_MS); break;
-        case O_SEED: cfg.seed = parse_u64("--seed", optarg, 0, UINT64_MAX); break;
+        case O_TIMEOUT: cfg.timeout_ms = (uint32_t)bench_parse_u64("--timeout-ms", optarg, 1, MAX_TIMEOUT_MS); break;
+        case O_SEED: cfg.seed = bench_parse_u64("--seed", optarg, 0, UINT64_MAX); break;
         case O_JSON: cfg.json = true; break;
         case O_HELP: usage(stdout); exit(0);
-        case O_THREADS: cfg.threads = (unsigned)parse_u64("--threads", optarg, 1, MAX_THREADS); break;
+        case O_THREADS: cfg.threads = (unsigned)bench_parse_u64("--threads", optarg, 1, MAX_THREADS); break;
         case O_SELF_TEST: self_test_wanted = true; break;
         case ':':
             fprintf(stderr, PROG ": %s needs a value (see --help)\n", argv[optind - 1]);
@@ -1840,7 +1583,7 @@ static bool parse_args(int argc, char **argv)
         }
     }
     if (!known)
-        bad_option("workload", "expected put, get or load", wl);
+        bench_bad_option("workload", "expected put, get or load", wl);
     if (cfg.ops && duration_given) {
         fprintf(stderr, PROG ": give --duration or --ops, not both\n");
         exit(2);
@@ -1853,7 +1596,7 @@ static bool parse_args(int argc, char **argv)
         exit(2);
     }
     if (cfg.seed == 0)
-        cfg.seed = now_ns() ^ ((uint64_t)getpid() << 32);
+        cfg.seed = bench_now_ns() ^ ((uint64_t)getpid() << 32);
     return false;
 }
 
@@ -1944,6 +1687,7 @@ static void teardown(worker_t *ws)
 
 int main(int argc, char **argv)
 {
+    bench_set_prog_name(PROG);
     if (parse_args(argc, argv))
         return self_test();
 
@@ -1968,9 +1712,9 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cfg.threads; i++) {
         ws[i].id = i;
         ws[i].epfd = -1;
-        ws[i].rng = rng_next(&seed_state);
+        ws[i].rng = bench_rng_next(&seed_state);
         for (size_t b = 0; b < cfg.value_size; b++)
-            value[b] = (uint8_t)rng_next(&ws[i].rng);
+            value[b] = (uint8_t)bench_rng_next(&ws[i].rng);
         ws[i].value_b64 = malloc(b64_len(cfg.value_size) + 1);
         if (!ws[i].value_b64) {
             fprintf(stderr, PROG ": out of memory for values\n");
@@ -1999,9 +1743,9 @@ int main(int argc, char **argv)
 
     if (cfg.json) {
         printf("{\"tool\":\"" PROG "\",\"workload\":");
-        json_string(workload_names[cfg.workload]);
+        bench_json_string(workload_names[cfg.workload]);
         printf(",\"hosts\":");
-        json_string(cfg.hosts);
+        bench_json_string(cfg.hosts);
         printf(",\"threads\":%u,\"concurrency\":%u,\"keys\":%" PRIu64 ",\"dist\":\"uniform\","
                "\"value_size\":%zu,\"reads\":\"%s\",\"interrupted\":%s",
                cfg.threads, cfg.concurrency, cfg.keys, cfg.value_size,
