@@ -1,11 +1,11 @@
 /*
  * pb_frames.c — Riak PB frames for cairn-bench's event-driven engine (see pb_frames.h).
  *
- * The request builders mirror cairn_get and cairn_put in client/cairn.c: the same fields,
- * set under the same conditions (0, NULL or unset means "not sent"), so that a run with
- * --engine event sends what --engine blocking sends.
+ * The requests are filled and the answers read by libcairn's own code (client/cairn_req.h),
+ * so a run with --engine event sends and counts what --engine blocking does.
  */
 #include "bench/pb_frames.h"
+#include "client/cairn_req.h"
 #include "proto/riak.pb-c.h"
 
 #include <stdio.h>
@@ -66,53 +66,10 @@ void pbf_buf_free(pbf_buf_t *b)
 
 /* ---------------------------------------------------------------- requests */
 
-static ProtobufCBinaryData bin(cairn_buf_t b)
-{
-    return (ProtobufCBinaryData){b.len, (uint8_t *)b.data};
-}
-
-static ProtobufCBinaryData bin_str(const char *s)
-{
-    return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
-}
-
 static bool buf_ok(cairn_buf_t b)
 {
     return b.len == 0 || b.data != NULL;
 }
-
-/* The same setters as client/cairn.c. */
-#define SET_TYPE(msg, t)                     \
-    do {                                     \
-        if ((t) && *(t)) {                   \
-            (msg).has_type = 1;              \
-            (msg).type = bin_str(t);         \
-        }                                    \
-    } while (0)
-
-#define SET_U32(msg, field, v)               \
-    do {                                     \
-        if (v) {                             \
-            (msg).has_##field = 1;           \
-            (msg).field = (v);               \
-        }                                    \
-    } while (0)
-
-#define SET_TRI(msg, field, v)               \
-    do {                                     \
-        if ((v) != CAIRN_UNSET) {            \
-            (msg).has_##field = 1;           \
-            (msg).field = (v) == CAIRN_TRUE; \
-        }                                    \
-    } while (0)
-
-#define SET_FLAG(msg, field, v)              \
-    do {                                     \
-        if (v) {                             \
-            (msg).has_##field = 1;           \
-            (msg).field = 1;                 \
-        }                                    \
-    } while (0)
 
 /* Appends header, code and packed message. */
 static int append_frame(pbf_buf_t *out, uint8_t code, const ProtobufCMessage *msg)
@@ -144,24 +101,7 @@ int pbf_append_get(pbf_buf_t *out, cairn_buf_t bucket, cairn_buf_t key,
         !buf_ok(o->if_modified))
         return CAIRN_EINVAL;
     Riak__RpbGetReq req = RIAK__RPB_GET_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    req.has_key = 1;
-    req.key = bin(key);
-    SET_TYPE(req, o->type);
-    SET_U32(req, r, o->r);
-    SET_U32(req, pr, o->pr);
-    SET_U32(req, n_val, o->n_val);
-    SET_TRI(req, notfound_ok, o->notfound_ok);
-    SET_TRI(req, basic_quorum, o->basic_quorum);
-    SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
-    SET_FLAG(req, head, o->head);
-    SET_FLAG(req, deletedvclock, o->deletedvclock);
-    if (o->if_modified.len) {
-        req.has_if_modified = 1;
-        req.if_modified = bin(o->if_modified);
-    }
-    SET_U32(req, timeout, o->timeout_ms);
+    cairn_req_get(&req, bucket, key, o);
     return append_frame(out, PBF_GET_REQ, &req.base);
 }
 
@@ -175,42 +115,8 @@ int pbf_append_put(pbf_buf_t *out, cairn_buf_t bucket, cairn_buf_t key, cairn_bu
         !buf_ok(o->context) || o->n_usermeta || o->n_indexes)
         return CAIRN_EINVAL;
     Riak__RpbContent content = RIAK__RPB_CONTENT__INIT;
-    content.has_value = 1;
-    content.value = bin(value);
-    content.has_content_type = 1;
-    content.content_type = bin_str(o->content_type ? o->content_type
-                                                   : "application/octet-stream");
-    if (o->charset) {
-        content.has_charset = 1;
-        content.charset = bin_str(o->charset);
-    }
-    if (o->content_encoding) {
-        content.has_content_encoding = 1;
-        content.content_encoding = bin_str(o->content_encoding);
-    }
     Riak__RpbPutReq req = RIAK__RPB_PUT_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    if (key.len) {
-        req.has_key = 1;
-        req.key = bin(key);
-    }
-    if (o->context.len) {
-        req.has_vclock = 1;
-        req.vclock = bin(o->context);
-    }
-    req.content = &content;
-    SET_TYPE(req, o->type);
-    SET_U32(req, w, o->w);
-    SET_U32(req, dw, o->dw);
-    SET_U32(req, pw, o->pw);
-    SET_U32(req, n_val, o->n_val);
-    SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
-    SET_FLAG(req, return_body, o->return_body);
-    SET_FLAG(req, return_head, o->return_head);
-    SET_FLAG(req, if_not_modified, o->if_not_modified);
-    SET_FLAG(req, if_none_match, o->if_none_match);
-    SET_U32(req, timeout, o->timeout_ms);
+    cairn_req_put(&req, &content, bucket, key, value, o);
     return append_frame(out, PBF_PUT_REQ, &req.base);
 }
 
@@ -238,27 +144,6 @@ pbf_parse_t pbf_parse(const uint8_t *bytes, size_t len, uint32_t max_body, pbf_f
     return PBF_FRAME;
 }
 
-/* client/cairn.c's map_server_error (riak-facts.md 6.5). */
-static int map_server_error(const char *msg, bool if_not_modified)
-{
-    if (strcmp(msg, "overload") == 0)
-        return CAIRN_EOVERLOAD;
-    if (strcmp(msg, "timeout") == 0)
-        return CAIRN_ETIMEOUT;
-    if (strcmp(msg, "match_found") == 0)
-        return CAIRN_EEXISTS;
-    if (strcmp(msg, "modified") == 0)
-        return CAIRN_EMODIFIED;
-    if (strcmp(msg, "notfound") == 0 && if_not_modified)
-        return CAIRN_EMODIFIED;
-    static const char *const too_big[] = {"too_large", "too large", "too big", "too_big",
-                                          "exceeds maximum", "exceeds the maximum"};
-    for (size_t i = 0; i < sizeof too_big / sizeof too_big[0]; i++)
-        if (strstr(msg, too_big[i]))
-            return CAIRN_ETOOBIG;
-    return CAIRN_ESERVER;
-}
-
 int pbf_error_code(const uint8_t *body, size_t len, bool if_not_modified, char *msg,
                    size_t msg_len)
 {
@@ -278,7 +163,7 @@ int pbf_error_code(const uint8_t *body, size_t len, bool if_not_modified, char *
     riak__rpb_error_resp__free_unpacked(e, NULL);
     if (msg_len)
         snprintf(msg, msg_len, "%s", text);
-    return map_server_error(text, if_not_modified);
+    return cairn_req_error_code(text, if_not_modified);
 }
 
 int pbf_get_result(const uint8_t *body, size_t len, pbf_buf_t *context)
@@ -286,12 +171,7 @@ int pbf_get_result(const uint8_t *body, size_t len, pbf_buf_t *context)
     Riak__RpbGetResp *resp = riak__rpb_get_resp__unpack(NULL, len, body);
     if (!resp)
         return CAIRN_EPROTO;
-    /* As cairn_get: found if unchanged, or if some sibling is not a tombstone. */
-    bool unchanged = resp->has_unchanged && resp->unchanged;
-    bool all_deleted = resp->n_content > 0;
-    for (size_t i = 0; i < resp->n_content; i++)
-        all_deleted = all_deleted && resp->content[i]->has_deleted && resp->content[i]->deleted;
-    bool found = unchanged || (resp->n_content > 0 && !all_deleted);
+    bool found = cairn_req_get_found(resp); /* as cairn_get */
     int rc = found ? CAIRN_OK : CAIRN_ENOTFOUND;
     if (found && context) {
         bool ok = resp->has_vclock ? pbf_buf_set(context, resp->vclock.data, resp->vclock.len)

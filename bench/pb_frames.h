@@ -7,7 +7,7 @@
  *   - the framing (riak-facts 6.1): a 4-byte big-endian length that counts the 1-byte message
  *     code plus the protobuf body, then the code, then the body;
  *   - RpbGetReq and RpbPutReq built from the same option structs as libcairn's cairn_get and
- *     cairn_put (client/cairn.h), field for field as client/cairn.c sets them, so both of
+ *     cairn_put (client/cairn.h), filled by libcairn's own code (client/cairn_req.h), so both of
  *     cairn-bench's engines send the same requests;
  *   - RpbGetResp (found, not found, the vclock), RpbPutResp (accepted; its body is not
  *     decoded, as libcairn does not decode it when the caller asks for no object) and

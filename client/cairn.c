@@ -11,6 +11,7 @@
  * It is built in two passes over the decoded message: the first measures, the second copies.
  */
 #include "client/cairn.h"
+#include "client/cairn_req.h"
 #include "proto/riak.pb-c.h"
 
 #include <errno.h>
@@ -135,27 +136,6 @@ const char *cairn_current_node(const cairn_t *c)
     if (!c || c->fd < 0)
         return "";
     return c->nodes[c->current].label;
-}
-
-/* Maps the text of an RpbErrorResp to a code (riak-facts.md 6.5). */
-static int map_server_error(const char *msg, unsigned ctx)
-{
-    if (strcmp(msg, "overload") == 0)
-        return CAIRN_EOVERLOAD;
-    if (strcmp(msg, "timeout") == 0)
-        return CAIRN_ETIMEOUT;
-    if (strcmp(msg, "match_found") == 0)
-        return CAIRN_EEXISTS;
-    if (strcmp(msg, "modified") == 0)
-        return CAIRN_EMODIFIED;
-    if (strcmp(msg, "notfound") == 0 && (ctx & CTX_IF_NOT_MODIFIED))
-        return CAIRN_EMODIFIED;
-    static const char *const too_big[] = {"too_large", "too large", "too big", "too_big",
-                                          "exceeds maximum", "exceeds the maximum"};
-    for (size_t i = 0; i < sizeof too_big / sizeof too_big[0]; i++)
-        if (strstr(msg, too_big[i]))
-            return CAIRN_ETOOBIG;
-    return CAIRN_ESERVER;
 }
 
 /* ---------------------------------------------------------------- host list */
@@ -520,7 +500,7 @@ static int server_error(cairn_t *c, const uint8_t *body, size_t len, unsigned ct
         c->errmsg[i] = e->errmsg.data[i] ? (char)e->errmsg.data[i] : '?';
     c->errmsg[n] = '\0';
     riak__rpb_error_resp__free_unpacked(e, NULL);
-    return map_server_error(c->errmsg, ctx);
+    return cairn_req_error_code(c->errmsg, (ctx & CTX_IF_NOT_MODIFIED) != 0);
 }
 
 /* Reads the answer to a request: a frame with code `want`, or an RpbErrorResp mapped to a
@@ -797,53 +777,10 @@ void cairn_object_free(cairn_object_t *o)
 
 /* ---------------------------------------------------------------- request helpers */
 
-static ProtobufCBinaryData bin(cairn_buf_t b)
-{
-    return (ProtobufCBinaryData){b.len, (uint8_t *)b.data};
-}
-
-static ProtobufCBinaryData bin_str(const char *s)
-{
-    return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
-}
-
 static bool buf_ok(cairn_buf_t b)
 {
     return b.len == 0 || b.data != NULL;
 }
-
-/* Sets an optional bytes field from a C string; NULL or "" leaves it absent. */
-#define SET_TYPE(msg, t)                     \
-    do {                                     \
-        if ((t) && *(t)) {                   \
-            (msg).has_type = 1;              \
-            (msg).type = bin_str(t);         \
-        }                                    \
-    } while (0)
-
-#define SET_U32(msg, field, v)               \
-    do {                                     \
-        if (v) {                             \
-            (msg).has_##field = 1;           \
-            (msg).field = (v);               \
-        }                                    \
-    } while (0)
-
-#define SET_TRI(msg, field, v)               \
-    do {                                     \
-        if ((v) != CAIRN_UNSET) {            \
-            (msg).has_##field = 1;           \
-            (msg).field = (v) == CAIRN_TRUE; \
-        }                                    \
-    } while (0)
-
-#define SET_FLAG(msg, field, v)              \
-    do {                                     \
-        if (v) {                             \
-            (msg).has_##field = 1;           \
-            (msg).field = 1;                 \
-        }                                    \
-    } while (0)
 
 static int check_bucket(cairn_t *c, cairn_buf_t bucket)
 {
@@ -879,24 +816,7 @@ int cairn_get(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, const cairn_get_o
         return set_err(c, CAIRN_EINVAL, "if_modified has a length but no data");
 
     Riak__RpbGetReq req = RIAK__RPB_GET_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    req.has_key = 1;
-    req.key = bin(key);
-    SET_TYPE(req, o->type);
-    SET_U32(req, r, o->r);
-    SET_U32(req, pr, o->pr);
-    SET_U32(req, n_val, o->n_val);
-    SET_TRI(req, notfound_ok, o->notfound_ok);
-    SET_TRI(req, basic_quorum, o->basic_quorum);
-    SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
-    SET_FLAG(req, head, o->head);
-    SET_FLAG(req, deletedvclock, o->deletedvclock);
-    if (o->if_modified.len) {
-        req.has_if_modified = 1;
-        req.if_modified = bin(o->if_modified);
-    }
-    SET_U32(req, timeout, o->timeout_ms);
+    cairn_req_get(&req, bucket, key, o);
 
     const uint8_t *body;
     size_t len;
@@ -908,10 +828,7 @@ int cairn_get(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, const cairn_get_o
         return malformed(c, "get response");
 
     bool unchanged = resp->has_unchanged && resp->unchanged;
-    bool all_deleted = resp->n_content > 0;
-    for (size_t i = 0; i < resp->n_content; i++)
-        all_deleted = all_deleted && resp->content[i]->has_deleted && resp->content[i]->deleted;
-    bool found = unchanged || (resp->n_content > 0 && !all_deleted);
+    bool found = cairn_req_get_found(resp);
     /* Not found; with deletedvclock, a tombstone still gives its context. */
     bool want_object = found || (o->deletedvclock && (resp->has_vclock || resp->n_content));
     rc = found ? CAIRN_OK : CAIRN_ENOTFOUND;
@@ -940,9 +857,9 @@ static Riak__RpbPair **pairs_view(const cairn_pair_t *pairs, size_t n)
     for (size_t i = 0; i < n; i++) {
         Riak__RpbPair p = RIAK__RPB_PAIR__INIT;
         p.has_key = 1;
-        p.key = bin(pairs[i].key);
+        p.key = cairn_req_bin(pairs[i].key);
         p.has_value = 1;
-        p.value = bin(pairs[i].value);
+        p.value = cairn_req_bin(pairs[i].value);
         items[i] = p;
         ptrs[i] = &items[i];
     }
@@ -977,19 +894,8 @@ int cairn_put(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, cairn_buf_t value
         return set_err(c, CAIRN_EINVAL, "bad usermeta or index pair (empty key or NULL data)");
 
     Riak__RpbContent content = RIAK__RPB_CONTENT__INIT;
-    content.has_value = 1;
-    content.value = bin(value);
-    content.has_content_type = 1;
-    content.content_type = bin_str(o->content_type ? o->content_type
-                                                   : "application/octet-stream");
-    if (o->charset) {
-        content.has_charset = 1;
-        content.charset = bin_str(o->charset);
-    }
-    if (o->content_encoding) {
-        content.has_content_encoding = 1;
-        content.content_encoding = bin_str(o->content_encoding);
-    }
+    Riak__RpbPutReq req = RIAK__RPB_PUT_REQ__INIT;
+    cairn_req_put(&req, &content, bucket, key, value, o);
     Riak__RpbPair **usermeta = pairs_view(o->usermeta, o->n_usermeta);
     Riak__RpbPair **indexes = pairs_view(o->indexes, o->n_indexes);
     if ((o->n_usermeta && !usermeta) || (o->n_indexes && !indexes)) {
@@ -1001,30 +907,6 @@ int cairn_put(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, cairn_buf_t value
     content.usermeta = usermeta;
     content.n_indexes = o->n_indexes;
     content.indexes = indexes;
-
-    Riak__RpbPutReq req = RIAK__RPB_PUT_REQ__INIT;
-    req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    if (key.len) {
-        req.has_key = 1;
-        req.key = bin(key);
-    }
-    if (o->context.len) {
-        req.has_vclock = 1;
-        req.vclock = bin(o->context);
-    }
-    req.content = &content;
-    SET_TYPE(req, o->type);
-    SET_U32(req, w, o->w);
-    SET_U32(req, dw, o->dw);
-    SET_U32(req, pw, o->pw);
-    SET_U32(req, n_val, o->n_val);
-    SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
-    SET_FLAG(req, return_body, o->return_body);
-    SET_FLAG(req, return_head, o->return_head);
-    SET_FLAG(req, if_not_modified, o->if_not_modified);
-    SET_FLAG(req, if_none_match, o->if_none_match);
-    SET_U32(req, timeout, o->timeout_ms);
 
     const uint8_t *body;
     size_t len;
@@ -1059,23 +941,23 @@ int cairn_delete(cairn_t *c, cairn_buf_t bucket, cairn_buf_t key, const cairn_de
         return set_err(c, CAIRN_EINVAL, "context has a length but no data");
     Riak__RpbDelReq req = RIAK__RPB_DEL_REQ__INIT;
     req.has_bucket = 1;
-    req.bucket = bin(bucket);
+    req.bucket = cairn_req_bin(bucket);
     req.has_key = 1;
-    req.key = bin(key);
+    req.key = cairn_req_bin(key);
     if (o->context.len) {
         req.has_vclock = 1;
-        req.vclock = bin(o->context);
+        req.vclock = cairn_req_bin(o->context);
     }
-    SET_TYPE(req, o->type);
-    SET_U32(req, rw, o->rw);
-    SET_U32(req, r, o->r);
-    SET_U32(req, w, o->w);
-    SET_U32(req, pr, o->pr);
-    SET_U32(req, pw, o->pw);
-    SET_U32(req, dw, o->dw);
-    SET_U32(req, n_val, o->n_val);
-    SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
-    SET_U32(req, timeout, o->timeout_ms);
+    CAIRN_REQ_SET_TYPE(req, o->type);
+    CAIRN_REQ_SET_U32(req, rw, o->rw);
+    CAIRN_REQ_SET_U32(req, r, o->r);
+    CAIRN_REQ_SET_U32(req, w, o->w);
+    CAIRN_REQ_SET_U32(req, pr, o->pr);
+    CAIRN_REQ_SET_U32(req, pw, o->pw);
+    CAIRN_REQ_SET_U32(req, dw, o->dw);
+    CAIRN_REQ_SET_U32(req, n_val, o->n_val);
+    CAIRN_REQ_SET_TRI(req, sloppy_quorum, o->sloppy_quorum);
+    CAIRN_REQ_SET_U32(req, timeout, o->timeout_ms);
     return call(c, MSG_DEL_REQ, &req.base, MSG_DEL_RESP, CTX_PLAIN, o->timeout_ms, NULL, NULL);
 }
 
@@ -1136,9 +1018,9 @@ int cairn_list_keys(cairn_t *c, const char *type, cairn_buf_t bucket, uint32_t t
         return set_err(c, CAIRN_EINVAL, "callback is NULL");
     Riak__RpbListKeysReq req = RIAK__RPB_LIST_KEYS_REQ__INIT;
     req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    SET_TYPE(req, type);
-    SET_U32(req, timeout, timeout_ms);
+    req.bucket = cairn_req_bin(bucket);
+    CAIRN_REQ_SET_TYPE(req, type);
+    CAIRN_REQ_SET_U32(req, timeout, timeout_ms);
     rc = send_request(c, MSG_LIST_KEYS_REQ, &req.base, deadline_for(c, timeout_ms));
     return rc ? rc : read_listing(c, true, timeout_ms, cb, arg);
 }
@@ -1152,8 +1034,8 @@ int cairn_list_buckets(cairn_t *c, const char *type, uint32_t timeout_ms, cairn_
     Riak__RpbListBucketsReq req = RIAK__RPB_LIST_BUCKETS_REQ__INIT;
     req.has_stream = 1;
     req.stream = 1;
-    SET_TYPE(req, type);
-    SET_U32(req, timeout, timeout_ms);
+    CAIRN_REQ_SET_TYPE(req, type);
+    CAIRN_REQ_SET_U32(req, timeout, timeout_ms);
     int rc = send_request(c, MSG_LIST_BUCKETS_REQ, &req.base, deadline_for(c, timeout_ms));
     return rc ? rc : read_listing(c, false, timeout_ms, cb, arg);
 }
@@ -1233,8 +1115,8 @@ int cairn_bucket_get(cairn_t *c, const char *type, cairn_buf_t bucket, cairn_buc
         return set_err(c, CAIRN_EINVAL, "out is NULL");
     Riak__RpbGetBucketReq req = RIAK__RPB_GET_BUCKET_REQ__INIT;
     req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    SET_TYPE(req, type);
+    req.bucket = cairn_req_bin(bucket);
+    CAIRN_REQ_SET_TYPE(req, type);
     const uint8_t *body;
     size_t len;
     rc = call(c, MSG_GET_BUCKET_REQ, &req.base, MSG_GET_BUCKET_RESP, CTX_PLAIN, 0, &body, &len);
@@ -1264,9 +1146,9 @@ int cairn_bucket_set(cairn_t *c, const char *type, cairn_buf_t bucket,
     props_to_pb(props, &pb);
     Riak__RpbSetBucketReq req = RIAK__RPB_SET_BUCKET_REQ__INIT;
     req.has_bucket = 1;
-    req.bucket = bin(bucket);
+    req.bucket = cairn_req_bin(bucket);
     req.props = &pb;
-    SET_TYPE(req, type);
+    CAIRN_REQ_SET_TYPE(req, type);
     return call(c, MSG_SET_BUCKET_REQ, &req.base, MSG_SET_BUCKET_RESP, CTX_PLAIN, 0, NULL, NULL);
 }
 
@@ -1278,8 +1160,8 @@ int cairn_bucket_reset(cairn_t *c, const char *type, cairn_buf_t bucket)
         return rc;
     Riak__RpbResetBucketReq req = RIAK__RPB_RESET_BUCKET_REQ__INIT;
     req.has_bucket = 1;
-    req.bucket = bin(bucket);
-    SET_TYPE(req, type);
+    req.bucket = cairn_req_bin(bucket);
+    CAIRN_REQ_SET_TYPE(req, type);
     return call(c, MSG_RESET_BUCKET_REQ, &req.base, MSG_RESET_BUCKET_RESP, CTX_PLAIN, 0, NULL,
                 NULL);
 }
@@ -1359,7 +1241,7 @@ int cairn_set_client_id(cairn_t *c, cairn_buf_t id)
         return set_err(c, CAIRN_EINVAL, "client id has a length but no data");
     Riak__RpbSetClientIdReq req = RIAK__RPB_SET_CLIENT_ID_REQ__INIT;
     req.has_client_id = 1;
-    req.client_id = bin(id);
+    req.client_id = cairn_req_bin(id);
     return call(c, MSG_SET_CLIENT_ID_REQ, &req.base, MSG_SET_CLIENT_ID_RESP, CTX_PLAIN, 0, NULL,
                 NULL);
 }

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 _Static_assert(CAIRN__CLUSTER__MSG_TYPE__GOSSIP == KV_MSG_PRIVATE + 72 &&
-                   CAIRN__CLUSTER__MSG_TYPE__REMOVED == KV_MSG_PRIVATE + 75,
+                   CAIRN__CLUSTER__MSG_TYPE__STATE_RESP == KV_MSG_PRIVATE + 74,
                "cluster.proto's message types must stay in node.c/admin's private range");
 
 enum {
@@ -75,12 +75,6 @@ typedef struct ring_mgr_s {
     uint64_t shown_plan;     /* fingerprint of the last plan `cluster plan` showed (0: none
                               * since the staged changes last changed) */
 } ring_mgr_t;
-
-void ring_mgr_register_msgs(void)
-{
-    /* Plain packed payloads: nothing to register (kept so node.c has one place to call if a
-     * message ever becomes an rt_msg_pb). */
-}
 
 /* ---------------------------------------------------------------- sending */
 
@@ -206,31 +200,6 @@ static void change(ring_mgr_t *s, cstate_t *ns, const char *why)
 
 /* ---------------------------------------------------------------- gossip in */
 
-static void on_removed(ring_mgr_t *s, const rt_msg_t *m)
-{
-    Cairn__Cluster__Removed *r = cairn__cluster__removed__unpack(NULL, m->size, m->data);
-    if (!r)
-        return;
-    if (r->node && strcmp(r->node, s->self) == 0) {
-        /* Only believe it if our own state agrees we are not an active member. */
-        const cstate_t *cs = kv_cstate(s->kv);
-        uint32_t me = cstate_member_index(cs, s->self);
-        rt_warn("cluster: %s says this node was removed", r->by ? r->by : "a member");
-        if (me == CSTATE_NONE || cstate_member_status(cs, me) == CSTATE_REMOVED ||
-            cstate_member_status(cs, me) == CSTATE_EXITING)
-            schedule_stop(s, "this node was removed from the cluster");
-    }
-    cairn__cluster__removed__free_unpacked(r, NULL);
-}
-
-static void tell_removed(ring_mgr_t *s, const char *node)
-{
-    Cairn__Cluster__Removed r = CAIRN__CLUSTER__REMOVED__INIT;
-    r.node = (char *)node;
-    r.by = (char *)s->self;
-    rt_send_name(node, RING_MGR_NAME, packed_msg(CAIRN__CLUSTER__MSG_TYPE__REMOVED, &r.base));
-}
-
 static void on_gossip(ring_mgr_t *s, const rt_msg_t *m)
 {
     Cairn__Cluster__Gossip *g = cairn__cluster__gossip__unpack(NULL, m->size, m->data);
@@ -247,27 +216,18 @@ static void on_gossip(ring_mgr_t *s, const rt_msg_t *m)
         cairn__cluster__gossip__free_unpacked(g, NULL);
         return;
     }
+    /* A member marked down that gossips again learns it from the reply and marks itself up
+     * (gossip_receive's GOSSIP_SELF_UP on its side). */
     const cstate_t *mine = kv_cstate(s->kv);
-    /* A member we marked down that talks to us is back. */
-    uint32_t si = cstate_member_index(mine, g->sender);
-    if (si != CSTATE_NONE && cstate_member_status(mine, si) == CSTATE_DOWN) {
-        cstate_t *up = NULL;
-        if (cstate_mark_up(mine, g->sender, s->self, &up, err, sizeof err) == 0) {
-            rt_info("cluster: %s is back: marked valid again", g->sender);
-            change(s, up, "a down member is back");
-            mine = kv_cstate(s->kv);
-        }
-    }
     cstate_t *merged = NULL;
     unsigned act = gossip_receive(mine, theirs, s->self, g->sender, &merged);
     if (act & GOSSIP_INSTALL)
         install(s, merged, "gossip");
     if (act & GOSSIP_SPREAD)
         push_random(s, GOSSIP_FANOUT);
-    if (act & GOSSIP_REPLY)
+    /* A removed sender sees its removal in our state and stops (GOSSIP_SELF_REMOVED there). */
+    if (act & (GOSSIP_REPLY | GOSSIP_TELL_REMOVED))
         push_to(s, g->sender);
-    if (act & GOSSIP_TELL_REMOVED)
-        tell_removed(s, g->sender);
     cstate_free(theirs);
     cairn__cluster__gossip__free_unpacked(g, NULL);
 }
@@ -438,16 +398,14 @@ static void view_free(view_t *w)
     free(w->staged_ptrs);
 }
 
-static void answer_view(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t req_id,
-                        const cstate_t *cs, const char *message, view_t *w)
+static void answer_view(rt_pid_t to, rt_ref_t ref, uint64_t req_id, const char *message,
+                        view_t *w)
 {
     Cairn__Admin__AdminResp r;
     resp_init(&r, req_id, true);
     r.message = (char *)message;
     r.cluster = &w->v;
     answer(to, ref, &r);
-    (void)s;
-    (void)cs;
 }
 
 /* ---------------------------------------------------------------- claimant commands */
@@ -497,7 +455,7 @@ static void stage(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admin__
     rt_info("cluster: %s", text);
     view_t w;
     view_fill(&w, s, kv_cstate(s->kv), s->staged, s->nstaged, NULL);
-    answer_view(s, to, ref, id, kv_cstate(s->kv), text, &w);
+    answer_view(to, ref, id, text, &w);
     view_free(&w);
 }
 
@@ -547,7 +505,7 @@ static void plan_or_commit(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t id
                  "committed: %" PRIu32 " partitions change owner now, %" PRIu32
                  " move by transfer",
                  plan.moved_now, plan.transfers);
-        answer_view(s, to, ref, id, plan.result, text, &w);
+        answer_view(to, ref, id, text, &w);
         view_free(&w);
         cstate_t *result = plan.result;
         plan.result = NULL;
@@ -561,7 +519,7 @@ static void plan_or_commit(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, uint64_t id
                                 " move by transfer",
              plan.moved_now, plan.transfers);
     s->shown_plan = fp;
-    answer_view(s, to, ref, id, plan.result, text, &w);
+    answer_view(to, ref, id, text, &w);
     view_free(&w);
     cstate_plan_free(&plan);
 }
@@ -731,7 +689,7 @@ static void cmd_collect(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__A
         view_fill(&v, s, cs, NULL, 0, NULL);
         v.v.has_ring_ready = 1;
         v.v.ring_ready = true;
-        answer_view(s, to, ref, req->req_id, cs, "ring ready: this node is the only member", &v);
+        answer_view(to, ref, req->req_id, "ring ready: this node is the only member", &v);
         view_free(&v);
         wait_free(w);
     }
@@ -776,7 +734,7 @@ static void collect_answered(ring_mgr_t *s, waiting_t *w, uint32_t call, const r
     else
         snprintf(text, sizeof text, "ring not ready: %zu of %u members disagree or did not answer",
                  v.v.n_disagreeing, w->ncalls + 1);
-    answer_view(s, w->reply_to, w->reply_ref, w->req_id, cs, text, &v);
+    answer_view(w->reply_to, w->reply_ref, w->req_id, text, &v);
     free(dis);
     view_free(&v);
     wait_free(w);
@@ -814,7 +772,7 @@ static void cmd_view(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admi
         }
         free(act);
     }
-    answer_view(s, to, ref, req->req_id, cs, text, &v);
+    answer_view(to, ref, req->req_id, text, &v);
     view_free(&v);
     free(heap);
 }
@@ -1021,7 +979,6 @@ static int rm_handle(void *state, rt_msg_t *m)
     switch (m->type) {
     case CAIRN__CLUSTER__MSG_TYPE__GOSSIP: on_gossip(s, m); break;
     case CAIRN__CLUSTER__MSG_TYPE__STATE_REQ: on_state_req(s, m); break;
-    case CAIRN__CLUSTER__MSG_TYPE__REMOVED: on_removed(s, m); break;
     case CAIRN__ADMIN__MSG_TYPE__ADMIN_REQUEST: on_admin(s, m); break;
     case RM_MSG_GOSSIP_TICK: gossip_tick(s); break;
     case RM_MSG_CLAIMANT_TICK: claimant_tick(s); break;

@@ -36,9 +36,6 @@ typedef struct ring_mgr_args_s {
 /* The behaviour for node.c's tree (arg: ring_mgr_args_t *, which must outlive it). */
 extern const rt_behaviour_t ring_mgr_behaviour;
 
-/* Registers the protobuf descriptors of proto/cluster.proto's messages (once, at start). */
-void ring_mgr_register_msgs(void);
-
 /* Message to the vnode starter: the published state changed, start what is missing. */
 #define RING_MGR_MSG_VNODES_CHANGED (KV_MSG_PRIVATE + 76)
 

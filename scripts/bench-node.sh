@@ -131,58 +131,15 @@ wait_port() {  # wait_port <port> <pid> <what>: until it accepts, up to 30 s
     die "$3 did not accept connections on port $1 within 30 s"
 }
 
-cpu_ticks() {  # utime+stime of a whole process (every thread), in clock ticks
-    local s
-    s=$(cat "/proc/$1/stat") || die "process $1 is gone"
-    s=${s##*) }          # drop "pid (comm) "; comm may hold spaces
-    # shellcheck disable=SC2086
-    set -- $s            # now $1 is field 3 (state): utime is field 14 -> $12, stime $13
-    echo $((${12} + ${13}))
-}
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 ctx_switches() {  # voluntary + involuntary context switches of every thread of a process
     cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
-steal_ticks() {  # time the hypervisor gave to others (all CPUs, clock ticks)
-    awk '$1 == "cpu" { print $9; exit }' /proc/stat
-}
-
-per_op() {  # per_op <delta> <scale> <ops>: delta * scale / ops with 2 decimals
-    awk -v d="$1" -v k="$2" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * k / n : 0) }'
-}
-
-pin_server() {  # pin_server <pid> <mode>: every thread to CPU 0, or back to all CPUs
-    local cpus=0
-    [ "$2" = pinned ] || cpus="0-$((NCPU - 1))"
-    taskset -apc "$cpus" "$1" >/dev/null
-}
-
-# Runs a load generator under `time` (its own user+sys CPU seconds -> <out>.time), pinned
-# to CPU 0 in pinned mode, bounded by RUN_LIMIT.
-timed_load() {  # timed_load <mode> <out-prefix> <command...>
-    local mode=$1 out=$2
-    shift 2
-    local pin=()
-    [ "$mode" = pinned ] && pin=(taskset -c 0)
-    local TIMEFORMAT='%U %S'
-    { time "${pin[@]}" timeout "$RUN_LIMIT" "$@" >"$out.out" 2>"$out.err"; } 2>"$out.time" || {
-        log "load run failed (exit $?): $* (see $out.err)"
-        return 1
-    }
-}
-
-fnum() {  # the number after token <key> on the line of <op> in a cairn-bench text output
-    awk -v op="$2" -v key="$3" '$1 == op { for (i = 2; i < NF; i++) if ($i == key) { print $(i+1); exit } }' "$1"
-}
-
-client_cpu_us_per_op() {  # <time-file> <ops>
-    awk -v ops="$2" '{ printf "%.2f", (ops > 0 ? ($1 + $2) * 1e6 / ops : 0) }' "$1"
-}
-
 # results.tsv: mode round system test ops_s p50_ms p99_ms server_cpu_us_op client_cpu_us_op
 #              errors server_ctxsw_op
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$OUT/results.tsv"; }
 
 # ---------------------------------------------------------------- servers
 start_redis() {
@@ -302,8 +259,8 @@ if want cairn; then
 fi
 
 for mode in $MODES; do
-    [ -n "$cairnd_pid" ] && pin_server "$cairnd_pid" "$mode"
-    [ -n "$redis_pid" ] && pin_server "$redis_pid" "$mode"
+    [ -n "$cairnd_pid" ] && pin_servers "$mode" "$cairnd_pid"
+    [ -n "$redis_pid" ] && pin_servers "$mode" "$redis_pid"
     for round in $(seq 1 "$ROUNDS"); do
         log "$mode round $round/$ROUNDS (load average $(cut -d' ' -f1 /proc/loadavg))"
         if want cairn; then
@@ -320,8 +277,8 @@ for mode in $MODES; do
 done
 
 if [ "$PERF" = 1 ] && want cairn && command -v perf >/dev/null; then
-    [ -n "$redis_pid" ] && pin_server "$redis_pid" unpinned
-    pin_server "$cairnd_pid" unpinned
+    [ -n "$redis_pid" ] && pin_servers unpinned "$redis_pid"
+    pin_servers unpinned "$cairnd_pid"
     for wl in get put; do
         log "perf: cairnd during one $wl run on n1"
         perf record -q -g -p "$cairnd_pid" -o "$OUT/perf-$wl.data" -- sleep "$RUN_SECONDS" \

@@ -140,9 +140,8 @@ static void wait_reachability(cl_cluster_t *c, size_t i, bool all_up)
 
 /* Waits until ownership has moved (the claimant's member-status: nothing pending, no node
  * owning all 16 partitions) and every node holds that state (ringready). Until then the
- * founder still owns every partition, and a partition whose ownership moves later arrives
- * empty at its new owner (handoff is not implemented yet), so data written before would
- * not be where the ring says. */
+ * founder still owns every partition and handoff is still moving data, so the exact key
+ * sets below would depend on that timing. */
 static void wait_settled(cl_cluster_t *c)
 {
     cl_wait_members(c, 0, (const char *const[]){"\"pending\":0", NULL},
