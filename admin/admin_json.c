@@ -61,8 +61,9 @@ static void json_status(FILE *out, const Cairn__Admin__NodeStatus *s)
     key(out, "version");
     admin_json_str(out, s->version);
     fprintf(out,
-            ",\"uptime_ms\":%" PRIu64 ",\"ring_size\":%u,\"vnodes_running\":%u,\"vnodes_total\":%u",
-            s->uptime_ms, s->ring_size, s->vnodes_running, s->vnodes_total);
+            ",\"uptime_ms\":%" PRIu64 ",\"ring_size\":%u,\"vnodes_running\":%u,\"vnodes_total\":%u"
+            ",\"vnodes_foreign\":%u",
+            s->uptime_ms, s->ring_size, s->vnodes_running, s->vnodes_total, s->vnodes_foreign);
     key(out, "client_listener");
     admin_json_str(out, s->client_listener);
     key(out, "data_dir");

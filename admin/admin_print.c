@@ -129,6 +129,9 @@ static void print_status(FILE *out, const Cairn__Admin__NodeStatus *s)
     print_uptime(out, s->uptime_ms);
     fprintf(out, "ring size     %u\n", s->ring_size);
     fprintf(out, "vnodes        %u of %u running\n", s->vnodes_running, s->vnodes_total);
+    if (s->vnodes_foreign)
+        fprintf(out, "held vnodes   %u (fallbacks or old owners; handed off when the owner is "
+                     "up)\n", s->vnodes_foreign);
     fprintf(out, "client port   %s\n", or_unknown(s->client_listener));
     fprintf(out, "data dir      %s (%s)\n", or_unknown(s->data_dir), or_unknown(s->storage_backend));
     fprintf(out, "connected     ");

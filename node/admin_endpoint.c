@@ -8,6 +8,7 @@
  */
 #include "node/admin_endpoint.h"
 
+#include "node/handoff.h"
 #include "node/vnode.h"
 #include "proto/admin.pb-c.h"
 #include "runtime/dist.h"
@@ -144,6 +145,8 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     st.ring_size = q;
     st.vnodes_running = running;
     st.vnodes_total = total;
+    st.has_vnodes_foreign = 1;
+    st.vnodes_foreign = handoff_foreign_vnodes(kv);
     st.n_connected_nodes = s->nnodes;
     st.connected_nodes = s->nodes;
 

@@ -155,7 +155,8 @@ int coord_replicas_bucket(coord_replicas_t *t, protobuf_c_boolean has_type,
 }
 
 int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean has_n_val,
-                        uint32_t n_val, char *err, size_t errlen)
+                        uint32_t n_val, protobuf_c_boolean has_sloppy,
+                        protobuf_c_boolean sloppy, char *err, size_t errlen)
 {
     if (bucket_props_get(kv->buckets, t->type.p, t->type.n, t->bucket.p, t->bucket.n,
                          &t->props) != 0) {
@@ -171,7 +172,11 @@ int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean h
     uint64_t h = ring_hash_key(t->type.p, t->type.n, t->bucket.p, t->bucket.n, t->key.p, t->key.n);
     t->cs = kv_cstate(kv);
     uint32_t me = kv_self_member(kv, t->cs);
-    size_t np = ring_preflist(cstate_ring(t->cs), h, t->n, prefs);
+    bool up[RING_MAX_MEMBERS];
+    uint32_t members = cstate_member_count(t->cs);
+    for (uint32_t i = 0; i < members && i < RING_MAX_MEMBERS; i++)
+        up[i] = i == me || rt_node_is_up(cstate_member_name(t->cs, i));
+    size_t np = ring_apl(cstate_ring(t->cs), h, t->n, up, has_sloppy ? sloppy : true, prefs);
     t->reps = np <= COORD_INLINE_REPLICAS ? t->inline_reps : calloc(np, sizeof *t->reps);
     if (!t->reps)
         abort();
@@ -179,7 +184,7 @@ int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean h
     t->primaries = 0;
     for (size_t i = 0; i < np; i++) {
         t->reps[i] = (coord_replica_t){.partition = prefs[i].partition,
-                                       .owner = prefs[i].owner,
+                                       .host = prefs[i].owner,
                                        .local = prefs[i].owner == me,
                                        .primary = prefs[i].primary};
         t->primaries += prefs[i].primary;
@@ -199,13 +204,13 @@ void coord_replicas_free(coord_replicas_t *t)
 
 const char *coord_replica_node(const coord_replicas_t *t, const coord_replica_t *r)
 {
-    return cstate_member_name(t->cs, r->owner);
+    return cstate_member_name(t->cs, r->host);
 }
 
 bool coord_replica_reachable(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r)
 {
     if (r->local)
-        return !rt_pid_is_nil(vnode_pid(kv, r->partition));
+        return !r->primary || !rt_pid_is_nil(vnode_pid(kv, r->partition));
     return rt_node_is_up(coord_replica_node(t, r));
 }
 
@@ -213,7 +218,10 @@ rt_ref_t coord_vnode_call(kv_node_t *kv, const coord_replicas_t *t, const coord_
                           rt_msg_t *m, uint32_t timeout_ms)
 {
     if (r->local) {
+        /* a fallback that is not running yet starts through the proxy */
         rt_pid_t pid = vnode_pid(kv, r->partition);
+        if (rt_pid_is_nil(pid) && !r->primary)
+            pid = rt_whereis(VNODE_PROXY_NAME);
         if (rt_pid_is_nil(pid)) {
             rt_msg_free(m);
             return 0;
@@ -226,7 +234,10 @@ rt_ref_t coord_vnode_call(kv_node_t *kv, const coord_replicas_t *t, const coord_
         return 0;
     }
     char name[VNODE_NAME_MAX];
-    vnode_name(r->partition, name, sizeof name);
+    if (r->primary)
+        vnode_name(r->partition, name, sizeof name);
+    else
+        snprintf(name, sizeof name, "%s", VNODE_PROXY_NAME);
     return rt_call_name(node, name, m, timeout_ms);
 }
 

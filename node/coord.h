@@ -88,10 +88,11 @@ void coord_terminate(coord_t *c);
 
 typedef struct coord_replica_s {
     uint32_t partition;
-    uint32_t owner;              /* member index of the partition's owner in the replica
-                                  * set's state (coord_replicas_t.cs) */
-    bool local;                  /* owned by this node */
-    bool primary;
+    uint32_t host;               /* member index (in the replica set's state,
+                                  * coord_replicas_t.cs) of the node whose vnode holds this
+                                  * replica: the partition's owner, or a fallback's host */
+    bool local;                  /* hosted by this node */
+    bool primary;                /* false: a fallback for the partition's down owner */
     bool answered;
     quorum_reply_t reply;        /* valid once answered */
     rt_ref_t ref;                /* the call in flight (0: none) */
@@ -116,21 +117,28 @@ int coord_replicas_bucket(coord_replicas_t *t, protobuf_c_boolean has_type,
                           ProtobufCBinaryData type, protobuf_c_boolean has_bucket,
                           ProtobufCBinaryData bucket, char *err, size_t errlen);
 /* With t->type, bucket and key set: the bucket's properties, the request's N (has_n_val,
- * n_val) and the key's preference list. 0, or -1 with the client's error in err. */
+ * n_val) and the key's preference list (ring_apl over the nodes the failure detector holds
+ * up; with sloppy quorum, has_sloppy ? sloppy : true, down primaries are replaced by
+ * fallbacks). 0, or -1 with the client's error in err. */
 int coord_replicas_init(coord_replicas_t *t, kv_node_t *kv, protobuf_c_boolean has_n_val,
-                        uint32_t n_val, char *err, size_t errlen);
+                        uint32_t n_val, protobuf_c_boolean has_sloppy,
+                        protobuf_c_boolean sloppy, char *err, size_t errlen);
 void coord_replicas_free(coord_replicas_t *t);
 
-/* The node that owns replica r (its member name). */
+/* The node that hosts replica r (its member name). */
 const char *coord_replica_node(const coord_replicas_t *t, const coord_replica_t *r);
-/* Calls replica r's vnode with m (taken) from the current process: a local vnode by its pid,
- * a remote one by name on its owner's node (rt_call_name), so the reply or a CALL_FAILED
- * always comes. Returns the call's ref, or 0 (m freed) when it cannot be made now: the local
- * vnode is restarting, or the owner's node is down (the failure detector said so: no point
- * waiting for a timeout). timeout_ms: RT_INFINITY when the request's timer bounds it. */
+/* Calls replica r's vnode with m (taken) from the current process: a local primary by its
+ * pid, a remote one by name on its owner's node (rt_call_name), a fallback through its
+ * host's vnode starter (VNODE_PROXY_NAME, which starts the fallback vnode on demand and
+ * passes the call on). Returns the call's ref, or 0 (m freed) when it cannot be made now:
+ * the local vnode is restarting, or the host is down (the failure detector said so: no point
+ * waiting for a timeout). The reply, or a CALL_FAILED, comes for a direct call; a call passed
+ * on by a proxy whose vnode then dies ends with the request's timer. timeout_ms: RT_INFINITY
+ * when the request's timer bounds it. */
 rt_ref_t coord_vnode_call(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r,
                           rt_msg_t *m, uint32_t timeout_ms);
-/* Whether coord_vnode_call could reach r now (a live local vnode, or an owner node up). */
+/* Whether coord_vnode_call could reach r now (a live local primary vnode, a local fallback,
+ * or a host node up). */
 bool coord_replica_reachable(kv_node_t *kv, const coord_replicas_t *t, const coord_replica_t *r);
 
 /* The call a message answers: the ref of a reply, or of an RT_MSG_CALL_FAILED notice

@@ -315,7 +315,8 @@ static int get_start(get_fsm_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "Key cannot be zero-length");
         return -1;
     }
-    if (coord_replicas_init(t, s->c.kv, req->has_n_val, req->n_val, err, errlen) != 0)
+    if (coord_replicas_init(t, s->c.kv, req->has_n_val, req->n_val, req->has_sloppy_quorum,
+                            req->sloppy_quorum, err, errlen) != 0)
         return -1;
     s->objs = t->n_reps <= COORD_INLINE_REPLICAS ? s->inline_objs
                                                  : calloc(t->n_reps, sizeof *s->objs);

@@ -1,5 +1,5 @@
 /*
- * handoff.c — ownership handoff (node/handoff.h): the handoff service, its senders (one per
+ * handoff.c — handoff (node/handoff.h): the handoff service, its senders (one per
  * partition being transferred) and its appliers (one per batch received).
  *
  * Ownership of memory:
@@ -75,9 +75,12 @@ static ProtobufCBinaryData bin_dup(const void *p, size_t n)
  * node.h), under a mutex; allocated by the service's init, freed by its terminate. */
 typedef struct act_s {
     int phase;               /* xfer_phase_t below */
+    bool was_owner;          /* a foreign vnode's handoff: an old owner's (else a fallback's) */
     char target[RING_NODE_NAME_MAX];
     uint64_t objects, bytes; /* sent by the running (or last) sender */
+    uint64_t start_ns;       /* when the running (or last) sender started */
 } act_t;
+
 
 static pthread_mutex_t act_lock = PTHREAD_MUTEX_INITIALIZER;
 static act_t *act_table;
@@ -206,7 +209,7 @@ typedef struct sender_args_s {
     kv_node_t *kv;
     uint32_t partition;
     const char *target;
-    bool sweep;
+    bool drop;
 } sender_args_t;
 
 typedef struct sender_s {
@@ -214,18 +217,20 @@ typedef struct sender_s {
     rt_pid_t self;
     uint32_t partition;
     char target[RING_NODE_NAME_MAX];
-    bool sweep;              /* the pass after the switch (logs only) */
+    bool drop;               /* a foreign vnode's pass: delete what the target acknowledged */
     hjob_t *job;             /* the chunk whose batch is out (NULL while folding) */
     uint8_t *packed;         /* that batch, packed (owned) */
     size_t packed_len;
     rt_ref_t call;
+    rt_ref_t drop_call;      /* VNODE_MSG_DROP to the local vnode in flight (0: none) */
+    uint64_t dropped, kept;
     uint32_t retries;        /* RETRY answers in a row */
     uint64_t objects, bytes, batches, start_ns;
 } sender_t;
 
 static const char *pass_name(const sender_t *s)
 {
-    return s->sweep ? "sweep" : "transfer";
+    return s->drop ? "handoff" : "transfer";
 }
 
 static _Noreturn void sender_fail(sender_t *s, const char *fmt, ...)
@@ -295,6 +300,42 @@ static int on_chunk(sender_t *s, rt_msg_t *m)
     return RT_CONTINUE;
 }
 
+/* The batch out is done with: fold the next chunk, or stop after the last. */
+static int next_chunk(sender_t *s)
+{
+    hjob_t *j = s->job;
+    s->job = NULL;
+    free(s->packed);
+    s->packed = NULL;
+    hjob_t *next = j->more ? job_new(s->kv, s->partition, j) : NULL;
+    job_free(j);
+    if (!next) {
+        double secs = (double)(rt_now_ns() - s->start_ns) / 1e9;
+        rt_info("handoff: %s of partition %" PRIu32 " to %s done: %" PRIu64 " objects, %" PRIu64
+                " bytes in %" PRIu64 " batches, %.2f s%s",
+                pass_name(s), s->partition, s->target, s->objects, s->bytes, s->batches, secs,
+                s->drop ? " (sent objects dropped here)" : "");
+        return RT_STOP;
+    }
+    if (submit(s, next) < 0)
+        sender_fail(s, "the worker pool is full");
+    return RT_CONTINUE;
+}
+
+static int on_drop_reply(sender_t *s, const rt_msg_t *m)
+{
+    s->drop_call = 0;
+    vnode_drop_result_t r;
+    if (m->size != sizeof r)
+        sender_fail(s, "the local vnode answered the drop with something unexpected");
+    memcpy(&r, m->data, sizeof r);
+    if (r.rc < 0)
+        sender_fail(s, "dropping the sent objects failed: %s", store_strerror(r.rc));
+    s->dropped += r.dropped;
+    s->kept += r.kept;
+    return next_chunk(s);
+}
+
 static int on_reply(sender_t *s, const rt_msg_t *m)
 {
     s->call = 0;
@@ -310,29 +351,20 @@ static int on_reply(sender_t *s, const rt_msg_t *m)
     snprintf(err, sizeof err, "%s", r->errmsg ? r->errmsg : "");
     cairn__kv__handoff_batch_resp__free_unpacked(r, NULL);
     switch (st) {
-    case CAIRN__KV__HANDOFF_STATUS__HANDOFF_OK: {
-        hjob_t *j = s->job;
-        s->job = NULL;
-        s->objects += j->n;
-        s->bytes += j->bytes;
+    case CAIRN__KV__HANDOFF_STATUS__HANDOFF_OK:
+        s->objects += s->job->n;
+        s->bytes += s->job->bytes;
         s->batches++;
         act_progress(s->partition, s->objects, s->bytes);
-        free(s->packed);
-        s->packed = NULL;
-        hjob_t *next = j->more ? job_new(s->kv, s->partition, j) : NULL;
-        job_free(j);
-        if (!next) {
-            double secs = (double)(rt_now_ns() - s->start_ns) / 1e9;
-            rt_info("handoff: %s of partition %" PRIu32 " to %s done: %" PRIu64
-                    " objects, %" PRIu64 " bytes in %" PRIu64 " batches, %.2f s",
-                    pass_name(s), s->partition, s->target, s->objects, s->bytes, s->batches,
-                    secs);
-            return RT_STOP;
+        if (s->drop) { /* the target has it: delete what did not change since */
+            rt_pid_t vnode = vnode_pid(s->kv, s->partition);
+            if (rt_pid_is_nil(vnode))
+                sender_fail(s, "the local vnode stopped");
+            s->drop_call = rt_call(vnode, rt_msg_copy(VNODE_MSG_DROP, s->packed, s->packed_len),
+                                   HANDOFF_VNODE_CALL_MS);
+            return RT_CONTINUE;
         }
-        if (submit(s, next) < 0)
-            sender_fail(s, "the worker pool is full");
-        return RT_CONTINUE;
-    }
+        return next_chunk(s);
     case CAIRN__KV__HANDOFF_STATUS__HANDOFF_RETRY:
         if (++s->retries > HANDOFF_MAX_RETRIES)
             sender_fail(s, "%s kept answering retry (%s)", s->target, err);
@@ -353,7 +385,7 @@ static int sender_init(void *state, void *arg)
     s->self = rt_self();
     s->partition = a->partition;
     snprintf(s->target, sizeof s->target, "%s", a->target);
-    s->sweep = a->sweep;
+    s->drop = a->drop;
     s->start_ns = rt_now_ns();
     if (submit(s, job_new(s->kv, s->partition, NULL)) < 0) {
         rt_warn("handoff: cannot start folding partition %" PRIu32 ": the worker pool is full",
@@ -368,6 +400,8 @@ static int sender_handle(void *state, rt_msg_t *m)
     sender_t *s = state;
     if (s->call && (m->flags & RT_MSGF_REPLY) && m->ref == s->call)
         return on_reply(s, m);
+    if (s->drop_call && (m->flags & RT_MSGF_REPLY) && m->ref == s->drop_call)
+        return on_drop_reply(s, m);
     switch (m->type) {
     case HANDOFF_MSG_CHUNK:
         return on_chunk(s, m);
@@ -377,6 +411,9 @@ static int sender_handle(void *state, rt_msg_t *m)
         return RT_CONTINUE;
     case RT_MSG_CALL_FAILED: {
         const rt_call_failed_t *f = (const rt_call_failed_t *)(const void *)m->data;
+        if (s->drop_call && f->ref == s->drop_call)
+            sender_fail(s, "the local vnode did not answer the drop: %s",
+                        rt_reason_str(f->reason));
         if (!s->call || f->ref != s->call)
             return RT_CONTINUE;
         s->call = 0;
@@ -572,10 +609,10 @@ static const rt_behaviour_t applier_behaviour = {
 
 typedef enum {
     XFER_IDLE,       /* nothing running for this partition */
-    XFER_SENDING,    /* a sender transfers it to target */
-    XFER_REPORTED,   /* the data is across; waiting for the owner to switch to target */
-    XFER_SWEEPING,   /* the owner switched: a sender makes the pass that catches late writes */
-    XFER_SWEPT       /* done here (the old copy stays: dropping it is a follow-up) */
+    XFER_SENDING,    /* ownership: a sender transfers it to its next owner */
+    XFER_REPORTED,   /* ownership: the data is across; waiting for the owner to switch */
+    XFER_HANDING,    /* foreign vnode: a sender hands its data to the owner and drops it */
+    XFER_RETIRING    /* foreign vnode: handed off; asked to retire (VNODE_MSG_RETIRE) */
 } xfer_phase_t;
 
 typedef struct xfer_s {
@@ -583,6 +620,8 @@ typedef struct xfer_s {
     char target[RING_NODE_NAME_MAX];
     rt_ref_t mon;            /* the running sender's monitor (0: none) */
     rt_pid_t pid;
+    rt_ref_t retire;         /* the VNODE_MSG_RETIRE call in flight (0: none) */
+    bool was_owner;          /* the foreign vnode is an old owner's (else a fallback's) */
     uint32_t failures;       /* in a row: the back-off */
     uint64_t not_before_ns;  /* after a failure: no new sender before this */
 } xfer_t;
@@ -595,6 +634,24 @@ typedef struct service_s {
     uint32_t appliers;       /* running */
 } service_t;
 
+uint32_t handoff_foreign_vnodes(const kv_node_t *kv)
+{
+    uint32_t n = 0, q = ring_size(kv_ring(kv));
+    for (uint32_t p = 0; p < q; p++)
+        n += !rt_pid_is_nil(vnode_pid(kv, p)) && !vnode_should_run(kv, p);
+    return n;
+}
+
+/* The outbound transfer limit: handoff.concurrency at start, handoff_set_limit after. */
+static _Atomic uint32_t limit_override; /* 0: the configured value */
+
+static const char *phase_kind(const act_t *a)
+{
+    if (a->phase == XFER_SENDING || a->phase == XFER_REPORTED)
+        return "ownership";
+    return a->was_owner ? "ownership (final pass)" : "hinted";
+}
+
 /* x's phase (and target) becomes `phase`, also in the activity table. */
 static void set_phase(service_t *s, uint32_t p, xfer_phase_t phase, const char *target)
 {
@@ -605,44 +662,60 @@ static void set_phase(service_t *s, uint32_t p, xfer_phase_t phase, const char *
     pthread_mutex_lock(&act_lock);
     if (act_table && p < act_q) {
         act_t *a = &act_table[p];
-        if (phase == XFER_SENDING || phase == XFER_SWEEPING)
+        if (phase == XFER_SENDING || phase == XFER_HANDING) {
             a->objects = a->bytes = 0;
+            a->start_ns = rt_now_ns();
+        }
         a->phase = (int)phase;
+        a->was_owner = x->was_owner;
         snprintf(a->target, sizeof a->target, "%s", x->target);
     }
     pthread_mutex_unlock(&act_lock);
 }
 
-size_t handoff_activity(char *buf, size_t len)
+size_t handoff_activity(handoff_activity_t *out, size_t max)
 {
-    size_t count = 0, at = 0;
-    if (len)
-        buf[0] = '\0';
+    size_t count = 0;
+    uint64_t now = rt_now_ns();
     pthread_mutex_lock(&act_lock);
     for (uint32_t p = 0; act_table && p < act_q; p++) {
         const act_t *a = &act_table[p];
         const char *what = a->phase == XFER_SENDING    ? "sending"
-                           : a->phase == XFER_SWEEPING ? "sweeping (late writes)"
-                           : a->phase == XFER_REPORTED ? "handed off; sweep after the switch"
+                           : a->phase == XFER_HANDING  ? "sending"
+                           : a->phase == XFER_REPORTED ? "sent; waiting for the ownership switch"
+                           : a->phase == XFER_RETIRING ? "sent; retiring the local copy"
                                                        : NULL;
         if (!what)
             continue;
-        count++;
-        if (at < len) {
-            int w = snprintf(buf + at, len - at,
-                             "%spartition %" PRIu32 " -> %s: %s, %" PRIu64 " objects / %" PRIu64
-                             " bytes sent",
-                             at ? "\n" : "", p, a->target, what, a->objects, a->bytes);
-            at = w < 0 ? len : at + (size_t)w;
+        if (count < max) {
+            handoff_activity_t *o = &out[count];
+            memset(o, 0, sizeof *o);
+            o->partition = p;
+            snprintf(o->target, sizeof o->target, "%s", a->target);
+            snprintf(o->kind, sizeof o->kind, "%s", phase_kind(a));
+            snprintf(o->state, sizeof o->state, "%s", what);
+            o->objects = a->objects;
+            o->bytes = a->bytes;
+            o->elapsed_ms = a->start_ns && now > a->start_ns ? (now - a->start_ns) / 1000000u : 0;
         }
+        count++;
     }
     pthread_mutex_unlock(&act_lock);
     return count;
 }
 
-static uint32_t concurrency(const service_t *s)
+uint32_t handoff_limit(const kv_node_t *kv)
 {
-    return s->kv->cfg ? s->kv->cfg->handoff_concurrency : 2;
+    uint32_t o = atomic_load_explicit(&limit_override, memory_order_relaxed);
+    if (o)
+        return o;
+    return kv && kv->cfg ? kv->cfg->handoff_concurrency : 2;
+}
+
+void handoff_set_limit(uint32_t limit)
+{
+    atomic_store_explicit(&limit_override, limit, memory_order_relaxed);
+    rt_send_name(NULL, HANDOFF_SERVICE_NAME, rt_msg_new(HANDOFF_MSG_CHECK, 0));
 }
 
 static void report_done(uint32_t p, const char *target)
@@ -656,10 +729,10 @@ static void report_done(uint32_t p, const char *target)
 }
 
 /* Starts a sender of partition p to target; false (nothing changed) when it cannot. */
-static bool start_sender(service_t *s, uint32_t p, const char *target, bool sweep)
+static bool start_sender(service_t *s, uint32_t p, const char *target, bool drop)
 {
     xfer_t *x = &s->x[p];
-    sender_args_t a = {.kv = s->kv, .partition = p, .target = target, .sweep = sweep};
+    sender_args_t a = {.kv = s->kv, .partition = p, .target = target, .drop = drop};
     rt_ref_t mon = 0;
     rt_spawn_opts_t o = {.monitor = &mon};
     rt_pid_t pid;
@@ -670,11 +743,37 @@ static bool start_sender(service_t *s, uint32_t p, const char *target, bool swee
     }
     x->mon = mon;
     x->pid = pid;
-    set_phase(s, p, sweep ? XFER_SWEEPING : XFER_SENDING, target);
+    set_phase(s, p, drop ? XFER_HANDING : XFER_SENDING, target);
     s->senders++;
-    rt_info("handoff: %s of partition %" PRIu32 " to %s started", sweep ? "sweep" : "transfer",
-            p, target);
+    rt_info("handoff: %s of partition %" PRIu32 " to %s started",
+            drop ? (x->was_owner ? "final ownership pass" : "hinted handoff") : "transfer", p,
+            target);
     return true;
+}
+
+/* The next attempt of x waits: 1 s doubling up to 30 s. */
+static void back_off(xfer_t *x)
+{
+    uint32_t shift = x->failures < 5 ? x->failures : 5;
+    uint64_t ms = (uint64_t)HANDOFF_BACKOFF_MIN_MS << shift;
+    if (ms > HANDOFF_BACKOFF_MAX_MS)
+        ms = HANDOFF_BACKOFF_MAX_MS;
+    x->failures++;
+    x->not_before_ns = rt_now_ns() + ms * 1000000u;
+}
+
+/* Partition p's vnode runs here though this node neither owns p nor is to own it: hand its
+ * data to the owner when the owner is up. */
+static void check_foreign(service_t *s, uint32_t p, const cstate_t *cs, uint64_t now)
+{
+    xfer_t *x = &s->x[p];
+    if (x->phase != XFER_IDLE || now < x->not_before_ns || s->senders >= handoff_limit(s->kv))
+        return;
+    uint32_t owner = ring_owner(cstate_ring(cs), p);
+    const char *target = cstate_member_name(cs, owner);
+    if (!target || !rt_node_is_up(target))
+        return; /* a fallback keeps the data until its owner is back */
+    start_sender(s, p, target, true);
 }
 
 /* Looks at the current cluster state and starts what can start. */
@@ -689,17 +788,14 @@ static void check(service_t *s)
     uint32_t q = cstate_size(cs) < s->q ? cstate_size(cs) : s->q;
     for (uint32_t p = 0; p < q; p++) {
         xfer_t *x = &s->x[p];
-        if (x->phase == XFER_SENDING || x->phase == XFER_SWEEPING)
+        if (x->phase == XFER_SENDING || x->phase == XFER_HANDING || x->phase == XFER_RETIRING)
             continue;
         uint32_t owner = ring_owner(r, p), next = cstate_next_owner(cs, p);
         if (owner == me && next != CSTATE_NONE) {
             const char *target = cstate_member_name(cs, next);
             if (x->phase != XFER_IDLE && strcmp(x->target, target) != 0)
                 set_phase(s, p, XFER_IDLE, NULL); /* another transfer than the one we knew */
-            if (x->phase == XFER_SWEPT)
-                set_phase(s, p, XFER_IDLE, NULL);
             if (cstate_transfer_is_done(cs, p)) {
-                /* also after a restart: sweep once the owner switches */
                 if (x->phase != XFER_REPORTED)
                     set_phase(s, p, XFER_REPORTED, target);
                 continue;
@@ -708,17 +804,50 @@ static void check(service_t *s)
                 report_done(p, target);
                 continue;
             }
-            if (now < x->not_before_ns || s->senders >= concurrency(s))
+            if (now < x->not_before_ns || s->senders >= handoff_limit(s->kv))
                 continue;
+            x->was_owner = false;
             start_sender(s, p, target, false);
-        } else if (x->phase == XFER_REPORTED) {
-            if (owner != me && strcmp(cstate_member_name(cs, owner), x->target) == 0) {
-                if (now >= x->not_before_ns && s->senders < concurrency(s))
-                    start_sender(s, p, x->target, true);
-            } else {
-                set_phase(s, p, XFER_IDLE, NULL); /* dropped, or p went elsewhere */
-            }
+            continue;
         }
+        if (x->phase == XFER_REPORTED) { /* switched (or dropped): the vnode is foreign now */
+            x->was_owner = owner != me;
+            set_phase(s, p, XFER_IDLE, NULL);
+        }
+        if (!rt_pid_is_nil(vnode_pid(s->kv, p)) && !vnode_should_run(s->kv, p))
+            check_foreign(s, p, cs, now);
+    }
+}
+
+/* A foreign vnode's data is with its owner: ask it to retire (it refuses if a write landed
+ * since, and the next check hands that off too). */
+static void ask_retire(service_t *s, uint32_t p)
+{
+    xfer_t *x = &s->x[p];
+    rt_pid_t vnode = vnode_pid(s->kv, p);
+    if (rt_pid_is_nil(vnode)) {
+        set_phase(s, p, XFER_IDLE, NULL);
+        return;
+    }
+    x->retire = rt_call(vnode, rt_msg_new(VNODE_MSG_RETIRE, 0), HANDOFF_VNODE_CALL_MS);
+    set_phase(s, p, XFER_RETIRING, NULL);
+}
+
+static void on_retire_answer(service_t *s, uint32_t p, int32_t answer)
+{
+    xfer_t *x = &s->x[p];
+    x->retire = 0;
+    set_phase(s, p, XFER_IDLE, NULL);
+    if (answer == 0) {
+        x->failures = 0;
+        x->not_before_ns = 0;
+        x->was_owner = false;
+    } else if (answer == 1) { /* a write landed meanwhile: another pass soon */
+        x->not_before_ns = rt_now_ns() + (uint64_t)HANDOFF_RETRY_MS * 1000000u;
+    } else if (answer < 0) {
+        rt_warn("handoff: partition %" PRIu32 " could not retire: %s", p,
+                store_strerror(answer));
+        back_off(x);
     }
 }
 
@@ -734,21 +863,16 @@ static void on_sender_down(service_t *s, xfer_t *x, uint32_t p, int reason)
             set_phase(s, p, XFER_REPORTED, NULL);
             report_done(p, x->target);
         } else {
-            set_phase(s, p, XFER_SWEPT, NULL);
+            ask_retire(s, p);
         }
         return;
     }
     if (reason != HANDOFF_R_FAILED) /* sender_fail logged the others */
         rt_warn("handoff: the %s of partition %" PRIu32 " to %s ended: %s; it starts over later",
-                x->phase == XFER_SWEEPING ? "sweep" : "transfer", p, x->target,
+                x->phase == XFER_HANDING ? "handoff" : "transfer", p, x->target,
                 rt_reason_str(reason));
-    uint32_t shift = x->failures < 5 ? x->failures : 5;
-    uint64_t ms = (uint64_t)HANDOFF_BACKOFF_MIN_MS << shift;
-    if (ms > HANDOFF_BACKOFF_MAX_MS)
-        ms = HANDOFF_BACKOFF_MAX_MS;
-    x->failures++;
-    x->not_before_ns = rt_now_ns() + ms * 1000000u;
-    set_phase(s, p, x->phase == XFER_SWEEPING ? XFER_REPORTED : XFER_IDLE, NULL);
+    back_off(x);
+    set_phase(s, p, XFER_IDLE, NULL);
 }
 
 static void on_down(service_t *s, const rt_down_msg_t *d)
@@ -843,7 +967,24 @@ static int service_handle(void *state, rt_msg_t *m)
     case RT_MSG_DOWN:
         on_down(s, (const rt_down_msg_t *)(const void *)m->data);
         return RT_CONTINUE;
+    case RT_MSG_CALL_FAILED: { /* a retire call: the vnode died (it restarts, or is gone) */
+        const rt_call_failed_t *f = (const rt_call_failed_t *)(const void *)m->data;
+        for (uint32_t p = 0; p < s->q; p++)
+            if (s->x[p].retire && s->x[p].retire == f->ref)
+                on_retire_answer(s, p, STORE_ECLOSED);
+        return RT_CONTINUE;
+    }
     default:
+        if (m->type == VNODE_MSG_RETIRE && (m->flags & RT_MSGF_REPLY)) {
+            int32_t answer = STORE_EINVAL;
+            if (m->size == sizeof answer)
+                memcpy(&answer, m->data, sizeof answer);
+            for (uint32_t p = 0; p < s->q; p++)
+                if (s->x[p].retire && s->x[p].retire == m->ref) {
+                    on_retire_answer(s, p, answer);
+                    check(s);
+                }
+        }
         return RT_CONTINUE;
     }
 }

@@ -252,77 +252,198 @@ static int load_ring(node_t *n, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- the vnode starter */
 
-/* A permanent child of the "vnodes" group (one_for_all with the vnode supervisor): every time
- * the group (re)starts, it asks the vnode supervisor for one vnode per local partition, and
- * again for partitions the node gains whenever the ring manager publishes a new state
- * (RING_MGR_MSG_VNODES_CHANGED to RING_MGR_STARTER_NAME). It remembers what it started, so
- * a partition never gets two vnodes; vnodes of partitions the node no longer owns keep
- * running (their data stays until it is handed off). Any failure crashes it, which restarts
- * the whole group (a clean slate). */
+/* A permanent child of the "vnodes" group (one_for_all with the vnode supervisor),
+ * registered as VNODE_PROXY_NAME. It starts vnodes:
+ *   - every time the group (re)starts, one per partition the node should run
+ *     (vnode_should_run), and again for partitions it gains whenever the ring manager
+ *     publishes a new state (RING_MGR_MSG_VNODES_CHANGED);
+ *   - on demand: a vnode request (KV_MSG_VNODE_GET/PUT/REAP call) addressed to it is passed
+ *     on, unchanged (the vnode replies to the original caller), to the partition's live
+ *     vnode; when there is none, a fallback vnode is started first and the request waits
+ *     for it (at most STARTER_MAX_WAITING per partition; beyond, or when the start fails,
+ *     it is refused with a FAILED answer).
+ * It remembers what it asked for, so a partition never gets two vnodes, until a retired
+ * vnode reports VNODE_MSG_RETIRED (node/vnode.h). A vnode that crashes is restarted by the
+ * supervisor (requests meanwhile are refused: "restarting"). A failed start call crashes
+ * the starter, which restarts the whole group (a clean slate). */
+#define STARTER_MAX_WAITING 1024u
+
+typedef struct starter_slot_s {
+    bool asked;             /* a vnode was asked for (running, starting or restarting) */
+    rt_ref_t start;         /* the start call in flight (0: none) */
+    rt_msg_t **waiting;     /* requests waiting for the start (kept messages, owned) */
+    uint32_t n_waiting, cap_waiting;
+} starter_slot_t;
+
 typedef struct starter_s {
     kv_node_t *kv;
-    uint32_t pending;
+    uint32_t q;
+    uint32_t pending;       /* start calls in flight */
     uint32_t started;
-    bool *asked;            /* q flags: a vnode was asked for (owned) */
+    starter_slot_t *slots;  /* q entries (owned) */
 } starter_t;
 
 static int starter_init(void *state, void *arg)
 {
     starter_t *s = state;
     s->kv = arg;
-    s->asked = calloc(ring_size(kv_ring(s->kv)), sizeof *s->asked);
-    if (!s->asked)
+    s->q = ring_size(kv_ring(s->kv));
+    s->slots = calloc(s->q, sizeof *s->slots);
+    if (!s->slots)
         return RT_R_INIT_FAILED;
-    if (rt_register(RING_MGR_STARTER_NAME, rt_self()) != 0) {
-        rt_error("vnode starter: cannot register as %s", RING_MGR_STARTER_NAME);
+    if (rt_register(VNODE_PROXY_NAME, rt_self()) != 0) {
+        rt_error("vnode starter: cannot register as %s", VNODE_PROXY_NAME);
         return RT_R_INIT_FAILED;
     }
     rt_send(rt_self(), rt_msg_new(RING_MGR_MSG_VNODES_CHANGED, 0));
     return 0;
 }
 
+static void slot_refuse_waiting(starter_slot_t *sl, const char *why)
+{
+    for (uint32_t i = 0; i < sl->n_waiting; i++) {
+        vnode_refuse(sl->waiting[i], why);
+        rt_msg_free(sl->waiting[i]);
+    }
+    sl->n_waiting = 0;
+}
+
 static void starter_terminate(void *state, int reason)
 {
     starter_t *s = state;
-    free(s->asked);
-    s->asked = NULL;
+    (void)reason;
+    for (uint32_t p = 0; s->slots && p < s->q; p++) {
+        slot_refuse_waiting(&s->slots[p], "the node's vnodes are restarting");
+        free(s->slots[p].waiting);
+    }
+    free(s->slots);
+    s->slots = NULL;
+}
+
+/* Asks the vnode supervisor for a vnode of p. false (logged) when there is no supervisor. */
+static bool starter_start(starter_t *s, uint32_t p)
+{
+    rt_pid_t sup = rt_whereis(NODE_VNODE_SUP_NAME);
+    if (rt_pid_is_nil(sup)) {
+        rt_error("vnode starter: no %s", NODE_VNODE_SUP_NAME);
+        return false;
+    }
+    s->slots[p].asked = true;
+    s->slots[p].start = rt_call(sup, rt_sup_req_start_dynamic_child((void *)(uintptr_t)(p + 1),
+                                                                     NULL),
+                                NODE_START_CALL_MS);
+    s->pending++;
+    return true;
+}
+
+/* A vnode request for a partition: passed on, held for the vnode being started, or refused. */
+static void starter_forward(starter_t *s, rt_msg_t *m)
+{
+    uint32_t p;
+    if (!vnode_request_partition(m, &p) || p >= s->q) {
+        vnode_refuse(m, "the request names no partition of this node's ring");
+        return;
+    }
+    rt_pid_t pid = vnode_pid(s->kv, p);
+    if (!rt_pid_is_nil(pid)) {
+        rt_send(pid, m); /* passed on: the vnode answers the caller */
+        return;
+    }
+    starter_slot_t *sl = &s->slots[p];
+    if (sl->asked && !sl->start) {
+        vnode_refuse(m, "the vnode is restarting");
+        return;
+    }
+    if (sl->n_waiting >= STARTER_MAX_WAITING) {
+        vnode_refuse(m, "overload: too many requests wait for the vnode to start");
+        return;
+    }
+    if (!sl->start) {
+        if (!starter_start(s, p)) {
+            vnode_refuse(m, "the vnode supervisor is not running");
+            return;
+        }
+        rt_info("vnode %" PRIu32 ": starting on demand (fallback)", p);
+    }
+    if (sl->n_waiting == sl->cap_waiting) {
+        sl->cap_waiting = sl->cap_waiting ? sl->cap_waiting * 2 : 8;
+        sl->waiting = realloc(sl->waiting, sl->cap_waiting * sizeof *sl->waiting);
+        if (!sl->waiting)
+            abort();
+    }
+    rt_msg_keep(m);
+    sl->waiting[sl->n_waiting++] = m;
+}
+
+/* The start of p's vnode ended (rc: the supervisor's result). false when a vnode of a
+ * partition the node should run did not start: the group restarts. */
+static bool starter_started(starter_t *s, uint32_t p, int rc)
+{
+    starter_slot_t *sl = &s->slots[p];
+    sl->start = 0;
+    s->pending--;
+    if (rc < 0) {
+        rt_error("vnode %" PRIu32 ": did not start: %s", p, rt_strerror(rc));
+        sl->asked = false;
+        slot_refuse_waiting(sl, "the vnode did not start");
+        return !vnode_should_run(s->kv, p);
+    }
+    s->started++;
+    if (s->pending == 0)
+        rt_info("vnodes: %" PRIu32 " started", s->started);
+    rt_pid_t pid = vnode_pid(s->kv, p);
+    for (uint32_t i = 0; i < sl->n_waiting; i++) {
+        if (rt_pid_is_nil(pid)) { /* it died already */
+            vnode_refuse(sl->waiting[i], "the vnode is restarting");
+            rt_msg_free(sl->waiting[i]);
+        } else {
+            rt_send(pid, sl->waiting[i]);
+        }
+    }
+    sl->n_waiting = 0;
+    return true;
 }
 
 static int starter_handle(void *state, rt_msg_t *m)
 {
     starter_t *s = state;
-    if (m->type == RING_MGR_MSG_VNODES_CHANGED) {
-        rt_pid_t sup = rt_whereis(NODE_VNODE_SUP_NAME);
-        if (rt_pid_is_nil(sup)) {
-            rt_error("vnode starter: no %s", NODE_VNODE_SUP_NAME);
-            return -1;
-        }
-        uint32_t q = ring_size(kv_ring(s->kv));
-        for (uint32_t p = 0; p < q; p++) {
-            if (s->asked[p] || !vnode_should_run(s->kv, p))
-                continue;
-            s->asked[p] = true;
-            rt_call(sup, rt_sup_req_start_dynamic_child((void *)(uintptr_t)(p + 1), NULL),
-                    NODE_START_CALL_MS);
-            s->pending++;
+    switch (m->type) {
+    case RING_MGR_MSG_VNODES_CHANGED:
+        for (uint32_t p = 0; p < s->q; p++)
+            if (!s->slots[p].asked && vnode_should_run(s->kv, p) && !starter_start(s, p))
+                return -1;
+        return RT_CONTINUE;
+    case KV_MSG_VNODE_GET:
+    case KV_MSG_VNODE_PUT:
+    case KV_MSG_VNODE_REAP:
+        starter_forward(s, m);
+        return RT_CONTINUE;
+    case VNODE_MSG_RETIRED: {
+        uint32_t p;
+        if (m->size != sizeof p)
+            return RT_CONTINUE;
+        memcpy(&p, m->data, sizeof p);
+        if (p < s->q && !s->slots[p].start) {
+            s->slots[p].asked = false;
+            /* owned again meanwhile: start it again */
+            if (vnode_should_run(s->kv, p) && !starter_start(s, p))
+                return -1;
         }
         return RT_CONTINUE;
     }
-    if (m->type == RT_MSG_CALL_FAILED) {
+    case RT_MSG_CALL_FAILED: {
         const rt_call_failed_t *f = (const void *)m->data;
         rt_error("vnode starter: starting a vnode failed: %s", rt_reason_str(f->reason));
         return -1;
     }
-    const rt_sup_result_t *res = rt_sup_result_of(m);
-    if (res) {
-        if (res->rc < 0) {
-            rt_error("vnode starter: a vnode did not start: %s", rt_strerror(res->rc));
-            return -1;
-        }
-        s->started++;
-        if (s->pending && --s->pending == 0)
-            rt_info("vnodes: %" PRIu32 " started", s->started);
+    default:
+        break;
     }
+    const rt_sup_result_t *res = rt_sup_result_of(m);
+    if (res && (m->flags & RT_MSGF_REPLY))
+        for (uint32_t p = 0; p < s->q; p++)
+            if (s->slots[p].start == m->ref)
+                return starter_started(s, p, res->rc) ? RT_CONTINUE : -1;
     return RT_CONTINUE;
 }
 

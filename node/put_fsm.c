@@ -362,7 +362,8 @@ static int put_start(put_fsm_t *s, char *err, size_t errlen)
                  req->content->value.len, (unsigned long long)cfg->object_max_bytes);
         return -1;
     }
-    if (coord_replicas_init(t, s->c.kv, req->has_n_val, req->n_val, err, errlen) != 0)
+    if (coord_replicas_init(t, s->c.kv, req->has_n_val, req->n_val, req->has_sloppy_quorum,
+                            req->sloppy_quorum, err, errlen) != 0)
         return -1;
     if (quorum_put_init(&s->q, &t->props, t->n, req->has_w ? req->w : NODE_QUORUM_DEFAULT,
                         req->has_dw ? req->dw : NODE_QUORUM_DEFAULT,

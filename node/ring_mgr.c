@@ -43,6 +43,8 @@ enum {
 #define RM_CALL_MS 10000u    /* a forward to the claimant, a join's state request */
 #define RM_READY_CALL_MS 5000u
 #define RM_STOP_DELAY_MS 3000u /* a removed node gossips this long before it stops */
+#define RM_STOP_POLL_MS 500u   /* ... then waits for its handoffs, looking this often ... */
+#define RM_STOP_MAX_WAIT_MS 300000u /* ... at most this long */
 
 /* A request waiting for other nodes: the admin requester and what it waits for. */
 typedef enum { WAIT_FORWARD, WAIT_JOIN, WAIT_READY } wait_kind_t;
@@ -72,6 +74,7 @@ typedef struct ring_mgr_s {
     waiting_t waiting[RM_MAX_WAITING];
     uint64_t rng;
     bool stopping;           /* removed: the node stops soon */
+    uint32_t stop_waited_ms; /* how long it has waited for handoffs to finish */
     uint64_t shown_plan;     /* fingerprint of the last plan `cluster plan` showed (0: none
                               * since the staged changes last changed) */
 } ring_mgr_t;
@@ -180,7 +183,7 @@ static void install(ring_mgr_t *s, cstate_t *ns, const char *why)
             " partitions pending",
             cstate_fingerprint(ns), why, cstate_member_count(ns), claimant ? claimant : "none",
             cstate_pending_count(ns));
-    rt_send_name(NULL, RING_MGR_STARTER_NAME, rt_msg_new(RING_MGR_MSG_VNODES_CHANGED, 0));
+    rt_send_name(NULL, VNODE_PROXY_NAME, rt_msg_new(RING_MGR_MSG_VNODES_CHANGED, 0));
     uint32_t me = cstate_member_index(ns, s->self);
     if (me != CSTATE_NONE) {
         cstate_status_t st = cstate_member_status(ns, me);
@@ -750,24 +753,35 @@ static void cmd_view(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admi
     if (req->command == CAIRN__ADMIN__COMMAND__TRANSFERS) {
         /* the pending transfers, and this node's handoff activity (node/handoff.h) */
         uint32_t pending = cstate_pending_count(cs);
-        size_t cap = 64 * 1024;
-        char *act = malloc(cap);
+        size_t max = ring_size(cstate_ring(cs));
+        handoff_activity_t *act = calloc(max ? max : 1, sizeof *act);
         if (!act)
             abort();
-        size_t active = handoff_activity(act, cap);
+        size_t active = handoff_activity(act, max);
+        if (active > max)
+            active = max;
         if (pending == 0 && active == 0) {
             text = "No transfers active";
         } else {
-            size_t need = strlen(act) + 512;
+            size_t need = 512 + active * (sizeof act->target + 256);
             heap = malloc(need);
             if (!heap)
                 abort();
-            snprintf(heap, need,
-                     "%" PRIu32 " partition(s) change owner: each current owner hands its "
-                     "data to the next owner (handoff.concurrency at a time per node), then "
-                     "ownership switches\n%s: %s%s",
-                     pending, s->self,
-                     active ? "handoff in progress:\n" : "no handoff in progress here", act);
+            int at = snprintf(heap, need,
+                              "%" PRIu32 " partition(s) change owner; handoff limit %" PRIu32
+                              " per node\n%s: %s",
+                              pending, handoff_limit(s->kv), s->self,
+                              active ? "transfers:" : "no transfers here");
+            for (size_t i = 0; i < active && at > 0 && (size_t)at < need; i++) {
+                const handoff_activity_t *a = &act[i];
+                double secs = (double)a->elapsed_ms / 1000.0;
+                at += snprintf(heap + at, need - (size_t)at,
+                               "\n  %s partition %" PRIu32 " %s -> %s: %s, %" PRIu64
+                               " objects / %" PRIu64 " bytes sent, %.1f objects/s, %.2f MB/s",
+                               a->kind, a->partition, s->self, a->target, a->state, a->objects,
+                               a->bytes, secs > 0 ? (double)a->objects / secs : 0.0,
+                               secs > 0 ? (double)a->bytes / secs / 1e6 : 0.0);
+            }
             text = heap;
         }
         free(act);
@@ -864,8 +878,9 @@ static void on_call_outcome(ring_mgr_t *s, const rt_msg_t *m, rt_ref_t ref, bool
 /* ---------------------------------------------------------------- ticks */
 
 /* Transfers are the handoff service's (node/handoff.h): it looks at the state each gossip
- * interval, starts senders for partitions this node owns that have a pending next owner,
- * sweeps them after the switch, and reports each finished transfer back (on_transfer_done). */
+ * interval and when a member comes up, starts senders for partitions this node owns that
+ * have a pending next owner and for foreign vnodes whose owner is up, and reports each
+ * finished ownership transfer back (on_transfer_done). */
 static void kick_handoff(void)
 {
     rt_send_name(NULL, HANDOFF_SERVICE_NAME, rt_msg_new(HANDOFF_MSG_CHECK, 0));
@@ -930,6 +945,20 @@ static void claimant_tick(ring_mgr_t *s)
 
 static void stop_node(ring_mgr_t *s)
 {
+    /* Data held for others is handed off first (bounded: a node whose owners stay away
+     * stops anyway after RM_STOP_MAX_WAIT_MS, keeping that data on disk). */
+    uint32_t foreign = handoff_foreign_vnodes(s->kv);
+    if (foreign && s->stop_waited_ms < RM_STOP_MAX_WAIT_MS) {
+        if (s->stop_waited_ms == 0)
+            rt_info("cluster: waiting for %" PRIu32 " partition(s) to be handed off before "
+                    "stopping", foreign);
+        s->stop_waited_ms += RM_STOP_POLL_MS;
+        rt_send_after(RM_STOP_POLL_MS, rt_self(), rt_msg_new(RM_MSG_STOP_NODE, 0));
+        return;
+    }
+    if (foreign)
+        rt_warn("cluster: stopping with %" PRIu32 " partition(s) not handed off (they stay "
+                "in the data dir)", foreign);
     /* Start over as a node of its own: a fresh single-node ring on disk. */
     cstate_t *fresh = cstate_new(cstate_size(kv_cstate(s->kv)), s->self, NULL);
     char err[512];
@@ -989,6 +1018,7 @@ static int rm_handle(void *state, rt_msg_t *m)
         if (cstate_member_index(kv_cstate(s->kv), node) != CSTATE_NONE) {
             rt_info("cluster: %s is up", node);
             push_to(s, node);
+            kick_handoff(); /* fallbacks hand their data back to it now */
         }
         break;
     }

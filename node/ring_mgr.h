@@ -26,7 +26,6 @@
 #include "node/kv.h"
 
 #define RING_MGR_NAME "cairn_ring"
-#define RING_MGR_STARTER_NAME "cairn_vnode_starter" /* node.c's vnode starter */
 
 typedef struct ring_mgr_args_s {
     kv_node_t *kv;          /* kv->states holds the state loaded at start */

@@ -46,6 +46,7 @@
 #include "runtime/sup.h"
 #include "storage/object.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -206,6 +207,7 @@ typedef struct vnode_s {
     uint64_t lease_end;     /* persisted: seq never exceeds it */
     char *meta_path;        /* NULL for the memory backend */
     bool published;
+    bool retired;           /* VNODE_MSG_RETIRE succeeded: terminate removes the data */
 } vnode_t;
 
 /* ---------------------------------------------------------------- backend operations */
@@ -246,6 +248,12 @@ static int vn_del(vnode_t *v, const store_key_t *k, char *err, size_t errlen)
 {
     bool locked = op_begin(v);
     return op_end(v, locked, store_del(v->backend, k), err, errlen);
+}
+
+static int vn_is_empty(vnode_t *v, char *err, size_t errlen)
+{
+    bool locked = op_begin(v);
+    return op_end(v, locked, store_is_empty(v->backend), err, errlen);
 }
 
 static int vn_sync(vnode_t *v, char *err, size_t errlen)
@@ -732,6 +740,129 @@ static void handle_reap(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeReapReq *
     rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_REAP_RESP, &resp->base, NULL));
 }
 
+static bool pb_is(const ProtobufCMessage *pb, const ProtobufCMessageDescriptor *d)
+{
+    return pb && pb->descriptor == d;
+}
+
+bool vnode_request_partition(const rt_msg_t *m, uint32_t *partition)
+{
+    const ProtobufCMessage *pb = rt_msg_pb_get(m);
+    if (m->type == KV_MSG_VNODE_GET && pb_is(pb, &cairn__kv__vnode_get_req__descriptor)) {
+        const Cairn__Kv__VnodeGetReq *r = (const Cairn__Kv__VnodeGetReq *)pb;
+        *partition = r->partition;
+        return r->has_partition;
+    }
+    if (m->type == KV_MSG_VNODE_PUT && pb_is(pb, &cairn__kv__vnode_put_req__descriptor)) {
+        const Cairn__Kv__VnodePutReq *r = (const Cairn__Kv__VnodePutReq *)pb;
+        *partition = r->partition;
+        return r->has_partition;
+    }
+    if (m->type == KV_MSG_VNODE_REAP && pb_is(pb, &cairn__kv__vnode_reap_req__descriptor)) {
+        const Cairn__Kv__VnodeReapReq *r = (const Cairn__Kv__VnodeReapReq *)pb;
+        *partition = r->partition;
+        return r->has_partition;
+    }
+    return false;
+}
+
+void vnode_refuse(rt_msg_t *m, const char *why)
+{
+    if (!rt_is_call(m))
+        return;
+    uint32_t p = 0;
+    bool has_p = vnode_request_partition(m, &p);
+    ProtobufCMessage *resp = NULL;
+    uint32_t type = 0;
+    if (m->type == KV_MSG_VNODE_GET) {
+        Cairn__Kv__VnodeGetResp *r = xcalloc(sizeof *r);
+        cairn__kv__vnode_get_resp__init(r);
+        r->has_partition = has_p, r->partition = p, r->has_status = 1;
+        set_failure(&r->status, &r->errmsg, CAIRN__KV__STATUS__FAILED, why);
+        resp = &r->base, type = KV_MSG_VNODE_GET_RESP;
+    } else if (m->type == KV_MSG_VNODE_PUT) {
+        Cairn__Kv__VnodePutResp *r = xcalloc(sizeof *r);
+        cairn__kv__vnode_put_resp__init(r);
+        r->has_partition = has_p, r->partition = p, r->has_status = 1;
+        set_failure(&r->status, &r->errmsg, CAIRN__KV__STATUS__FAILED, why);
+        resp = &r->base, type = KV_MSG_VNODE_PUT_RESP;
+    } else if (m->type == KV_MSG_VNODE_REAP) {
+        Cairn__Kv__VnodeReapResp *r = xcalloc(sizeof *r);
+        cairn__kv__vnode_reap_resp__init(r);
+        r->has_partition = has_p, r->partition = p, r->has_status = 1;
+        set_failure(&r->status, &r->errmsg, CAIRN__KV__STATUS__FAILED, why);
+        resp = &r->base, type = KV_MSG_VNODE_REAP_RESP;
+    } else {
+        return;
+    }
+    rt_reply(rt_call_from(m), rt_msg_pb(type, resp, NULL));
+}
+
+/* VNODE_MSG_DROP: deletes each object of the batch whose stored bytes are still the ones
+ * sent. */
+static void handle_drop(vnode_t *v, rt_msg_t *m)
+{
+    vnode_drop_result_t res = {0};
+    Cairn__Kv__HandoffBatch *b = cairn__kv__handoff_batch__unpack(NULL, m->size, m->data);
+    if (!b) {
+        res.rc = STORE_EINVAL;
+    } else {
+        char err[300];
+        for (size_t i = 0; i < b->n_objects && res.rc == 0; i++) {
+            const Cairn__Kv__HandoffObject *o = b->objects[i];
+            store_key_t k = {
+                .type = o->has_type && o->type.len ? (store_slice_t){o->type.data, o->type.len}
+                                                   : default_type,
+                .bucket = {o->bucket.data, o->bucket.len},
+                .key = {o->key.data, o->key.len}};
+            store_val_t cur = {0};
+            int rc = vn_get(v, &k, &cur, err, sizeof err);
+            if (rc == STORE_ENOTFOUND)
+                continue;
+            if (rc < 0) {
+                res.rc = rc;
+                rt_warn("vnode %" PRIu32 ": dropping handed-off data: %s", v->partition, err);
+                break;
+            }
+            bool same = cur.n == o->object.len && memcmp(cur.p, o->object.data, cur.n) == 0;
+            store_val_release(&cur);
+            if (!same) {
+                res.kept++;
+                continue;
+            }
+            if ((rc = vn_del(v, &k, err, sizeof err)) < 0) {
+                res.rc = rc;
+                rt_warn("vnode %" PRIu32 ": dropping handed-off data: %s", v->partition, err);
+                break;
+            }
+            res.dropped++;
+        }
+        cairn__kv__handoff_batch__free_unpacked(b, NULL);
+    }
+    rt_reply(rt_call_from(m), rt_msg_copy(VNODE_MSG_DROP, &res, sizeof res));
+}
+
+/* VNODE_MSG_RETIRE: RT_STOP once retired (the reply is sent first). */
+static int handle_retire(vnode_t *v, rt_msg_t *m)
+{
+    char err[300];
+    int32_t answer;
+    if (vnode_should_run(v->kv, v->partition)) {
+        answer = 2;
+    } else {
+        int rc = vn_is_empty(v, err, sizeof err);
+        answer = rc == 1 ? 0 : rc == 0 ? 1 : rc;
+        if (rc < 0)
+            rt_warn("vnode %" PRIu32 ": cannot retire: %s", v->partition, err);
+    }
+    rt_reply(rt_call_from(m), rt_msg_copy(VNODE_MSG_RETIRE, &answer, sizeof answer));
+    if (answer != 0)
+        return RT_CONTINUE;
+    v->retired = true;
+    rt_info("vnode %" PRIu32 ": retired (its data is with the owner)", v->partition);
+    return RT_STOP;
+}
+
 /* A request whose payload is not what its type says (a local sender's bug): the handler of
  * its type answers it with MALFORMED_REQUEST. */
 static void reply_malformed(vnode_t *v, rt_msg_t *m)
@@ -745,11 +876,6 @@ static void reply_malformed(vnode_t *v, rt_msg_t *m)
         handle_put(v, m, NULL);
     else if (m->type == KV_MSG_VNODE_REAP)
         handle_reap(v, m, NULL);
-}
-
-static bool pb_is(const ProtobufCMessage *pb, const ProtobufCMessageDescriptor *d)
-{
-    return pb && pb->descriptor == d;
 }
 
 static void arm_sync_timer(vnode_t *v)
@@ -783,6 +909,12 @@ static int vnode_handle(void *state, rt_msg_t *m)
         else
             reply_malformed(v, m);
         return RT_CONTINUE;
+    case VNODE_MSG_DROP:
+        if (rt_is_call(m))
+            handle_drop(v, m);
+        return RT_CONTINUE;
+    case VNODE_MSG_RETIRE:
+        return rt_is_call(m) ? handle_retire(v, m) : RT_CONTINUE;
     case KV_MSG_VNODE_CRASH:
         atomic_fetch_add_explicit(&v->kv->stats.vnode_crashes, 1, memory_order_relaxed);
         rt_warn("vnode %" PRIu32 ": crashing on request (debug VNODE_CRASH)", v->partition);
@@ -893,12 +1025,50 @@ static int vnode_init(void *state, void *arg)
     return 0;
 }
 
+/* Removes a retired partition's LevelDB directory (flat: LevelDB's files and the metadata
+ * record). Failures are logged: the data is with the owner, so leftovers only waste space,
+ * and a later vnode of the partition reopens them as an ordinary store. */
+static void remove_partition_dir(uint32_t partition, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno != ENOENT)
+            rt_warn("vnode %" PRIu32 ": cannot remove %s: %s", partition, dir, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    char path[4400];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            rt_warn("vnode %" PRIu32 ": cannot remove %s: %s", partition, path, strerror(errno));
+    }
+    closedir(d);
+    if (rmdir(dir) != 0)
+        rt_warn("vnode %" PRIu32 ": cannot remove %s: %s", partition, dir, strerror(errno));
+}
+
 static void vnode_terminate(void *state, int reason)
 {
     vnode_t *v = state;
     if (reason != RT_R_NORMAL && reason != RT_R_SHUTDOWN)
         rt_info("vnode %" PRIu32 ": exiting (%s)", v->partition, rt_reason_str(reason));
+    char *dir = NULL;
+    if (v->retired && v->meta_path) {
+        dir = strdup(v->meta_path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash)
+            *slash = '\0';
+    }
     vnode_release(v);
+    if (dir)
+        remove_partition_dir(v->partition, dir);
+    free(dir);
+    if (v->retired)
+        rt_send_name(NULL, VNODE_PROXY_NAME,
+                     rt_msg_copy(VNODE_MSG_RETIRED, &v->partition, sizeof v->partition));
 }
 
 const rt_behaviour_t vnode_behaviour = {
@@ -931,7 +1101,7 @@ void vnode_sup_spec(kv_node_t *kv, rt_sup_child_spec_t *tmpl, rt_sup_spec_t *spe
         .id = "vnode",
         .behaviour = &vnode_behaviour,
         .arg = kv,
-        .restart = RT_SUP_PERMANENT,
+        .restart = RT_SUP_TRANSIENT, /* a retired vnode exits normally and stays gone */
         .shutdown_ms = VNODE_SHUTDOWN_MS,
     };
     *spec = (rt_sup_spec_t){

@@ -201,6 +201,43 @@ size_t ring_preflist(const ring_t *r, uint64_t h, unsigned n, ring_pref_t *out)
     return count;
 }
 
+size_t ring_apl(const ring_t *r, uint64_t h, unsigned n, const bool *up, bool sloppy,
+                ring_pref_t *out)
+{
+    size_t count = n < r->q ? n : r->q, at = 0;
+    uint32_t first = ring_first_partition(r, h);
+    for (size_t i = 0; i < count; i++) { /* the up primaries */
+        uint32_t p = (first + (uint32_t)i) & (r->q - 1);
+        if (up[r->owners[p]])
+            out[at++] = (ring_pref_t){.partition = p, .owner = r->owners[p], .primary = true};
+    }
+    /* The down primaries, in ring order, each take the next up candidate after the
+     * primaries; once the candidates run out, every later one has none, so the down
+     * primaries with a fallback are a prefix of them. */
+    uint32_t candidate = (uint32_t)count; /* offset from first */
+    size_t fell_back = 0;
+    for (size_t i = 0; i < count && sloppy; i++) {
+        uint32_t p = (first + (uint32_t)i) & (r->q - 1);
+        if (up[r->owners[p]])
+            continue;
+        while (candidate < r->q && !up[r->owners[(first + candidate) & (r->q - 1)]])
+            candidate++;
+        if (candidate == r->q)
+            break;
+        uint32_t host = r->owners[(first + candidate++) & (r->q - 1)];
+        out[at++] = (ring_pref_t){.partition = p, .owner = host, .primary = false};
+        fell_back++;
+    }
+    size_t down_seen = 0; /* the rest stay as unreachable primaries */
+    for (size_t i = 0; i < count; i++) {
+        uint32_t p = (first + (uint32_t)i) & (r->q - 1);
+        if (up[r->owners[p]] || down_seen++ < fell_back)
+            continue;
+        out[at++] = (ring_pref_t){.partition = p, .owner = r->owners[p], .primary = true};
+    }
+    return count;
+}
+
 /* ---------------------------------------------------------------- the ring file */
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)

@@ -30,7 +30,8 @@ typedef struct ring_s ring_t;
 typedef struct ring_pref_s {
     uint32_t partition;      /* index 0..Q-1 */
     uint32_t owner;          /* index into the ring's member list (ring_member_name) */
-    bool primary;            /* true: the partition's owner; false: a fallback (cluster issue) */
+    bool primary;            /* true: hosted by the partition's owner; false: a fallback, hosted
+                              * by `owner` for the partition's down owner (ring_apl) */
 } ring_pref_t;
 
 /* The 64-bit ring hash of (type, bucket, key). */
@@ -61,6 +62,19 @@ uint64_t ring_partition_start(const ring_t *r, uint32_t p);
 /* The primary preference list of hash h: min(n, Q) entries written to out[0..], in ring
  * order starting at ring_first_partition. Returns the count. */
 size_t ring_preflist(const ring_t *r, uint64_t h, unsigned n, ring_pref_t *out);
+
+/* The annotated preference list of hash h (Riak's apl): the min(n, Q) primaries of
+ * ring_preflist, each replaced when its owner is down (up[owner] false; up has one flag per
+ * ring member):
+ *   - sloppy: by a fallback, the down primary's partition hosted by the owner of the next
+ *     partition after the primaries (ring order, each used at most once, Riak's rule: a node
+ *     may host a fallback beside one of its own primaries) whose owner is up;
+ *   - not sloppy, or no fallback left: it stays as is (primary, owner down), and the caller
+ *     finds it unreachable.
+ * Up primaries come first, in ring order, then the fallbacks, then the unreachable primaries.
+ * Returns the count (min(n, Q)). */
+size_t ring_apl(const ring_t *r, uint64_t h, unsigned n, const bool *up, bool sloppy,
+                ring_pref_t *out);
 
 /* The ring file. ring_load: 0 with *out; RING_ENOENT if the file does not exist;
  * RING_EINVAL with a reason in err on a corrupt file. It reads format 1 (ring_save) and the

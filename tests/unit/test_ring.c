@@ -171,6 +171,85 @@ Test(ring, preflist_walks_clockwise_with_wrap)
     ring_free(r);
 }
 
+/* 8 partitions over A, B, C round-robin: p -> p % 3. Hash 0 starts at partition 1. */
+static ring_t *three_node_ring(void)
+{
+    const char *members[] = {"a@h:1", "b@h:2", "c@h:3"};
+    uint32_t owners[8];
+    for (uint32_t p = 0; p < 8; p++)
+        owners[p] = p % 3;
+    return ring_new(8, members, 3, owners);
+}
+
+Test(ring, apl_with_everyone_up_is_the_primary_list)
+{
+    ring_t *r = three_node_ring();
+    bool up[3] = {true, true, true};
+    ring_pref_t pl[8], pri[8];
+    cr_assert_eq(ring_apl(r, 0, 3, up, true, pl), 3);
+    cr_assert_eq(ring_preflist(r, 0, 3, pri), 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(pl[i].partition, pri[i].partition);
+        cr_assert_eq(pl[i].owner, pri[i].owner);
+        cr_assert(pl[i].primary);
+    }
+    ring_free(r);
+}
+
+Test(ring, apl_replaces_a_down_primary_with_the_next_up_owner)
+{
+    ring_t *r = three_node_ring();
+    /* primaries of hash 0: partitions 1 (B), 2 (C), 3 (A); C is down. The candidates
+     * after the primaries are 4 (B), 5 (C), 6 (A), 7 (B), 0 (A). */
+    bool up[3] = {true, true, false};
+    ring_pref_t pl[8];
+    cr_assert_eq(ring_apl(r, 0, 3, up, true, pl), 3);
+    cr_assert_eq(pl[0].partition, 1);
+    cr_assert(pl[0].primary);
+    cr_assert_eq(pl[1].partition, 3);
+    cr_assert(pl[1].primary);
+    cr_assert_eq(pl[2].partition, 2, "the fallback stands in for the down partition");
+    cr_assert_eq(pl[2].owner, 1, "hosted by partition 4's owner, B");
+    cr_assert_not(pl[2].primary);
+    ring_free(r);
+}
+
+Test(ring, apl_gives_each_down_primary_its_own_candidate)
+{
+    ring_t *r = three_node_ring();
+    bool up[3] = {true, false, false}; /* only A: primaries 1 (B) and 2 (C) are down */
+    ring_pref_t pl[8];
+    cr_assert_eq(ring_apl(r, 0, 3, up, true, pl), 3);
+    cr_assert_eq(pl[0].partition, 3);
+    cr_assert(pl[0].primary);
+    /* candidates 4 (B down), 5 (C down), 6 (A) -> partition 1; 7 (B down), 0 (A) -> 2 */
+    cr_assert_eq(pl[1].partition, 1);
+    cr_assert_eq(pl[1].owner, 0);
+    cr_assert_not(pl[1].primary);
+    cr_assert_eq(pl[2].partition, 2);
+    cr_assert_eq(pl[2].owner, 0);
+    cr_assert_not(pl[2].primary);
+    ring_free(r);
+}
+
+Test(ring, apl_without_sloppy_quorum_or_candidates_keeps_the_down_primary)
+{
+    ring_t *r = three_node_ring();
+    bool up[3] = {true, true, false};
+    ring_pref_t pl[8];
+    cr_assert_eq(ring_apl(r, 0, 3, up, false, pl), 3);
+    cr_assert_eq(pl[2].partition, 2, "the down primary goes last");
+    cr_assert_eq(pl[2].owner, 2);
+    cr_assert(pl[2].primary);
+    bool none[3] = {false, false, false};
+    cr_assert_eq(ring_apl(r, 0, 3, none, true, pl), 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(pl[i].partition, 1 + i, "no candidate: all stay, in ring order");
+        cr_assert(pl[i].primary);
+    }
+    ring_free(r);
+}
+
 /* ---------------------------------------------------------------- the ring file */
 
 static char dir[256];
