@@ -137,3 +137,48 @@ Test(cluster_handoff, leaving_node_hands_off_its_data, .timeout = 600)
         read_range_all_replicas(&c, via, "kept", 600);
     cl_cleanup(&c);
 }
+
+/* The receiving node is killed while partitions move to it, and restarted: the transfers
+ * start over and finish, and every key is there once (re-sent batches merge, they never
+ * add siblings). */
+Test(cluster_handoff, receiver_crash_mid_transfer, .timeout = 600)
+{
+    cl_cluster_t c;
+    cl_init(&c, 2, "clhoffcrash");
+    char *const slow[] = {"--set", "handoff.concurrency=1", NULL}; /* one transfer at a time */
+    cl_start(&c, 0, slow);
+    write_range(&c, 0, "crash", KEYS_BEFORE, 3);
+    cl_start(&c, 1, NULL);
+    free(cl_admin_ok(&c, 1, (char *const[]){"cluster", "join", c.nodes[0].name, NULL}));
+    char want[128];
+    snprintf(want, sizeof want, "\"%s\"", c.nodes[1].name);
+    cl_wait_members(&c, 0, (const char *const[]){want, NULL}, NULL);
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "plan", NULL}));
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "commit", NULL}));
+    /* Wait until a transfer to node 2 is under way, then kill node 2. */
+    int64_t end = ct_now_ms() + CL_SETTLE_MS;
+    for (;;) {
+        char *out = NULL;
+        bool sending = cl_admin(&c, 0, &out, (char *const[]){"transfers", NULL}) == 0 && out &&
+                       strstr(out, "sending");
+        free(out);
+        if (sending)
+            break;
+        cr_assert(ct_now_ms() < end, "no transfer started");
+        ct_sleep_ms(20);
+    }
+    ct_node_stop(&c.nodes[1].n, SIGKILL);
+    ct_sleep_ms(500);
+    cl_start(&c, 1, NULL);
+    cl_wait_members(&c, 0, (const char *const[]){"\"pending\":0", NULL},
+                    (const char *const[]){"\"joining\"", NULL});
+    for (size_t i = 0; i < 2; i++)
+        cl_wait_ringready(&c, i);
+    wait_transfers_idle(&c, 0);
+    char *js = cl_admin_ok(&c, 1, (char *const[]){"--json", "member-status", NULL});
+    cr_assert(!strstr(js, "\"owned\":16"), "node 1 still owns everything:\n%s", js);
+    free(js);
+    for (size_t via = 0; via < 2; via++)
+        read_range_all_replicas(&c, via, "crash", KEYS_BEFORE);
+    cl_cleanup(&c);
+}
