@@ -83,7 +83,7 @@ proto: $(PROTO_STAMP)
 
 # ---------------------------------------------------------------- sources
 lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
-MAIN_SRCS   := $(wildcard $(addsuffix /*_main.c,$(LIB_DIRS) bench))
+MAIN_SRCS   := $(wildcard $(addsuffix /*_main.c,$(LIB_DIRS) bench jepsen))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 CLUSTER_SRCS := $(wildcard tests/cluster/test_*.c)
 STRESS_SRCS := $(wildcard tests/stress/*.c)
