@@ -262,6 +262,8 @@ static int load_ring(node_t *n, char *err, size_t errlen)
  *     vnode; when there is none, a fallback vnode is started first and the request waits
  *     for it (at most STARTER_MAX_WAITING per partition; beyond, or when the start fails,
  *     it is refused with a FAILED answer).
+ * At the group's start it also starts a vnode for every partition with a data directory on
+ * disk (vnode_has_data_dir), so held data left by a stop is handed off after a restart.
  * It remembers what it asked for, so a partition never gets two vnodes, until a retired
  * vnode reports VNODE_MSG_RETIRED (node/vnode.h). A vnode that crashes is restarted by the
  * supervisor (requests meanwhile are refused: "restarting"). A failed start call crashes
@@ -280,6 +282,7 @@ typedef struct starter_s {
     uint32_t q;
     uint32_t pending;       /* start calls in flight */
     uint32_t started;
+    bool scanned;           /* the data directories were looked at (first VNODES_CHANGED) */
     starter_slot_t *slots;  /* q entries (owned) */
 } starter_t;
 
@@ -409,9 +412,15 @@ static int starter_handle(void *state, rt_msg_t *m)
     starter_t *s = state;
     switch (m->type) {
     case RING_MGR_MSG_VNODES_CHANGED:
-        for (uint32_t p = 0; p < s->q; p++)
-            if (!s->slots[p].asked && vnode_should_run(s->kv, p) && !starter_start(s, p))
+        for (uint32_t p = 0; p < s->q; p++) {
+            /* at the group's start, also the partitions with data on disk: a fallback's or
+             * an old owner's not handed off before the node stopped (the handoff service
+             * hands it off and retires it) */
+            bool want = vnode_should_run(s->kv, p) || (!s->scanned && vnode_has_data_dir(s->kv, p));
+            if (!s->slots[p].asked && want && !starter_start(s, p))
                 return -1;
+        }
+        s->scanned = true;
         return RT_CONTINUE;
     case KV_MSG_VNODE_GET:
     case KV_MSG_VNODE_PUT:

@@ -140,6 +140,24 @@ rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition)
     return (rt_pid_t){0, (uint32_t)(v >> 32), (uint32_t)v};
 }
 
+/* The directory under which the partitions' LevelDB directories live (leveldb/<p>). */
+static const char *data_root(const kv_node_t *kv)
+{
+    return kv->cfg && kv->cfg->storage.data_dir ? kv->cfg->storage.data_dir
+           : kv->cfg                            ? kv->cfg->data_dir
+                                                : ".";
+}
+
+bool vnode_has_data_dir(const kv_node_t *kv, uint32_t partition)
+{
+    if (!kv || !kv->cfg || kv->cfg->storage.kind != STORE_ENGINE_LEVELDB)
+        return false;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/leveldb/%" PRIu32, data_root(kv), partition);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 bool vnode_is_local(const kv_node_t *kv, uint32_t partition)
 {
     if (!kv || !kv->states)
@@ -976,14 +994,10 @@ static int vnode_init(void *state, void *arg)
         return RT_R_INIT_FAILED;
     }
     v->is_memory = strcmp(v->backend->ops->name, "memory") == 0;
-    if (!v->is_memory) {
-        const char *dir = kv->cfg && kv->cfg->storage.data_dir ? kv->cfg->storage.data_dir
-                          : kv->cfg                            ? kv->cfg->data_dir
-                                                               : ".";
-        if (asprintf(&v->meta_path, "%s/leveldb/%" PRIu32 "/" VNODE_META_FILE, dir,
-                     v->partition) < 0)
-            abort();
-    }
+    if (!v->is_memory &&
+        asprintf(&v->meta_path, "%s/leveldb/%" PRIu32 "/" VNODE_META_FILE, data_root(kv),
+                 v->partition) < 0)
+        abort();
 
     uint32_t epoch = 0;
     uint64_t lease = 0;

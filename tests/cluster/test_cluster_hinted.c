@@ -2,7 +2,8 @@
  * test_cluster_hinted.c — sloppy quorums and hinted handoff between real cairnd processes
  * (node/coord.h ring_apl fallbacks, node/handoff.h foreign vnodes):
  *   - with one node of three killed, writes at N=3 W=2 land on fallback vnodes of the other
- *     two; when the node comes back, the fallbacks hand everything to it, and a read from
+ *     two (one of which restarts meanwhile and finds its fallback data on disk again); when
+ *     the node comes back, the fallbacks hand everything to it, and a read from
  *     the primaries alone (PR=3) finds every key; the fallbacks end empty and retired (each
  *     node runs exactly the vnodes of the partitions it owns);
  *   - with sloppy_quorum=false the same write cannot use fallbacks and PW=3 is refused.
@@ -129,6 +130,16 @@ Test(cluster_hinted, fallbacks_hand_off_to_the_returning_node, .timeout = 600)
                   "PR=3 with a primary down must fail");
     cairn_close(k[0]);
     cairn_close(k[1]);
+
+    /* Node 1 restarts while it holds fallback data: it finds the data on disk again. */
+    long held = foreign_vnodes(&c, 0);
+    cr_assert_eq(ct_node_stop(&c.nodes[0].n, SIGTERM), 0, "node 1 did not stop cleanly");
+    cl_start(&c, 0, NULL);
+    int64_t end = ct_now_ms() + CL_SETTLE_MS; /* they start just after the owned ones */
+    while (foreign_vnodes(&c, 0) != held) {
+        cr_assert(ct_now_ms() < end, "node 1 forgot its fallback data on restart");
+        ct_sleep_ms(100);
+    }
 
     cl_start(&c, 2, NULL);
     for (size_t i = 0; i < 2; i++) {
