@@ -44,7 +44,12 @@ static inline void rt__spin_unlock(rt_spin_t *l) { atomic_store_explicit(&l->v, 
 /* Intrusive multi-producer single-consumer queue with a stub node. push() is wait-free
  * (one exchange); pop() is consumer-only and may return NULL while a producer is between its
  * exchange and its link ("in flight"): rt__q_maybe_nonempty() then still says true, so a
- * consumer that checks it after giving up its turn never loses a wake-up. */
+ * consumer that checks it after giving up its turn never loses a wake-up.
+ *
+ * The invariant that makes that check sound: the tail is the stub only when the queue holds
+ * nothing and no push is in flight. A producer's exchange always moves the tail away from the
+ * stub, and pop() puts the stub back only with a CAS from the node it is taking, which fails
+ * if a producer has exchanged the tail in the meantime. */
 typedef struct rt_mpscq {
     rt_qnode_t *_Atomic tail; /* producers: exchange here */
     rt_qnode_t *head;         /* consumer only */
@@ -83,9 +88,21 @@ static inline rt_qnode_t *rt__q_pop(rt_mpscq_t *q)
         q->head = next;
         return head;
     }
-    if (head != atomic_load_explicit(&q->tail, memory_order_acquire))
-        return NULL; /* a producer is in flight */
-    rt__q_push(q, &q->stub);
+    /* head is the last linked node. Take it by making the stub the tail again, but only if
+     * head still is the tail. Pushing the stub unconditionally (the textbook move) would put
+     * it behind a producer that exchanged the tail but has not linked yet: the queue would
+     * then hold nodes while its tail is the stub, rt__q_maybe_nonempty() would say empty,
+     * and the consumer that gives up its turn on that answer would never be woken again. */
+    atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
+    rt_qnode_t *expected = head;
+    /* release: a producer that exchanges the stub out of the tail sees stub.next == NULL */
+    if (atomic_compare_exchange_strong_explicit(&q->tail, &expected, &q->stub, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        q->head = &q->stub;
+        return head;
+    }
+    /* A producer is in flight (the tail is its node, not the stub): take head once it has
+     * linked; otherwise the caller sees NULL now and rt__q_maybe_nonempty() true. */
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next != NULL) {
         q->head = next;
@@ -95,9 +112,10 @@ static inline rt_qnode_t *rt__q_pop(rt_mpscq_t *q)
 }
 
 /* False only if nothing is queued or being pushed. Reads only the atomic tail, so it is safe
- * after the caller gave up consuming (another thread may be popping by then): every pop that
- * empties the queue re-pushes the stub, and a producer's exchange moves the tail away from it
- * before its node is linked. */
+ * after the caller gave up consuming (another thread may be popping by then): see the
+ * invariant above (a pop that empties the queue makes the stub the tail again only while no
+ * producer is in flight, and a producer's exchange moves the tail away from it before its
+ * node is linked). */
 static inline bool rt__q_maybe_nonempty(rt_mpscq_t *q)
 {
     return atomic_load_explicit(&q->tail, memory_order_seq_cst) != &q->stub;
