@@ -136,6 +136,10 @@ static void json_transfer(FILE *out, const Cairn__Admin__Transfer *t)
     admin_json_str(out, t->next_owner);
     key(out, "done");
     json_bool(out, t->has_done && t->done);
+    if (t->state) {
+        key(out, "state");
+        admin_json_str(out, t->state);
+    }
     fputc('}', out);
 }
 
@@ -202,6 +206,80 @@ static void json_view(FILE *out, const Cairn__Admin__ClusterView *v)
     fputc('}', out);
 }
 
+/* ---------------------------------------------------------------- transfers, limits */
+
+static void json_active(FILE *out, const Cairn__Admin__ActiveTransfer *t)
+{
+    fputs("{\"kind\":", out);
+    admin_json_str(out, t->kind);
+    fprintf(out, ",\"partition\":%u", t->partition);
+    key(out, "source");
+    admin_json_str(out, t->source);
+    key(out, "target");
+    admin_json_str(out, t->target);
+    key(out, "state");
+    admin_json_str(out, t->state);
+    fprintf(out, ",\"objects\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_ms\":%" PRIu64,
+            t->objects, t->bytes, t->elapsed_ms);
+    /* rates while a sender runs (admin_print.h), else null */
+    if (t->state && strncmp(t->state, "sending", 7) == 0 && t->elapsed_ms > 0) {
+        double secs = (double)t->elapsed_ms / 1000.0;
+        fprintf(out, ",\"objects_per_s\":%.3f,\"mb_per_s\":%.3f", (double)t->objects / secs,
+                (double)t->bytes / secs / 1e6);
+    } else {
+        fputs(",\"objects_per_s\":null,\"mb_per_s\":null", out);
+    }
+    fputc('}', out);
+}
+
+static void json_node_handoff(FILE *out, const Cairn__Admin__NodeHandoff *n)
+{
+    fputs("{\"node\":", out);
+    admin_json_str(out, n->node);
+    key(out, "answered");
+    json_bool(out, n->has_answered && n->answered);
+    if (n->has_limit)
+        fprintf(out, ",\"limit\":%u", n->limit);
+    if (n->has_held)
+        fprintf(out, ",\"held\":%u", n->held);
+    if (n->error) {
+        key(out, "error");
+        admin_json_str(out, n->error);
+    }
+    fputc('}', out);
+}
+
+static void json_node_list(FILE *out, const char *k, Cairn__Admin__NodeHandoff **nodes, size_t n)
+{
+    key(out, k);
+    fputc('[', out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', out);
+        json_node_handoff(out, nodes[i]);
+    }
+    fputc(']', out);
+}
+
+static void json_report(FILE *out, const Cairn__Admin__TransfersReport *rep)
+{
+    fputs("{\"active\":[", out);
+    for (size_t i = 0; i < rep->n_active; i++) {
+        if (i)
+            fputc(',', out);
+        json_active(out, rep->active[i]);
+    }
+    fputs("],\"waiting\":[", out);
+    for (size_t i = 0; i < rep->n_waiting; i++) {
+        if (i)
+            fputc(',', out);
+        json_transfer(out, rep->waiting[i]);
+    }
+    fputc(']', out);
+    json_node_list(out, "nodes", rep->nodes, rep->n_nodes);
+    fputc('}', out);
+}
+
 /* ---------------------------------------------------------------- answers */
 
 void admin_json_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admin__Command cmd,
@@ -248,5 +326,11 @@ void admin_json_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admin
         key(out, "cluster");
         json_view(out, r->cluster);
     }
+    if (r->transfers) {
+        key(out, "transfers");
+        json_report(out, r->transfers);
+    }
+    if (cmd == CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT)
+        json_node_list(out, "limits", r->limits, r->n_limits);
     fputs("}\n", out);
 }

@@ -19,6 +19,13 @@
  * string (a JSON number cannot hold 64 bits exactly). Removed members are left out of
  * "members", as in the human output: the node keeps them only as tombstones (so that gossip
  * cannot bring them back), they are no longer members.
+ *
+ * transfers adds "transfers":{"active":[{kind, partition, source, target, state, objects,
+ * bytes, elapsed_ms, objects_per_s, mb_per_s}], "waiting":[{partition, owner, next_owner,
+ * done, state}], "nodes":[{node, answered, limit, held, error}]}: what every member that
+ * answered runs (the rates are null unless a sender runs), the pending ownership changes
+ * nobody sends, and every member asked ("error" only when it did not answer).
+ * transfer-limit adds "limits":[{node, answered, limit, error}].
  */
 #ifndef CAIRN_ADMIN_JSON_H
 #define CAIRN_ADMIN_JSON_H

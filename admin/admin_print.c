@@ -1,8 +1,8 @@
 /*
  * admin_print.c — cairn-admin's output for people (admin/admin_print.h): riak-admin's
  * layouts for the cluster commands (banners of 79 columns, the membership table, ownership
- * handoff grouped by owner and next owner), and the node status table. Writes only; owns
- * nothing.
+ * handoff grouped by owner and next owner), the transfers of every member with their rates,
+ * the members' transfer limits, and the node status table. Writes only; owns nothing.
  */
 #include "admin/admin_print.h"
 
@@ -322,7 +322,9 @@ static void print_ringready(FILE *out, const view_t *v)
 
 /* ---------------------------------------------------------------- transfers */
 
-static void print_transfers(FILE *out, const Cairn__Admin__AdminResp *r, const view_t *v)
+/* The answer of a cairnd that predates the TransfersReport: its message and the pending
+ * ownership changes. */
+static void print_transfers_pending(FILE *out, const Cairn__Admin__AdminResp *r, const view_t *v)
 {
     size_t n = v ? v->n_pending_transfers : 0;
     if (r->message && r->message[0])
@@ -369,6 +371,157 @@ static void print_transfers(FILE *out, const Cairn__Admin__AdminResp *r, const v
         fprintf(out, "%9" PRIu32 "  %-*s -> %-*s  %s\n", t->partition, wo, or_unknown(t->owner),
                 wn, or_unknown(t->next_owner), t->has_done && t->done ? "done" : "awaiting");
     }
+}
+
+typedef Cairn__Admin__ActiveTransfer active_t;
+typedef Cairn__Admin__NodeHandoff node_handoff_t;
+
+/* bytes as "812 B", "1.2 MB": decimal units, as MB/s. */
+static const char *size_text(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *const units[] = {"B", "KB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%" PRIu64 " B", bytes);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+/* Rates only mean something while a sender runs: after it, the elapsed time keeps growing. */
+static bool is_sending(const active_t *t)
+{
+    return t->state && strncmp(t->state, "sending", 7) == 0 && t->elapsed_ms > 0;
+}
+
+static void active_table(FILE *out, const Cairn__Admin__TransfersReport *rep)
+{
+    int wk = (int)strlen("Type"), wr = (int)strlen("Source -> Target");
+    for (size_t i = 0; i < rep->n_active; i++) {
+        const active_t *t = rep->active[i];
+        int k = (int)strlen(or_unknown(t->kind));
+        int w = (int)(strlen(or_unknown(t->source)) + 4 + strlen(or_unknown(t->target)));
+        wk = k > wk ? k : wk;
+        wr = w > wr ? w : wr;
+    }
+    fprintf(out, "\nActive transfers:\n");
+    fprintf(out, "  %-*s  %9s  %-*s  %9s  %9s  %9s  %7s  %s\n", wk, "Type", "Partition", wr,
+            "Source -> Target", "Objects", "Sent", "Objects/s", "MB/s", "State");
+    for (size_t i = 0; i < rep->n_active; i++) {
+        const active_t *t = rep->active[i];
+        char route[600], sent[32], ops[32], mbs[32];
+        snprintf(route, sizeof route, "%s -> %s", or_unknown(t->source), or_unknown(t->target));
+        size_text(sent, sizeof sent, t->bytes);
+        if (is_sending(t)) {
+            double secs = (double)t->elapsed_ms / 1000.0;
+            snprintf(ops, sizeof ops, "%.1f", (double)t->objects / secs);
+            snprintf(mbs, sizeof mbs, "%.2f", (double)t->bytes / secs / 1e6);
+        } else {
+            snprintf(ops, sizeof ops, "-");
+            snprintf(mbs, sizeof mbs, "-");
+        }
+        fprintf(out, "  %-*s  %9" PRIu32 "  %-*s  %9" PRIu64 "  %9s  %9s  %7s  %s\n", wk,
+                or_unknown(t->kind), t->partition, wr, route, t->objects, sent, ops, mbs,
+                or_unknown(t->state));
+    }
+}
+
+static void waiting_table(FILE *out, const Cairn__Admin__TransfersReport *rep)
+{
+    int wr = (int)strlen("Owner -> Next owner");
+    for (size_t i = 0; i < rep->n_waiting; i++) {
+        const transfer_t *t = rep->waiting[i];
+        int w = (int)(strlen(or_unknown(t->owner)) + 4 + strlen(or_unknown(t->next_owner)));
+        wr = w > wr ? w : wr;
+    }
+    fprintf(out, "\nWaiting ownership transfers:\n");
+    fprintf(out, "  %9s  %-*s  %s\n", "Partition", wr, "Owner -> Next owner", "State");
+    for (size_t i = 0; i < rep->n_waiting; i++) {
+        const transfer_t *t = rep->waiting[i];
+        char route[600];
+        snprintf(route, sizeof route, "%s -> %s", or_unknown(t->owner), or_unknown(t->next_owner));
+        fprintf(out, "  %9" PRIu32 "  %-*s  %s\n", t->partition, wr, route,
+                t->state ? t->state : (t->has_done && t->done ? "handed off" : "waiting"));
+    }
+}
+
+static bool answered(const node_handoff_t *n)
+{
+    return n->has_answered && n->answered;
+}
+
+/* The members that did not answer, with why, on one line (nothing when all did). */
+static void not_answered_line(FILE *out, node_handoff_t **nodes, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!answered(nodes[i]))
+            fprintf(out, "%s%s (%s)", k++ ? ", " : "Did not answer: ", or_unknown(nodes[i]->node),
+                    nodes[i]->error ? nodes[i]->error : "no reason given");
+    if (k)
+        fputc('\n', out);
+}
+
+static void print_transfers(FILE *out, const Cairn__Admin__AdminResp *r, const view_t *v)
+{
+    const Cairn__Admin__TransfersReport *rep = r->transfers;
+    if (!rep) {
+        print_transfers_pending(out, r, v);
+        return;
+    }
+    fprintf(out, "%s\n", r->message && r->message[0] ? r->message : "transfers");
+    if (rep->n_active)
+        active_table(out, rep);
+    if (rep->n_waiting)
+        waiting_table(out, rep);
+    bool held = false;
+    for (size_t i = 0; i < rep->n_nodes; i++) {
+        const node_handoff_t *n = rep->nodes[i];
+        if (!answered(n) || !n->has_held || n->held == 0)
+            continue;
+        if (!held)
+            fprintf(out, "\nHeld for other owners (fallback or old-owner data, handed off when "
+                         "the owner is up):\n");
+        held = true;
+        fprintf(out, "  %s: %u partition(s)\n", or_unknown(n->node), n->held);
+    }
+    fprintf(out, "\nTransfer limit per member:");
+    size_t shown = 0;
+    for (size_t i = 0; i < rep->n_nodes; i++)
+        if (answered(rep->nodes[i]) && rep->nodes[i]->has_limit)
+            fprintf(out, "%s %s %u", shown++ ? "," : "", or_unknown(rep->nodes[i]->node),
+                    rep->nodes[i]->limit);
+    fprintf(out, "%s\n", shown ? "" : " unknown");
+    not_answered_line(out, rep->nodes, rep->n_nodes);
+}
+
+/* ---------------------------------------------------------------- transfer-limit */
+
+static void print_limits(FILE *out, const Cairn__Admin__AdminResp *r)
+{
+    if (r->message && r->message[0])
+        fprintf(out, "%s\n\n", r->message);
+    int wn = (int)strlen("Node");
+    for (size_t i = 0; i < r->n_limits; i++) {
+        int w = (int)strlen(or_unknown(r->limits[i]->node));
+        wn = w > wn ? w : wn;
+    }
+    fprintf(out, "%-*s  %5s\n", wn, "Node", "Limit");
+    for (size_t i = 0; i < r->n_limits; i++) {
+        const node_handoff_t *n = r->limits[i];
+        if (answered(n) && n->has_limit)
+            fprintf(out, "%-*s  %5u\n", wn, or_unknown(n->node), n->limit);
+        else
+            fprintf(out, "%-*s  %5s  (not reached: %s)\n", wn, or_unknown(n->node), "-",
+                    n->error ? n->error : "no reason given");
+    }
+    fprintf(out, "\nThe limit is a run-time setting: a node that restarts takes "
+                 "handoff.concurrency\nfrom its configuration again.\n");
 }
 
 /* ---------------------------------------------------------------- cluster plan */
@@ -468,6 +621,7 @@ void admin_print_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admi
         }
         break;
     case CAIRN__ADMIN__COMMAND__TRANSFERS: print_transfers(out, r, v); return;
+    case CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT: print_limits(out, r); return;
     case CAIRN__ADMIN__COMMAND__CLUSTER_PLAN:
         if (v) {
             print_plan(out, v);

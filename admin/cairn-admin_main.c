@@ -12,8 +12,9 @@
  * with the cookie; it never uses the public client port.
  *
  * Exit status: 0 success; 1 the node could not be reached, refused the cookie, did not
- * answer in time or answered with an error (its message on stderr), or `ringready` found
- * the ring not ready; 2 bad usage.
+ * answer in time or answered with an error (its message on stderr), `ringready` found
+ * the ring not ready, or `transfer-limit N` could not set the limit on every member; 2 bad
+ * usage.
  */
 #include "admin/admin_json.h"
 #include "admin/admin_print.h"
@@ -46,7 +47,16 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 /* ---------------------------------------------------------------- the commands */
 
-typedef enum { ARGS_NONE, ARGS_PARTITION, ARGS_NODE, ARGS_OPT_NODE, ARGS_TWO_NODES } args_t;
+typedef enum {
+    ARGS_NONE,
+    ARGS_PARTITION,
+    ARGS_NODE,
+    ARGS_OPT_NODE,
+    ARGS_TWO_NODES,
+    ARGS_LIMIT, /* [[NODE] N] */
+} args_t;
+
+#define LIMIT_MAX 1024u /* handoff.concurrency's range, 1.. (node/config.c) */
 
 typedef struct admin_cmd_s {
     const char *name;         /* as typed: "status", "cluster join" */
@@ -71,7 +81,9 @@ static const admin_cmd_t commands[] = {
     {"ringready", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__RINGREADY, RING_ENDPOINT,
      "do all members hold the same ring? (exit 1 if not)"},
     {"transfers", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__TRANSFERS, RING_ENDPOINT,
-     "partitions waiting to change owner"},
+     "transfers running on every member, and those waiting"},
+    {"transfer-limit", "[[NODE] N]", ARGS_LIMIT, CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT,
+     RING_ENDPOINT, "every member's handoff limit; N: set it (on NODE only)"},
     {"down", "NODE", ARGS_NODE, CAIRN__ADMIN__COMMAND__DOWN, RING_ENDPOINT,
      "mark the unreachable NODE down"},
     {"cluster join", "NODE", ARGS_NODE, CAIRN__ADMIN__COMMAND__CLUSTER_JOIN, RING_ENDPOINT,
@@ -129,6 +141,10 @@ static void usage(FILE *f)
 "`cluster commit`; any node forwards them there. Joining nodes are part of the next plan.\n"
 "A cluster: `cluster join` on each new node, then `cluster plan` and `cluster commit`.\n"
 "\n"
+"`transfer-limit N` sets how many partition transfers each member sends at once (N >= 1),\n"
+"on every member that is up; `transfer-limit NODE N` on NODE alone. Until the node\n"
+"restarts: then handoff.concurrency from its configuration applies again.\n"
+"\n"
 "Options:\n"
 "  --node NAME       the node to talk to (default " DEFAULT_NODE ")\n"
 "  --cookie C        the cluster cookie (default: read from <data dir>/cookie)\n"
@@ -140,8 +156,8 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 on success; 1 when the node cannot be reached, refuses the cookie, does not\n"
 "answer in time or answers with an error (printed on stderr; with --json also as\n"
-"{\"ok\":false,...} on stdout), and when `ringready` finds the ring not ready; 2 for bad\n"
-"usage.\n",
+"{\"ok\":false,...} on stdout), when `ringready` finds the ring not ready, and when\n"
+"`transfer-limit N` could not reach every member; 2 for bad usage.\n",
             DEFAULT_TIMEOUT_MS);
 }
 
@@ -157,7 +173,7 @@ static void usage_cluster(FILE *f)
     list_commands(f, true);
     fprintf(f,
 "\n"
-"Related: member-status, ring-status, ringready, transfers, down NODE.\n"
+"Related: member-status, ring-status, ringready, transfers, transfer-limit, down NODE.\n"
 "\n"
 "Example, three nodes:\n"
 "  cairn-admin --node cairn2@127.0.0.1:8096 cluster join cairn1@127.0.0.1:8086\n"
@@ -198,6 +214,34 @@ static bool looks_like_node(const char *s)
     return true;
 }
 
+/* transfer-limit's N into req. EXIT_OK, or EXIT_USAGE with the reason printed. */
+static int parse_limit(const char *arg, Cairn__Admin__AdminReq *req)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (!arg[0] || *end || errno || arg[0] == '-' || arg[0] == '+') {
+        fprintf(stderr, "cairn-admin: transfer-limit: '%s' is not a number (expected a limit in "
+                        "1..%u)\n",
+                arg, LIMIT_MAX);
+        return EXIT_USAGE;
+    }
+    if (n == 0) {
+        fprintf(stderr, "cairn-admin: transfer-limit: the limit must be at least 1 (0 would stop "
+                        "every transfer; to keep a node from sending, set handoff.concurrency = "
+                        "0 in its configuration)\n");
+        return EXIT_USAGE;
+    }
+    if (n > LIMIT_MAX) {
+        fprintf(stderr, "cairn-admin: transfer-limit: %lu is above the largest limit, %u\n", n,
+                LIMIT_MAX);
+        return EXIT_USAGE;
+    }
+    req->has_limit = 1;
+    req->limit = (uint32_t)n;
+    return EXIT_OK;
+}
+
 /* Fills req from the command's arguments. EXIT_OK, or EXIT_USAGE with the reason printed. */
 static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin__AdminReq *req)
 {
@@ -208,6 +252,7 @@ static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin
     case ARGS_NODE: min = max = 1; break;
     case ARGS_OPT_NODE: max = 1; break;
     case ARGS_TWO_NODES: min = max = 2; break;
+    case ARGS_LIMIT: max = 2; break;
     }
     if (nargs < min || nargs > max) {
         if (nargs > max)
@@ -231,6 +276,19 @@ static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin
         req->has_partition = 1;
         req->partition = (uint32_t)p;
         return EXIT_OK;
+    }
+    if (c->argspec == ARGS_LIMIT) {
+        if (nargs == 0)
+            return EXIT_OK; /* show */
+        if (nargs == 2 && !looks_like_node(args[0])) {
+            fprintf(stderr, "cairn-admin: transfer-limit: '%s' is not a node name (expected "
+                            "name@host:port, e.g. cairn1@127.0.0.1:8086)\n",
+                    args[0]);
+            return EXIT_USAGE;
+        }
+        if (nargs == 2)
+            req->node = args[0];
+        return parse_limit(args[nargs - 1], req);
     }
     for (int i = 0; i < nargs; i++)
         if (!looks_like_node(args[i])) {
@@ -293,6 +351,7 @@ typedef struct run_s {
     const admin_cmd_t *cmd;
     const char *node;
     bool json;
+    bool sets_limit; /* transfer-limit N: every member named must take it */
 } run_t;
 
 /* A failure of this tool (not an answer of the node): the reason on stderr and, with
@@ -385,6 +444,17 @@ static int print_answer(const run_t *run, const Cairn__Admin__AdminResp *r)
     if (cmd == CAIRN__ADMIN__COMMAND__RINGREADY &&
         !(r->cluster && r->cluster->has_ring_ready && r->cluster->ring_ready))
         return EXIT_FAILED;
+    if (run->sets_limit) {
+        size_t missed = 0;
+        for (size_t i = 0; i < r->n_limits; i++)
+            missed += !(r->limits[i]->has_answered && r->limits[i]->answered);
+        if (missed) {
+            fprintf(stderr, "cairn-admin: transfer-limit: %zu member(s) could not be reached; "
+                            "set it there once they are up\n",
+                    missed);
+            return EXIT_FAILED;
+        }
+    }
     return EXIT_OK;
 }
 
@@ -523,7 +593,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    run_t run = {.cmd = cmd, .node = node, .json = json};
+    run_t run = {.cmd = cmd, .node = node, .json = json, .sets_limit = req.has_limit};
     char cookie_buf[512];
     if (!cookie) {
         char err[4200];

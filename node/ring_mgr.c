@@ -8,7 +8,8 @@
  * State ownership: the ring manager is the only writer of the published state (kv_publish);
  * the states it publishes are owned by kv->states. It owns the staged changes (meaningful on
  * the claimant), the table of requests waiting for another node's answer (forwards to the
- * claimant, joins, ringready collections) and the timers.
+ * claimant, joins, ringready collections, the transfers and transfer-limit gatherings) and
+ * the timers.
  */
 #include "node/ring_mgr.h"
 
@@ -47,7 +48,15 @@ enum {
 #define RM_STOP_MAX_WAIT_MS 300000u /* ... at most this long */
 
 /* A request waiting for other nodes: the admin requester and what it waits for. */
-typedef enum { WAIT_FORWARD, WAIT_JOIN, WAIT_READY } wait_kind_t;
+typedef enum { WAIT_FORWARD, WAIT_JOIN, WAIT_READY, WAIT_GATHER } wait_kind_t;
+
+/* WAIT_GATHER (TRANSFERS, TRANSFER_LIMIT): the members' answers as they come back. */
+typedef struct gather_s {
+    Cairn__Admin__AdminResp *resp[RM_MAX_WAITING]; /* owned (unpacked); NULL: none (yet) */
+    int reason[RM_MAX_WAITING];     /* the call failed: why */
+    uint32_t limit;                 /* TRANSFER_LIMIT: the limit set (0: only shown) */
+    bool self_included;             /* the answering node is one of the nodes reported */
+} gather_t;
 
 typedef struct waiting_s {
     bool used;
@@ -63,6 +72,7 @@ typedef struct waiting_s {
     uint32_t ncalls, answered;
     bool disagree[RM_MAX_WAITING];
     uint64_t fingerprint;           /* ours when the collection started */
+    gather_t *gather;               /* WAIT_GATHER (owned) */
 } waiting_t;
 
 typedef struct ring_mgr_s {
@@ -261,6 +271,11 @@ static void wait_free(waiting_t *w)
 {
     for (uint32_t i = 0; i < w->ncalls; i++)
         free(w->names[i]);
+    if (w->gather)
+        for (uint32_t i = 0; i < RM_MAX_WAITING; i++)
+            if (w->gather->resp[i])
+                cairn__admin__admin_resp__free_unpacked(w->gather->resp[i], NULL);
+    free(w->gather);
     memset(w, 0, sizeof *w);
 }
 
@@ -743,52 +758,463 @@ static void collect_answered(ring_mgr_t *s, waiting_t *w, uint32_t call, const r
     wait_free(w);
 }
 
+/* MEMBER_STATUS: the view of this node's state. */
 static void cmd_view(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admin__AdminReq *req)
 {
+    view_t v;
+    view_fill(&v, s, kv_cstate(s->kv), NULL, 0, NULL);
+    answer_view(to, ref, req->req_id, NULL, &v);
+    view_free(&v);
+}
+
+/* ---------------------------------------------------------------- transfers, transfer limit */
+
+/* TRANSFERS and TRANSFER_LIMIT are gathered from every member: the asked ring manager calls
+ * the other members' ring managers with this_node_only set (each answers for itself, from
+ * node/handoff.h), goes on with its other messages meanwhile, and answers once every call
+ * has ended (a reply, or a failure within RM_READY_CALL_MS). A member that cannot be asked
+ * is reported as such, never left out. */
+
+#define RM_LIMIT_MAX 1024u /* handoff.concurrency's upper bound (node/config.c) */
+
+static void gather_finish(ring_mgr_t *s, waiting_t *w);
+
+/* This node's entry: its limit and, with_held, the vnodes it holds for other owners. */
+static void self_handoff(ring_mgr_t *s, Cairn__Admin__NodeHandoff *nh, bool with_held)
+{
+    cairn__admin__node_handoff__init(nh);
+    nh->node = (char *)s->self;
+    nh->has_answered = nh->has_limit = 1;
+    nh->answered = true;
+    nh->limit = handoff_limit(s->kv);
+    if (with_held) {
+        nh->has_held = 1;
+        nh->held = handoff_foreign_vnodes(s->kv);
+    }
+}
+
+static void set_limit_here(ring_mgr_t *s, uint32_t limit)
+{
+    uint32_t before = handoff_limit(s->kv);
+    handoff_set_limit(limit);
+    rt_info("handoff: transfer limit %" PRIu32 " -> %" PRIu32 " (cairn-admin transfer-limit; "
+            "until restart)",
+            before, limit);
+}
+
+/* This node's handoff activity as ActiveTransfer messages, which point into act (both
+ * owned; local_act_free). */
+typedef struct local_act_s {
+    handoff_activity_t *act;
+    Cairn__Admin__ActiveTransfer *msgs;
+    size_t n;
+} local_act_t;
+
+static void local_act_fill(local_act_t *l, ring_mgr_t *s)
+{
+    size_t max = cstate_size(kv_cstate(s->kv));
+    l->act = calloc(max ? max : 1, sizeof *l->act);
+    l->msgs = calloc(max ? max : 1, sizeof *l->msgs);
+    if (!l->act || !l->msgs)
+        abort();
+    size_t n = handoff_activity(l->act, max);
+    l->n = n < max ? n : max;
+    for (size_t i = 0; i < l->n; i++) {
+        handoff_activity_t *a = &l->act[i];
+        Cairn__Admin__ActiveTransfer *t = &l->msgs[i];
+        cairn__admin__active_transfer__init(t);
+        t->kind = a->kind;
+        t->has_partition = t->has_objects = t->has_bytes = t->has_elapsed_ms = 1;
+        t->partition = a->partition;
+        t->source = (char *)s->self;
+        t->target = a->target;
+        t->state = a->state;
+        t->objects = a->objects;
+        t->bytes = a->bytes;
+        t->elapsed_ms = a->elapsed_ms;
+    }
+}
+
+static void local_act_free(local_act_t *l)
+{
+    free(l->act);
+    free(l->msgs);
+}
+
+/* A call from another member's ring manager (or any request with this_node_only): answer
+ * for this node alone. */
+static void answer_this_node(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref,
+                             const Cairn__Admin__AdminReq *req)
+{
+    Cairn__Admin__AdminResp r;
+    resp_init(&r, req->req_id, true);
+    Cairn__Admin__NodeHandoff me, *mep = &me;
+    if (req->command == CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT) {
+        if (req->has_limit)
+            set_limit_here(s, req->limit);
+        self_handoff(s, &me, false);
+        r.n_limits = 1;
+        r.limits = &mep;
+        answer(to, ref, &r);
+        return;
+    }
+    local_act_t l;
+    local_act_fill(&l, s);
+    Cairn__Admin__ActiveTransfer **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
+    if (!ptrs)
+        abort();
+    for (size_t i = 0; i < l.n; i++)
+        ptrs[i] = &l.msgs[i];
+    Cairn__Admin__TransfersReport rep = CAIRN__ADMIN__TRANSFERS_REPORT__INIT;
+    rep.n_active = l.n;
+    rep.active = ptrs;
+    self_handoff(s, &me, true);
+    rep.n_nodes = 1;
+    rep.nodes = &mep;
+    r.transfers = &rep;
+    answer(to, ref, &r);
+    free(ptrs);
+    local_act_free(&l);
+}
+
+static void cmd_gather(ring_mgr_t *s, rt_pid_t to, rt_ref_t ref, const Cairn__Admin__AdminReq *req)
+{
+    uint64_t id = req->req_id;
+    bool is_limit = req->command == CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT;
+    if (is_limit && req->has_limit && (req->limit < 1 || req->limit > RM_LIMIT_MAX)) {
+        answer_error(to, ref, id,
+                     "bad_limit: the transfer limit must be 1..%u, not %" PRIu32
+                     " (to stop transfers, set handoff.concurrency = 0 in the configuration)",
+                     RM_LIMIT_MAX, req->limit);
+        return;
+    }
+    if (req->has_this_node_only && req->this_node_only) {
+        answer_this_node(s, to, ref, req);
+        return;
+    }
     const cstate_t *cs = kv_cstate(s->kv);
+    const char *only = is_limit && req->node && req->node[0] ? req->node : NULL;
+    if (only) {
+        uint32_t i = cstate_member_index(cs, only);
+        if (i == CSTATE_NONE || cstate_member_status(cs, i) == CSTATE_REMOVED) {
+            answer_error(to, ref, id,
+                         "not_member: %s is not a member of this cluster (`cairn-admin "
+                         "member-status` lists them)",
+                         only);
+            return;
+        }
+    }
+    waiting_t *w = wait_new(s, WAIT_GATHER, to, ref, id, (int)req->command);
+    if (!w) {
+        answer_error(to, ref, id, "busy: too many cluster requests in progress");
+        return;
+    }
+    gather_t *g = calloc(1, sizeof *g);
+    if (!g)
+        abort();
+    w->gather = g;
+    g->limit = is_limit && req->has_limit ? req->limit : 0;
+    g->self_included = !only || strcmp(only, s->self) == 0;
+    if (only)
+        snprintf(w->node, sizeof w->node, "%s", only);
+    if (g->limit && g->self_included)
+        set_limit_here(s, g->limit);
+    Cairn__Admin__AdminReq fw = CAIRN__ADMIN__ADMIN_REQ__INIT;
+    fw.has_req_id = fw.has_command = fw.has_this_node_only = 1;
+    fw.req_id = id;
+    fw.command = req->command;
+    fw.this_node_only = true;
+    fw.has_limit = g->limit != 0;
+    fw.limit = g->limit;
+    for (uint32_t i = 0; i < cstate_member_count(cs) && w->ncalls < RM_MAX_WAITING; i++) {
+        const char *name = cstate_member_name(cs, i);
+        if (strcmp(name, s->self) == 0 || cstate_member_status(cs, i) == CSTATE_REMOVED ||
+            (only && strcmp(name, only) != 0))
+            continue;
+        w->names[w->ncalls] = strdup(name);
+        if (!w->names[w->ncalls])
+            abort();
+        w->refs[w->ncalls] =
+            rt_call_name(name, RING_MGR_NAME,
+                         packed_msg(CAIRN__ADMIN__MSG_TYPE__ADMIN_REQUEST, &fw.base),
+                         RM_READY_CALL_MS);
+        w->ncalls++;
+    }
+    if (w->ncalls == 0) {
+        gather_finish(s, w);
+        wait_free(w);
+    }
+}
+
+/* The entry of call i of w into nh: answered with its limit (and, for TRANSFERS, what it
+ * holds), or why not (the text goes to err, which nh then points to). */
+static void gathered_entry(const waiting_t *w, uint32_t i, bool transfers,
+                           Cairn__Admin__NodeHandoff *nh, char *err, size_t errlen)
+{
+    const gather_t *g = w->gather;
+    const Cairn__Admin__AdminResp *r = g->resp[i];
+    cairn__admin__node_handoff__init(nh);
+    nh->node = w->names[i];
+    nh->has_answered = 1;
+    const Cairn__Admin__NodeHandoff *theirs = NULL;
+    if (r && r->has_ok && r->ok) {
+        if (transfers && r->transfers && r->transfers->n_nodes >= 1)
+            theirs = r->transfers->nodes[0];
+        else if (!transfers && r->n_limits >= 1)
+            theirs = r->limits[0];
+    }
+    if (theirs) {
+        nh->answered = true;
+        nh->has_limit = theirs->has_limit;
+        nh->limit = theirs->limit;
+        nh->has_held = theirs->has_held;
+        nh->held = theirs->held;
+        return;
+    }
+    if (r && r->has_ok && r->ok)
+        snprintf(err, errlen, "answered without %s (a cairnd of an older version?)",
+                 transfers ? "its transfers" : "its limit");
+    else if (r)
+        snprintf(err, errlen, "%s", r->errmsg ? r->errmsg : "failed");
+    else if (g->reason[i])
+        snprintf(err, errlen, "%s", rt_reason_str(g->reason[i]));
+    else
+        snprintf(err, errlen, "sent a malformed answer");
+    nh->error = err;
+}
+
+#define RM_ERR_LEN 256
+
+static int active_order(const void *a, const void *b)
+{
+    const Cairn__Admin__ActiveTransfer *x = *(Cairn__Admin__ActiveTransfer *const *)a;
+    const Cairn__Admin__ActiveTransfer *y = *(Cairn__Admin__ActiveTransfer *const *)b;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return strcmp(x->source ? x->source : "", y->source ? y->source : "");
+}
+
+static const Cairn__Admin__NodeHandoff *find_node(Cairn__Admin__NodeHandoff **nodes, size_t n,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i]->node && strcmp(nodes[i]->node, name) == 0)
+            return nodes[i];
+    return NULL;
+}
+
+/* Puts the entries in the order of the members in cs (names cs no longer has last). */
+static void order_by_member(const cstate_t *cs, Cairn__Admin__NodeHandoff **nodes, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        Cairn__Admin__NodeHandoff *x = nodes[i];
+        uint32_t xi = cstate_member_index(cs, x->node);
+        size_t j = i;
+        while (j > 0 && cstate_member_index(cs, nodes[j - 1]->node) > xi) {
+            nodes[j] = nodes[j - 1];
+            j--;
+        }
+        nodes[j] = x;
+    }
+}
+
+/* TRANSFERS, every call ended: what runs on every member that answered, the pending
+ * ownership changes nobody is sending, and who did not answer. */
+static void finish_transfers(ring_mgr_t *s, waiting_t *w)
+{
+    const gather_t *g = w->gather;
+    const cstate_t *cs = kv_cstate(s->kv);
+    uint32_t q = cstate_size(cs);
+    local_act_t l;
+    local_act_fill(&l, s);
+    /* the members: this node, then each one asked */
+    Cairn__Admin__NodeHandoff *nh = calloc(w->ncalls + 1, sizeof *nh);
+    Cairn__Admin__NodeHandoff **nhp = calloc(w->ncalls + 1, sizeof *nhp);
+    char(*errs)[RM_ERR_LEN] = calloc(w->ncalls + 1, sizeof *errs);
+    if (!nh || !nhp || !errs)
+        abort();
+    size_t nn = 0, not_answered = 0;
+    uint64_t held = 0;
+    self_handoff(s, &nh[nn], true);
+    held += nh[nn].held;
+    nhp[nn] = &nh[nn];
+    nn++;
+    size_t nactive = l.n;
+    for (uint32_t i = 0; i < w->ncalls; i++) {
+        gathered_entry(w, i, true, &nh[nn], errs[nn], sizeof errs[nn]);
+        not_answered += !nh[nn].answered;
+        held += nh[nn].held;
+        if (nh[nn].answered)
+            nactive += g->resp[i]->transfers->n_active;
+        nhp[nn] = &nh[nn];
+        nn++;
+    }
+    /* what runs, by partition (the members' messages stay owned by their answers) */
+    Cairn__Admin__ActiveTransfer **act = calloc(nactive ? nactive : 1, sizeof *act);
+    if (!act)
+        abort();
+    size_t na = 0;
+    for (size_t i = 0; i < l.n; i++)
+        act[na++] = &l.msgs[i];
+    for (uint32_t i = 0; i < w->ncalls; i++) {
+        if (!nh[i + 1].answered)
+            continue;
+        const Cairn__Admin__TransfersReport *rep = g->resp[i]->transfers;
+        for (size_t k = 0; k < rep->n_active && na < nactive; k++)
+            act[na++] = rep->active[k];
+    }
+    qsort(act, na, sizeof *act, active_order);
+    /* what waits: a pending owner change whose owner runs nothing for it */
+    Cairn__Admin__Transfer *wt = calloc(q ? q : 1, sizeof *wt);
+    Cairn__Admin__Transfer **wtp = calloc(q ? q : 1, sizeof *wtp);
+    if (!wt || !wtp)
+        abort();
+    size_t nw = 0;
+    const ring_t *r = cstate_ring(cs);
+    for (uint32_t p = 0; p < q; p++) {
+        uint32_t next = cstate_next_owner(cs, p);
+        if (next == CSTATE_NONE)
+            continue;
+        const char *owner = cstate_member_name(cs, ring_owner(r, p));
+        const char *target = cstate_member_name(cs, next);
+        bool running = false;
+        for (size_t k = 0; k < na && !running; k++)
+            running = act[k]->partition == p && act[k]->source && act[k]->target &&
+                      strcmp(act[k]->source, owner) == 0 && strcmp(act[k]->target, target) == 0;
+        if (running)
+            continue;
+        const Cairn__Admin__NodeHandoff *on = find_node(nhp, nn, owner);
+        Cairn__Admin__Transfer *t = &wt[nw];
+        cairn__admin__transfer__init(t);
+        t->has_partition = t->has_done = 1;
+        t->partition = p;
+        t->owner = (char *)owner;
+        t->next_owner = (char *)target;
+        t->done = cstate_transfer_is_done(cs, p);
+        t->state = t->done                 ? "handed off; the claimant switches the owner next"
+                   : !on || !on->answered ? "waiting; its owner did not answer"
+                                          : "waiting for a free transfer slot or a retry";
+        wtp[nw++] = t;
+    }
+    order_by_member(cs, nhp, nn);
+    Cairn__Admin__TransfersReport rep = CAIRN__ADMIN__TRANSFERS_REPORT__INIT;
+    rep.n_active = na;
+    rep.active = act;
+    rep.n_waiting = nw;
+    rep.waiting = wtp;
+    rep.n_nodes = nn;
+    rep.nodes = nhp;
+    char text[256];
+    if (na == 0 && nw == 0 && held == 0) {
+        snprintf(text, sizeof text, "%s",
+                 not_answered ? "No transfers active on the members that answered"
+                              : "No transfers active");
+    } else {
+        int at = snprintf(text, sizeof text, "%zu transfer(s) active, %zu waiting", na, nw);
+        uint32_t pending = cstate_pending_count(cs);
+        if (pending && at > 0 && (size_t)at < sizeof text)
+            at += snprintf(text + at, sizeof text - (size_t)at,
+                           "; %" PRIu32 " partition(s) change owner", pending);
+        if (held && at > 0 && (size_t)at < sizeof text)
+            snprintf(text + at, sizeof text - (size_t)at,
+                     "; %" PRIu64 " partition(s) held for other owners", held);
+    }
     view_t v;
     view_fill(&v, s, cs, NULL, 0, NULL);
-    const char *text = NULL;
-    char *heap = NULL;
-    if (req->command == CAIRN__ADMIN__COMMAND__TRANSFERS) {
-        /* the pending transfers, and this node's handoff activity (node/handoff.h) */
-        uint32_t pending = cstate_pending_count(cs);
-        size_t max = ring_size(cstate_ring(cs));
-        handoff_activity_t *act = calloc(max ? max : 1, sizeof *act);
-        if (!act)
-            abort();
-        size_t active = handoff_activity(act, max);
-        if (active > max)
-            active = max;
-        if (pending == 0 && active == 0) {
-            text = "No transfers active";
-        } else {
-            size_t need = 512 + active * (sizeof act->target + 256);
-            heap = malloc(need);
-            if (!heap)
-                abort();
-            int at = snprintf(heap, need,
-                              "%" PRIu32 " partition(s) change owner; handoff limit %" PRIu32
-                              " per node\n%s: %s",
-                              pending, handoff_limit(s->kv), s->self,
-                              active ? "transfers:" : "no transfers here");
-            for (size_t i = 0; i < active && at > 0 && (size_t)at < need; i++) {
-                const handoff_activity_t *a = &act[i];
-                double secs = (double)a->elapsed_ms / 1000.0;
-                at += snprintf(heap + at, need - (size_t)at,
-                               "\n  %s partition %" PRIu32 " %s -> %s: %s, %" PRIu64
-                               " objects / %" PRIu64 " bytes sent, %.1f objects/s, %.2f MB/s",
-                               a->kind, a->partition, s->self, a->target, a->state, a->objects,
-                               a->bytes, secs > 0 ? (double)a->objects / secs : 0.0,
-                               secs > 0 ? (double)a->bytes / secs / 1e6 : 0.0);
-            }
-            text = heap;
-        }
-        free(act);
-    }
-    answer_view(to, ref, req->req_id, text, &v);
+    Cairn__Admin__AdminResp resp;
+    resp_init(&resp, w->req_id, true);
+    resp.message = text;
+    resp.cluster = &v.v;
+    resp.transfers = &rep;
+    answer(w->reply_to, w->reply_ref, &resp);
     view_free(&v);
-    free(heap);
+    free(wt);
+    free(wtp);
+    free(act);
+    free(nh);
+    free(nhp);
+    free(errs);
+    local_act_free(&l);
+}
+
+/* TRANSFER_LIMIT, every call ended: each member's limit (set, or shown). */
+static void finish_limit(ring_mgr_t *s, waiting_t *w)
+{
+    const gather_t *g = w->gather;
+    Cairn__Admin__NodeHandoff *nh = calloc(w->ncalls + 1, sizeof *nh);
+    Cairn__Admin__NodeHandoff **nhp = calloc(w->ncalls + 1, sizeof *nhp);
+    char(*errs)[RM_ERR_LEN] = calloc(w->ncalls + 1, sizeof *errs);
+    if (!nh || !nhp || !errs)
+        abort();
+    size_t nn = 0, failed = 0;
+    if (g->self_included) {
+        self_handoff(s, &nh[nn], false);
+        nhp[nn] = &nh[nn];
+        nn++;
+    }
+    for (uint32_t i = 0; i < w->ncalls; i++) {
+        gathered_entry(w, i, false, &nh[nn], errs[nn], sizeof errs[nn]);
+        failed += !nh[nn].answered;
+        nhp[nn] = &nh[nn];
+        nn++;
+    }
+    order_by_member(kv_cstate(s->kv), nhp, nn);
+    if (w->node[0] && failed) { /* one member named, and it could not be reached */
+        if (g->limit)
+            answer_error(w->reply_to, w->reply_ref, w->req_id,
+                         "could not set the transfer limit of %s: %s", w->node, nh[0].error);
+        else
+            answer_error(w->reply_to, w->reply_ref, w->req_id,
+                         "could not get the transfer limit of %s: %s", w->node, nh[0].error);
+    } else {
+        char text[1024] = ""; /* stays empty when only shown: the table says it all */
+        int at = 0;
+        if (g->limit && w->node[0])
+            at = snprintf(text, sizeof text, "transfer limit of %s set to %" PRIu32, w->node,
+                          g->limit);
+        else if (g->limit)
+            at = snprintf(text, sizeof text,
+                          "transfer limit set to %" PRIu32 " on %zu of %zu member(s)", g->limit,
+                          nn - failed, nn);
+        for (size_t i = 0, k = 0; g->limit && i < nn && at > 0 && (size_t)at < sizeof text; i++)
+            if (!nh[i].answered)
+                at += snprintf(text + at, sizeof text - (size_t)at, "%s%s (%s)",
+                               k++ ? ", " : "; not reached: ", nh[i].node, nh[i].error);
+        Cairn__Admin__AdminResp resp;
+        resp_init(&resp, w->req_id, true);
+        resp.message = text[0] ? text : NULL;
+        resp.n_limits = nn;
+        resp.limits = nhp;
+        answer(w->reply_to, w->reply_ref, &resp);
+    }
+    free(nh);
+    free(nhp);
+    free(errs);
+}
+
+static void gather_finish(ring_mgr_t *s, waiting_t *w)
+{
+    if (w->command == CAIRN__ADMIN__COMMAND__TRANSFERS)
+        finish_transfers(s, w);
+    else
+        finish_limit(s, w);
+}
+
+/* The answer (or failure) of call `call` of a gathering; answers when it was the last. */
+static void gather_answered(ring_mgr_t *s, waiting_t *w, uint32_t call, const rt_msg_t *m,
+                            int failed_reason)
+{
+    gather_t *g = w->gather;
+    w->refs[call] = 0;
+    w->answered++;
+    if (failed_reason)
+        g->reason[call] = failed_reason;
+    else
+        g->resp[call] = cairn__admin__admin_resp__unpack(NULL, m->size, m->data);
+    if (w->answered < w->ncalls)
+        return;
+    gather_finish(s, w);
+    wait_free(w);
 }
 
 /* ---------------------------------------------------------------- admin requests */
@@ -839,8 +1265,9 @@ static void on_admin(ring_mgr_t *s, const rt_msg_t *m)
     case CAIRN__ADMIN__COMMAND__DOWN: cmd_down(s, to, ref, req); break;
     case CAIRN__ADMIN__COMMAND__RINGREADY:
     case CAIRN__ADMIN__COMMAND__RING_STATUS: cmd_collect(s, to, ref, req); break;
-    case CAIRN__ADMIN__COMMAND__MEMBER_STATUS:
-    case CAIRN__ADMIN__COMMAND__TRANSFERS: cmd_view(s, to, ref, req); break;
+    case CAIRN__ADMIN__COMMAND__MEMBER_STATUS: cmd_view(s, to, ref, req); break;
+    case CAIRN__ADMIN__COMMAND__TRANSFERS:
+    case CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT: cmd_gather(s, to, ref, req); break;
     default: answer_error(to, ref, req->req_id, "unknown cluster command %d", c); break;
     }
     cairn__admin__admin_req__free_unpacked(req, NULL);
@@ -872,6 +1299,9 @@ static void on_call_outcome(ring_mgr_t *s, const rt_msg_t *m, rt_ref_t ref, bool
         wait_free(w);
         break;
     case WAIT_READY: collect_answered(s, w, call, m, failed ? (reason ? reason : 1) : 0); break;
+    case WAIT_GATHER:
+        gather_answered(s, w, call, m, failed ? (reason ? reason : RT_R_NOPROC) : 0);
+        break;
     }
 }
 
