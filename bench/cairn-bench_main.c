@@ -29,7 +29,13 @@
  * sub-buckets per power of two of nanoseconds: at most 1.6% error, fixed 18 KiB per
  * operation type); the main thread merges them after the threads have joined, so nothing is
  * shared on the hot path but two relaxed counters per thread for the progress line.
+ *
+ * Acknowledged writes: with --ack-log FILE every put's outcome (acknowledged, or failed with
+ * its error) goes to FILE with a digest of the value sent (bench/ack_log.h), for cairn-check
+ * to verify later; --unique-values makes every put's value unique and derivable from the key,
+ * the connection and the connection's put count (fill_unique_value).
  */
+#include "bench/ack_log.h"
 #include "bench/bench_common.h"
 #include "bench/pb_frames.h"
 #include "client/cairn.h"
@@ -206,6 +212,8 @@ typedef struct bench_cfg {
     uint32_t timeout_ms;
     bool json, quiet;
     uint64_t seed;
+    const char *ack_log_path;       /* --ack-log: NULL when not given */
+    bool unique_values;             /* --unique-values */
 } bench_cfg_t;
 
 /* ------------------------------------------------------------------ worker threads */
@@ -224,6 +232,8 @@ typedef struct worker {
     _Atomic uint64_t end_ns;        /* when this worker's phase ended; 0 while it runs */
     char first_error[ERRMSG_LEN];   /* first error seen, for the report ("" if none) */
     unsigned first_error_conn;      /* the connection it happened on */
+    ack_buf_t acks;                 /* --ack-log: this thread's records not yet written */
+    uint64_t puts_made;             /* blocking engine, --unique-values: puts so far */
     /* blocking engine */
     cairn_t *conn;                  /* owned by main; used only by this worker during a phase */
     /* event engine */
@@ -242,6 +252,7 @@ static _Atomic uint64_t ops_issued;  /* with --ops: operations handed out so far
 static workload_t phase_workload;    /* what the running phase does (load or cfg.workload) */
 static cairn_get_opts_t get_opts;    /* what every get sends (fill_request_opts) */
 static cairn_put_opts_t put_opts;    /* what every put sends; an update's put adds context */
+static ack_log_t *ack_log;           /* --ack-log: the file, shared by the workers */
 
 static void on_signal(int sig)
 {
@@ -264,6 +275,43 @@ static cairn_buf_t key_buf(char *buf, uint64_t k)
 {
     int len = snprintf(buf, KEY_BUF, "key:%012" PRIu64, k);
     return (cairn_buf_t){buf, (size_t)len};
+}
+
+/* --unique-values: the value of the serial-th put of connection `conn` to `key`, into value
+ * (cfg.value_size bytes): the text "<key> c<conn> #<serial> s<seed> ", then bytes of a
+ * splitmix64 stream seeded with that text's digest (both truncated to the value size). No two
+ * puts of one run share a value unless the values are shorter than the text. */
+static void fill_unique_value(unsigned char *value, const char *key, size_t key_len,
+                              unsigned conn, uint64_t serial)
+{
+    char head[KEY_BUF + 80];
+    int n = snprintf(head, sizeof head, "%.*s c%u #%" PRIu64 " s%016" PRIx64 " ", (int)key_len,
+                     key, conn, serial, cfg.seed);
+    size_t head_len = n < 0 ? 0 : (size_t)n < sizeof head ? (size_t)n : sizeof head - 1;
+    size_t used = head_len < cfg.value_size ? head_len : cfg.value_size;
+    memcpy(value, head, used);
+    uint64_t state = ack_digest(head, head_len);
+    while (used < cfg.value_size) {
+        uint64_t r = bench_rng_next(&state);
+        size_t take = cfg.value_size - used < sizeof r ? cfg.value_size - used : sizeof r;
+        memcpy(value + used, &r, take);
+        used += take;
+    }
+}
+
+/* --ack-log: records the outcome of one put (code CAIRN_OK: acknowledged) of a value with
+ * `digest` to `key`, started at t_start_ms (wall clock). */
+static void log_put(worker_t *wk, int code, int64_t t_start_ms, const char *key, size_t key_len,
+                    uint64_t digest)
+{
+    ack_rec_t r = {
+        .acked = code == CAIRN_OK, .t_start_ms = t_start_ms, .t_end_ms = ack_now_ms(),
+        .type = cfg.type, .type_len = cfg.type ? strlen(cfg.type) : 0,
+        .bucket = cfg.bucket, .bucket_len = strlen(cfg.bucket), .key = key, .key_len = key_len,
+        .value_len = cfg.value_size, .digest = digest,
+        .error = code == CAIRN_OK ? NULL : err_names[err_slot(code)],
+    };
+    ack_log_record(ack_log, &wk->acks, &r); /* a failure is reported once, at the end */
 }
 
 /* Counts a failed request of type `op` on connection `conn_id`; the first one's text is kept
@@ -353,9 +401,14 @@ static int do_get(worker_t *wk, const cairn_get_opts_t *go, cairn_buf_t bucket, 
 
 static int do_put(worker_t *wk, const cairn_put_opts_t *po, cairn_buf_t bucket, cairn_buf_t key)
 {
+    if (cfg.unique_values)
+        fill_unique_value(wk->value, key.data, key.len, wk->id, wk->puts_made++);
+    int64_t t_start_ms = ack_log ? ack_now_ms() : 0;
     uint64_t t0 = bench_now_ns();
     int rc = cairn_put(wk->conn, bucket, key, (cairn_buf_t){wk->value, cfg.value_size}, po, NULL);
     uint64_t t1 = bench_now_ns();
+    if (ack_log)
+        log_put(wk, rc, t_start_ms, key.data, key.len, ack_digest(wk->value, cfg.value_size));
     if (rc == CAIRN_OK)
         bench_hist_record(&wk->stats[OP_PUT].hist, t1 - t0);
     else
@@ -399,6 +452,8 @@ static void *blocking_worker_main(void *arg)
             if (do_put(wk, &put_opts, bucket, key_buf(kbuf, k)) == CAIRN_OK)
                 atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         }
+        if (ack_log)
+            ack_buf_flush(ack_log, &wk->acks);
         atomic_store(&wk->end_ns, bench_now_ns());
         return NULL;
     }
@@ -420,6 +475,8 @@ static void *blocking_worker_main(void *arg)
         if (rc == CAIRN_OK || rc == CAIRN_ENOTFOUND)
             atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
     }
+    if (ack_log)
+        ack_buf_flush(ack_log, &wk->acks);
     atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
@@ -610,6 +667,9 @@ struct ev_conn {
     char key[KEY_BUF];
     size_t key_len;
     uint64_t next_load_key;         /* load: this connection writes id, id+C, id+2C, ... */
+    uint64_t puts_made;             /* --unique-values: puts so far */
+    int64_t put_start_ms;           /* --ack-log: the put in flight (0: none) and ... */
+    uint64_t put_digest;            /* ... its value's digest */
 };
 
 static ev_conn_t *ev_conns;         /* concurrency entries, owned by main */
@@ -675,6 +735,10 @@ static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ..
     va_end(ap);
     worker_t *wk = c->wk;
     count_error(wk, c->id, c->op, code, detail);
+    if (ack_log && c->op == OP_PUT && c->put_start_ms) {
+        log_put(wk, code, c->put_start_ms, c->key, c->key_len, c->put_digest);
+        c->put_start_ms = 0;
+    }
     if (c->updating)
         wk->stats[OP_UPDATE].errors[err_slot(code)]++; /* counted for progress above */
     c->updating = false;
@@ -837,6 +901,12 @@ static int ev_encode(ev_conn_t *c, const pbf_buf_t *context)
     cairn_put_opts_t po = put_opts;
     if (context)
         po.context = (cairn_buf_t){context->data, context->len};
+    if (cfg.unique_values)
+        fill_unique_value(c->wk->value, c->key, c->key_len, c->id, c->puts_made++);
+    if (ack_log) {
+        c->put_start_ms = ack_now_ms();
+        c->put_digest = ack_digest(c->wk->value, cfg.value_size);
+    }
     return pbf_append_put(&c->out, bench_bucket, key,
                           (cairn_buf_t){c->wk->value, cfg.value_size}, &po);
 }
@@ -968,6 +1038,10 @@ static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
     if (c->op == OP_PUT) {
         /* Like cairn_put with no object wanted: the RpbPutResp body is not decoded. */
         c->in.len = 0;
+        if (ack_log) {
+            log_put(wk, CAIRN_OK, c->put_start_ms, c->key, c->key_len, c->put_digest);
+            c->put_start_ms = 0;
+        }
         bench_hist_record(&wk->stats[OP_PUT].hist, t1 - c->t_req_ns);
         if (c->updating)
             bench_hist_record(&wk->stats[OP_UPDATE].hist, t1 - c->t_update_ns);
@@ -1169,6 +1243,8 @@ static void *event_loop_main(void *arg)
         if (wk->need_scan || now >= wk->next_timer_ns)
             ev_scan(wk, now);
     }
+    if (ack_log)
+        ack_buf_flush(ack_log, &wk->acks);
     atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
@@ -1343,13 +1419,18 @@ static void usage(FILE *to)
 "      --timeout-ms MS      per request, sent to the server; the client waits 1 s longer\n"
 "                           (default 10000)\n"
 "      --seed N             random seed (default: time-based)\n"
+"      --ack-log FILE       write every put's outcome to FILE: acknowledged or failed, with\n"
+"                           the key and a digest of the value (for cairn-check)\n"
+"      --unique-values      make every put's value unique, derived from the key, the\n"
+"                           connection and its put count (the seed included)\n"
 "      --json               one JSON object on stdout instead of text\n"
 "  -q, --quiet              no progress line on stderr\n"
 "      --help               this text\n"
 "Output: a progress line once a second on stderr; at the end, per operation: count, ops/s,\n"
 "latency p50/p95/p99/p99.9/max/mean in ms and errors by code; plus the client's own CPU time\n"
 "per operation. Exit status: 0 if the run completed (even with request errors), 1 on a setup\n"
-"failure (no connection, bucket properties refused), 2 on bad options.\n",
+"failure (no connection, bucket properties refused) or when the --ack-log file could not be\n"
+"written in full, 2 on bad options.\n",
             MAX_CONCURRENCY);
 }
 
@@ -1386,7 +1467,7 @@ static void parse_args(int argc, char **argv)
     enum {
         O_DURATION = 1000, O_KEYS, O_DIST, O_ZIPF_S, O_VALUE_SIZE, O_RATIO, O_PRELOAD, O_BUCKET,
         O_TYPE, O_N_VAL, O_R, O_W, O_PER_REQUEST, O_TIMEOUT, O_SEED, O_JSON, O_HELP,
-        O_ENGINE, O_THREADS
+        O_ENGINE, O_THREADS, O_ACK_LOG, O_UNIQUE_VALUES
     };
     static const struct option longopts[] = {
         {"hosts", required_argument, NULL, 'h'},
@@ -1413,6 +1494,8 @@ static void parse_args(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {"engine", required_argument, NULL, O_ENGINE},
         {"threads", required_argument, NULL, O_THREADS},
+        {"ack-log", required_argument, NULL, O_ACK_LOG},
+        {"unique-values", no_argument, NULL, O_UNIQUE_VALUES},
         {NULL, 0, NULL, 0},
     };
     cfg = (bench_cfg_t){
@@ -1480,6 +1563,12 @@ static void parse_args(int argc, char **argv)
             cfg.threads = (unsigned)bench_parse_u64("--threads", optarg, 1, MAX_THREADS);
             threads_given = true;
             break;
+        case O_ACK_LOG:
+            if (!*optarg)
+                bench_bad_option("--ack-log", "expected a file name", optarg);
+            cfg.ack_log_path = optarg;
+            break;
+        case O_UNIQUE_VALUES: cfg.unique_values = true; break;
         case ':':
             fprintf(stderr, PROG ": %s needs a value (see --help)\n", argv[optind - 1]);
             exit(2);
@@ -1581,6 +1670,10 @@ static void print_header(FILE *to)
     if (cfg.n_val || cfg.r || cfg.w)
         fprintf(to, ", n_val=%u r=%u w=%u (%s)", cfg.n_val, cfg.r, cfg.w,
                 cfg.per_request ? "per request" : "bucket properties");
+    if (cfg.unique_values)
+        fprintf(to, ", unique values");
+    if (cfg.ack_log_path)
+        fprintf(to, ", ack log %s", cfg.ack_log_path);
     fprintf(to, "\n");
 }
 
@@ -1671,6 +1764,7 @@ static void teardown(worker_t *ws)
             close(ws[i].epfd);
         free(ws[i].conns);
         free(ws[i].value);
+        ack_buf_free(&ws[i].acks);
     }
     for (unsigned i = 0; ev_conns && i < cfg.concurrency; i++) {
         ev_close(&ev_conns[i]);
@@ -1718,6 +1812,18 @@ int main(int argc, char **argv)
         for (size_t b = 0; b < cfg.value_size; b++)
             ws[i].value[b] = (unsigned char)bench_rng_next(&ws[i].rng);
     }
+    if (cfg.ack_log_path) {
+        char about[600], err[300];
+        snprintf(about, sizeof about,
+                 "tool=" PROG " workload=%s hosts=%.300s seed=%" PRIu64 " value_size=%zu "
+                 "unique_values=%d",
+                 workload_names[cfg.workload], cfg.hosts, cfg.seed, cfg.value_size,
+                 cfg.unique_values);
+        if (ack_log_open(cfg.ack_log_path, about, &ack_log, err, sizeof err) != 0) {
+            fprintf(stderr, PROG ": --ack-log: %s\n", err);
+            return 1;
+        }
+    }
     if (cfg.engine == ENGINE_EVENT)
         setup_event(ws);
     else
@@ -1755,6 +1861,12 @@ int main(int argc, char **argv)
                interrupted ? "true" : "false");
         if (cfg.workload == WL_MIXED)
             printf(",\"ratio\":\"%u:%u\"", cfg.ratio_get, cfg.ratio_put);
+        if (cfg.unique_values)
+            printf(",\"unique_values\":true");
+        if (cfg.ack_log_path) {
+            printf(",\"ack_log\":");
+            bench_json_string(cfg.ack_log_path);
+        }
         if (have_preload) {
             printf(",\"preload\":");
             print_json_phase(&preload);
@@ -1769,5 +1881,10 @@ int main(int argc, char **argv)
     }
     print_first_errors(ws);
     teardown(ws);
+    char err[300];
+    if (ack_log_close(ack_log, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": the ack log %s is incomplete: %s\n", cfg.ack_log_path, err);
+        return 1;
+    }
     return 0;
 }

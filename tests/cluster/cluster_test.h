@@ -213,4 +213,52 @@ static inline cairn_buf_t cl_buf(const char *s)
     return (cairn_buf_t){(void *)s, strlen(s)};
 }
 
+/* Node i (started, alone so far) joins node 0's cluster with `cluster join`, and node 0 lists
+ * it as a member (bounded). Plan and commit are the caller's. */
+static inline void cl_join(cl_cluster_t *c, size_t i)
+{
+    free(cl_admin_ok(c, i, (char *const[]){"cluster", "join", c->nodes[0].name, NULL}));
+    char want[128];
+    snprintf(want, sizeof want, "\"%s\"", c->nodes[i].name);
+    cl_wait_members(c, 0, (const char *const[]){want, NULL}, NULL);
+}
+
+/* Whether `cairn-admin transfers` on node i says nothing moves there: no transfer pending
+ * and no handoff (sweeps included) in progress. */
+static inline bool cl_transfers_idle(cl_cluster_t *c, size_t i)
+{
+    char *out = NULL;
+    bool idle = cl_admin(c, i, &out, (char *const[]){"transfers", NULL}) == 0 && out &&
+                strstr(out, "No transfers active");
+    free(out);
+    return idle;
+}
+
+/* Waits (bounded by CL_SETTLE_MS) until a committed change has settled everywhere: node
+ * `ref`'s member-status shows nothing pending and nobody joining, and every running node
+ * (pid > 0) answers `ringready` and has no transfer. */
+static inline void cl_wait_settled(cl_cluster_t *c, size_t ref)
+{
+    int64_t end = ct_now_ms() + CL_SETTLE_MS;
+    for (;;) {
+        char *ms = NULL;
+        bool ok = cl_admin(c, ref, &ms, (char *const[]){"--json", "member-status", NULL}) == 0 &&
+                  strstr(ms, "\"pending\":0") && !strstr(ms, "\"joining\"");
+        for (size_t i = 0; ok && i < c->count; i++) {
+            if (c->nodes[i].n.pid <= 0)
+                continue;
+            ok = cl_admin(c, i, NULL, (char *const[]){"ringready", NULL}) == 0 &&
+                 cl_transfers_idle(c, i);
+        }
+        if (ok) {
+            free(ms);
+            return;
+        }
+        cr_assert(ct_now_ms() < end, "the cluster did not settle within %d ms; member-status "
+                                     "on node %zu:\n%s", CL_SETTLE_MS, ref + 1, ms);
+        free(ms);
+        ct_sleep_ms(300);
+    }
+}
+
 #endif
