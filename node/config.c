@@ -697,7 +697,7 @@ void node_config_default(node_config_t *c)
     c->node_timeout_ms = 4000;
     c->gossip_interval_ms = 1000;
     c->claimant_tick_ms = 1000;
-    c->target_n_val = 4;
+    c->target_n_val = 3;
     c->handoff_concurrency = 2;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
     c->storage.sync_interval_ms = 1000;
