@@ -92,6 +92,11 @@ struct cairn {
 /* The details of the last failed cairn_connect on this thread (cairn_errmsg(NULL)). */
 static _Thread_local char connect_errmsg[ERRMSG_BYTES];
 
+/* The error text of a node that refuses a request because it is stopping (node/pb_conn.c):
+ * nothing was done, so the request may go to another node. */
+#define SERVER_STOPPING "node is stopping"
+
+
 /* ---------------------------------------------------------------- errors */
 
 const char *cairn_strerror(int err)
@@ -593,13 +598,24 @@ static int call(cairn_t *c, uint8_t code, const ProtobufCMessage *req, uint8_t w
                 size_t *body_len)
 {
     int64_t deadline = deadline_for(c, request_timeout_ms);
-    int rc = send_request(c, code, req, deadline);
-    if (rc)
-        return rc;
-    const uint8_t *b;
-    size_t bl;
-    rc = read_answer(c, want, ctx, deadline, body ? body : &b, body_len ? body_len : &bl);
-    return rc;
+    int rc;
+    /* A node that is stopping refuses requests before doing anything ("node is stopping"):
+     * such a request is sent again to each other node at most once. */
+    for (size_t tries = 0;; tries++) {
+        rc = send_request(c, code, req, deadline);
+        if (rc)
+            return rc;
+        const uint8_t *b;
+        size_t bl;
+        rc = read_answer(c, want, ctx, deadline, body ? body : &b, body_len ? body_len : &bl);
+        if (rc == CAIRN_OK || tries + 1 >= c->n_nodes || strcmp(c->errmsg, SERVER_STOPPING) != 0)
+            return rc;
+        size_t stopping = c->current;
+        drop_connection(c);
+        rc = connect_any(c, (stopping + 1) % c->n_nodes, c->errmsg, sizeof c->errmsg);
+        if (rc)
+            return rc;
+    }
 }
 
 /* Every public call starts here: NULL handle check and a clean error message. */

@@ -14,7 +14,9 @@
  * first that answers. When a connection breaks, the next call reconnects, trying each node
  * in turn from the one after the broken one. A request whose connection broke BEFORE it was
  * sent is retried once on the next node; one whose connection broke AFTER it was sent fails
- * with CAIRN_EIO, because its outcome is unknown (it may or may not have been applied).
+ * with CAIRN_EIO, because its outcome is unknown (it may or may not have been applied). A
+ * request a stopping node refused unread ("node is stopping") goes to each other node in
+ * turn, once each.
  *
  * Memory: every object the library allocates for you has one free function, named in the
  * comment of the call that returns it. Strings and buffers you pass in are borrowed for the

@@ -4,7 +4,10 @@
  *
  * States (phase):
  *   RUNNING   reading and serving; `busy` while a kv request is in progress
- *   DRAINING  asked to stop: not reading; the request in progress finishes, then CLOSING
+ *   DRAINING  asked to stop: the request in progress finishes; then, for PB_CONN_DRAIN_GRACE_MS
+ *             (or until the client closes), every request that arrives is answered
+ *             "node is stopping" unread, so a client learns the node is going away before
+ *             the socket closes and can send it elsewhere (libcairn does); then CLOSING
  *   CLOSING   not reading; waits (at most PB_CONN_FLUSH_MS) for the send queue to empty,
  *             then the process exits and the socket closes
  * Reading is armed ({active, N}) exactly when RUNNING, the peer has not closed, the reader has
@@ -53,6 +56,7 @@ typedef struct conn_s {
     uint64_t partial_mark;    /* reader.frames_seen when partial_since_ns was taken */
     uint64_t last_activity_ns;
     uint64_t close_deadline_ns;
+    uint64_t drain_until_ns;     /* DRAINING: when the grace for late requests ends */
 
     /* RpbGetClientIdResp / RpbSetClientIdReq */
     uint8_t *client_id;   /* owned */
@@ -102,8 +106,8 @@ static void update_reading(conn_t *c)
 {
     if (!c->started || c->done)
         return;
-    bool want = c->phase == PHASE_RUNNING && !c->peer_closed && c->reader.error == 0 &&
-                !(c->busy && pb_reader_buffered(&c->reader) > 0);
+    bool want = (c->phase == PHASE_RUNNING || c->phase == PHASE_DRAINING) && !c->peer_closed &&
+                c->reader.error == 0 && !(c->busy && pb_reader_buffered(&c->reader) > 0);
     if (want == c->armed)
         return;
     if (rt_sock_set_active(c->sock, want ? PB_CONN_ACTIVE_N : RT_SOCK_PASSIVE) != 0) {
@@ -195,6 +199,14 @@ static bool check_deadlines(conn_t *c)
             next = due;
     } else {
         c->partial_since_ns = 0;
+    }
+    if (c->phase == PHASE_DRAINING && !c->busy) {
+        if (now >= c->drain_until_ns) {
+            begin_close(c);
+            return check_deadlines(c);
+        }
+        if (c->drain_until_ns < next)
+            next = c->drain_until_ns;
     }
     if (c->busy) {
         if (now >= c->req_deadline_ns) {
@@ -449,7 +461,8 @@ static void progress(conn_t *c)
             pb_frame_t f;
             while (pb_reader_next(&c->reader, &f) == 1)
                 send_error(c, "node is stopping");
-            begin_close(c);
+            if (c->peer_closed || c->reader.error || rt_now_ns() >= c->drain_until_ns)
+                begin_close(c);
         }
         if (c->done)
             return;
@@ -468,8 +481,8 @@ static void on_socket(conn_t *c, const rt_sock_event_t *ev)
         return;
     switch (ev->kind) {
     case RT_SOCK_DATA:
-        if (c->phase != PHASE_RUNNING)
-            return; /* draining or closing: input is no longer read */
+        if (c->phase == PHASE_CLOSING)
+            return; /* closing: input is no longer read */
         c->last_activity_ns = rt_now_ns();
         pb_reader_feed(&c->reader, ev->data, ev->len); /* errors surface in progress() */
         break;
@@ -559,8 +572,10 @@ static int conn_handle(void *state, rt_msg_t *m)
     case PB_CONN_MSG_DRAIN:
         if (!c->started)
             return RT_STOP;
-        if (c->phase == PHASE_RUNNING)
+        if (c->phase == PHASE_RUNNING) {
             c->phase = PHASE_DRAINING;
+            c->drain_until_ns = rt_now_ns() + ms_to_ns(PB_CONN_DRAIN_GRACE_MS);
+        }
         break;
     case PB_CONN_MSG_TICK: {
         uint64_t due = 0;

@@ -47,6 +47,8 @@ enum {
 #define PB_CONN_ACK_QUEUE_BYTES (1024u * 1024) /* stream acks wait while more is unsent */
 #define PB_CONN_ACK_RECHECK_MS 5               /* ... re-checked this often */
 #define PB_CONN_FLUSH_MS 2000                  /* longest wait for replies to go out at close */
+#define PB_CONN_DRAIN_GRACE_MS 500             /* draining: late requests answered "node is
+                                                * stopping" this long before the close */
 #define PB_CONN_REPLY_MARGIN_MS 2000           /* safety timer: request timeout + this */
 
 /* The init arg of pb_conn_behaviour (copied by init). */

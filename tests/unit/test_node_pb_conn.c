@@ -594,6 +594,25 @@ Test(pb_conn, drain_closes_connections_and_stops_accepting)
     cr_assert_eq(rt_sock_count(), 0);
 }
 
+/* A request that reaches a draining connection is refused with "node is stopping" (the
+ * client can send it elsewhere), not cut off by the close. */
+Test(pb_conn, drain_answers_late_requests_before_closing)
+{
+    start_listener();
+    int a = tc_connect(port);
+    tc_ping(a);
+    cr_assert(wait_connections(1, WAIT_MS));
+    cr_assert_eq(listener_drain(listener), 0);
+    usleep(50 * 1000); /* the drain reaches the connection */
+    static const uint8_t ping[] = {0, 0, 0, 1, PB_PING_REQ};
+    tc_send(a, ping, sizeof ping);
+    tc_expect_error(a, "node is stopping");
+    cr_assert(tc_closed_within(a, WAIT_MS), "closed after the grace");
+    close(a);
+    rt_stop(2000);
+    cr_assert_eq(rt_sock_count(), 0);
+}
+
 Test(pb_conn, listening_on_a_port_in_use_fails_at_start)
 {
     start_listener();
