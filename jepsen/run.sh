@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# jepsen/run.sh — one run of the fault-injection suite: build the hosts (hosts.sh), start and
+# form a 5-node Cairn cluster, run a workload (jepsen-client) for --time seconds while a
+# seeded nemesis schedule (nemesis.sh) injects real faults, heal everything, read every key
+# through every node, check the history (jepsen-check), tear everything down.
+#
+# Usage (as root):  jepsen/run.sh [options]
+#   --workload W        set (default: lost acknowledged writes), register (read-your-writes
+#                       in calm periods, lost writes), delete (resurrection); see
+#                       jepsen-client --help and jepsen-check --help
+#   --smoke             one partition (random halves), one kill -9, one pause; under 3 min
+#   --time S            workload length in seconds (default 120; smoke: 55)
+#   --seed N            seeds the nemesis schedule and the workers (default: random, printed)
+#   --nemesis LIST      faults to draw from, comma-separated (default: partition-halves,
+#                       partition-isolate,partition-bridge,partition-ring,partition-oneway,
+#                       kill,pause,loss,delay); also clock (nodes run under libfaketime),
+#                       disk-full (data dirs on a tmpfs), membership (a node leaves and
+#                       rejoins); `all`: every fault; `none`: no fault at all
+#                       (what each fault does: jepsen/nemesis.sh)
+#   --hold A-B          seconds a fault lasts, drawn in A..B (default 8-15; smoke 8-10)
+#   --quiet A-B         seconds between faults (default 4-8; smoke 4-5)
+#   --concurrency C     client workers (default 10), --keys K (default 8),
+#   --rate R            total operations per second (default 100), --timeout-ms MS (2000)
+#   --settle S          seconds between the final heal and the final reads (default 5)
+#   --broken MODE       a deliberately wrong client (first-sibling | lww-bucket): the run
+#                       must come out INVALID with the lost writes listed
+#   --name NAME         the run directory jepsen/out/NAME (default: date-workload-seed)
+#   --keep              leave the namespaces and nodes up at the end (for a look around;
+#                       `jepsen/hosts.sh teardown` removes them)
+# Env: CAIRN_BIN (cairnd, cairn-admin) and JEPSEN_BIN (jepsen-client, jepsen-check), both by
+#      default ${BUILD:-build}/release/bin: build first (`make`).
+#
+# Output in jepsen/out/<run>/: history.jsonl (client and nemesis operations merged by time),
+# client.jsonl, nemesis.jsonl, check.txt (jepsen-check), summary.txt (parameters, schedule,
+# verdicts), node<i>/ (data dir, cairnd.log, a core file if a node crashed).
+#
+# Besides the checkers of jepsen-check, run.sh judges `node-crashes`: a node that stopped
+# without the nemesis killing it is a bug (its exit status and log tail go to the summary);
+# it is restarted so the run can go on.
+#
+# Exit status: 0 VALID; 1 INVALID (a checker failed or a node crashed); 2 bad usage or the
+# harness itself failed (setup, cluster, client); 130 interrupted. Teardown runs in every
+# case (an EXIT trap), unless --keep.
+set -u -o pipefail
+
+JEPSEN_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=jepsen/hosts.sh
+. "$JEPSEN_DIR/hosts.sh"
+# shellcheck source=jepsen/nemesis.sh
+. "$JEPSEN_DIR/nemesis.sh"
+JEPSEN_BIN=$(realpath -m "${JEPSEN_BIN:-$HOSTS_ROOT/${BUILD:-build}/release/bin}")
+
+usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+die() { echo "run.sh: $*" >&2; exit 2; }
+say() { echo "run: $(date -u +%H:%M:%S) $*" >&2; }
+
+SMOKE=0 TIME="" SEED="" NEMESES="" HOLD="" QUIET="" CONC=10 KEYS=8 RATE=100 TIMEOUT_MS=2000
+SETTLE=5 BROKEN="" NAME="" KEEP=0 WORKLOAD=set
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) SMOKE=1 ;;
+    --workload) WORKLOAD=${2:?--workload W}; shift ;;
+    --time) TIME=${2:?--time S}; shift ;;
+    --seed) SEED=${2:?--seed N}; shift ;;
+    --nemesis) NEMESES=${2:?--nemesis LIST}; shift ;;
+    --hold) HOLD=${2:?--hold A-B}; shift ;;
+    --quiet) QUIET=${2:?--quiet A-B}; shift ;;
+    --concurrency) CONC=${2:?}; shift ;;
+    --keys) KEYS=${2:?}; shift ;;
+    --rate) RATE=${2:?}; shift ;;
+    --timeout-ms) TIMEOUT_MS=${2:?}; shift ;;
+    --settle) SETTLE=${2:?}; shift ;;
+    --broken) BROKEN=${2:?--broken MODE}; shift ;;
+    --name) NAME=${2:?--name NAME}; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option '$1' (--help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+num() { [[ $1 =~ ^[0-9]+$ ]] || die "$2: '$1' is not a whole number"; }
+range() { [[ $1 =~ ^[0-9]+-[0-9]+$ ]] && [ "${1%-*}" -le "${1#*-}" ] || die "$2: '$1' is not A-B"; }
+[ -n "$SEED" ] || SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
+num "$SEED" --seed; num "$CONC" --concurrency; num "$KEYS" --keys; num "$SETTLE" --settle
+case "$WORKLOAD" in set | register | delete) ;; *) die "--workload: '$WORKLOAD' is not set, register or delete" ;; esac
+[ -z "$BROKEN" ] || [ "$BROKEN" = first-sibling ] || [ "$BROKEN" = lww-bucket ] || [ "$BROKEN" = no-context ] ||
+    die "--broken: '$BROKEN' is not first-sibling, lww-bucket or no-context"
+if [ "$SMOKE" = 1 ]; then
+    TIME=${TIME:-55}
+    [ -z "$NEMESES" ] || die "--smoke has its own schedule: drop --nemesis"
+    NEMESES="partition-halves,kill,pause"
+    HOLD=${HOLD:-8-10} QUIET=${QUIET:-4-5}
+fi
+HOLD=${HOLD:-8-15} QUIET=${QUIET:-4-8}
+range "$HOLD" --hold; range "$QUIET" --quiet
+TIME=${TIME:-120}
+num "$TIME" --time
+NEMESES=${NEMESES:-${NEM_FAULTS// /,}}
+[ "$NEMESES" = all ] && NEMESES=$(echo $NEM_FAULTS $NEM_FAULTS_EXTRA | tr ' ' ,)
+if [ "$NEMESES" != none ]; then
+    for f in ${NEMESES//,/ }; do
+        [[ " $NEM_FAULTS $NEM_FAULTS_EXTRA " == *" $f "* ]] ||
+            die "--nemesis: unknown fault '$f' (known: $NEM_FAULTS $NEM_FAULTS_EXTRA)"
+    done
+fi
+# faults that need the nodes started for them
+[[ ",$NEMESES," == *,clock,* ]] && export HOSTS_FAKETIME=1
+[[ ",$NEMESES," == *,disk-full,* ]] && export HOSTS_TMPFS_MB=${HOSTS_TMPFS_MB:-256}
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, iptables)"
+for b in "$CAIRN_BIN/cairnd" "$CAIRN_BIN/cairn-admin" "$JEPSEN_BIN/jepsen-client" "$JEPSEN_BIN/jepsen-check"; do
+    [ -x "$b" ] || die "$b is missing: build first (make), or set CAIRN_BIN / JEPSEN_BIN"
+done
+
+NAME=${NAME:-$(date -u +%Y%m%d-%H%M%S)-$WORKLOAD${BROKEN:+-broken-$BROKEN}$([ "$SMOKE" = 1 ] && echo -smoke)-seed$SEED}
+RUN=$HOSTS_ROOT/jepsen/out/$NAME
+[ ! -e "$RUN" ] || die "$RUN exists already (--name)"
+mkdir -p "$RUN"
+NEM_RUN=$RUN
+NEM_LOG=$RUN/nemesis.jsonl
+CLIENT_LOG=$RUN/client.jsonl
+: >"$NEM_LOG"
+NODES_ARG=""
+for i in $(seq 1 "$HOSTS_N"); do NODES_ARG+="${NODES_ARG:+,}$(hosts_client_addr "$i")"; done
+
+# ---------------------------------------------------------------- teardown, always
+
+CLIENT_PID=""
+INTERRUPTED=0
+finish() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ "$INTERRUPTED" = 1 ] && rc=130
+    if [ -n "$CLIENT_PID" ] && kill -0 "$CLIENT_PID" 2>/dev/null; then
+        kill -TERM "$CLIENT_PID" 2>/dev/null
+        wait "$CLIENT_PID" 2>/dev/null
+    fi
+    if [ "$KEEP" = 1 ] && [ "$INTERRUPTED" = 0 ]; then
+        say "--keep: namespaces and nodes left up (jepsen/hosts.sh teardown removes them)"
+    else
+        nem_heal_net
+        if hosts_teardown; then say "teardown: nothing left"
+        else say "teardown: something was left behind (see above)"; [ $rc = 0 ] && rc=2; fi
+    fi
+    say "run directory: $RUN"
+    exit $rc
+}
+trap finish EXIT
+trap 'echo; say "interrupted"; INTERRUPTED=1; exit 130' INT TERM
+
+# ---------------------------------------------------------------- crashes
+
+CRASHES=0
+CRASH_NOTES=""
+# check_nodes: every node the nemesis did not take down must run. One that stopped is
+# logged (history line f=node-crashed, exit status, log tail), and started again.
+check_nodes() {
+    local i pid st
+    for i in $(seq 1 "$HOSTS_N"); do
+        [ "$i" = "$NEM_KILLED" ] && continue
+        [ "$i" = "$NEM_LEFT" ] && continue      # left the cluster: it stops by design
+        node_pid "$RUN" "$i" >/dev/null && continue
+        pid=$(cat "$RUN/node$i/pid" 2>/dev/null)
+        st="?"
+        if [ -n "$pid" ]; then wait "$pid" 2>/dev/null; st=$?; fi
+        CRASHES=$((CRASHES + 1))
+        local why="exit status $st"
+        [ "$st" != "?" ] && [ "$st" -gt 128 ] && why+=" (signal $((st - 128)): $(kill -l $((st - 128)) 2>/dev/null))"
+        [ -e "$RUN/node$i/core" ] && why+=", core dump $RUN/node$i/core"
+        CRASH_NOTES+="n$i stopped on its own, $why; log tail:"$'\n'"$(tail -n 5 "$RUN/node$i/cairnd.log" | sed 's/^/    /')"$'\n'
+        nem_log node-crashed "n$i $why" ",\"node\":\"n$i\""
+        say "n$i CRASHED ($why): restarting it"
+        node_start "$RUN" "$i" || say "n$i could not be restarted"
+    done
+}
+
+# sleep_checking S: S seconds, checking the nodes every second
+sleep_checking() {
+    local end=$((SECONDS + $1))
+    while [ $SECONDS -lt $end ]; do
+        sleep 1
+        check_nodes
+    done
+}
+
+# ---------------------------------------------------------------- the run
+
+say "run $NAME: seed $SEED, workload $WORKLOAD, $TIME s, nemesis ${NEMESES//,/ }${BROKEN:+, BROKEN client: $BROKEN}"
+say "repeat with: jepsen/run.sh --workload $WORKLOAD$([ "$SMOKE" = 1 ] && echo " --smoke") --seed $SEED --time $TIME$([ "$SMOKE" = 1 ] || echo " --nemesis $NEMESES --hold $HOLD --quiet $QUIET") --concurrency $CONC --keys $KEYS --rate $RATE${BROKEN:+ --broken $BROKEN}"
+RANDOM=$SEED
+
+hosts_setup || exit 2
+hosts_start_cluster "$RUN" || exit 2
+
+NEM_EPOCH_NS=$(( ${EPOCHREALTIME/./} * 1000 ))
+# jepsen-client in the control namespace (`ip netns exec` execs: $! is the client's pid)
+CLIENT=(ip netns exec "$HOSTS_CTL" "$JEPSEN_BIN/jepsen-client" --nodes "$NODES_ARG"
+        --workload "$WORKLOAD" --history "$CLIENT_LOG" --epoch-ns "$NEM_EPOCH_NS" --seed "$SEED"
+        --keys "$KEYS" --timeout-ms "$TIMEOUT_MS" ${BROKEN:+--broken "$BROKEN"})
+"${CLIENT[@]}" --phase setup 2>>"$RUN/client.log" ||
+    { tail -5 "$RUN/client.log" >&2; die "client setup failed"; }
+
+"${CLIENT[@]}" --phase run --time "$TIME" --concurrency "$CONC" --rate "$RATE" 2>>"$RUN/client.log" &
+CLIENT_PID=$!
+RUN_START=$SECONDS
+say "workload started (client pid $CLIENT_PID)"
+
+# the schedule: quiet, fault, quiet, fault... ending with a quiet tail of at least the
+# longest quiet interval, so the last ops of the workload run on a healthy cluster
+draw() { local lo=${1%-*} hi=${1#*-}; nem_rand $((hi - lo + 1)); DRAWN=$((lo + NEM_R)); }
+FAULT_LIST=(${NEMESES//,/ })
+SCHEDULE=""
+if [ "$NEMESES" != none ]; then
+    step=0
+    while :; do
+        draw "$QUIET"; quiet=$DRAWN
+        draw "$HOLD"; hold=$DRAWN
+        if [ "$SMOKE" = 1 ]; then
+            [ $step -lt ${#FAULT_LIST[@]} ] || break
+            fault=${FAULT_LIST[step]}
+        else
+            nem_rand ${#FAULT_LIST[@]}; fault=${FAULT_LIST[NEM_R]}
+        fi
+        elapsed=$((SECONDS - RUN_START))
+        [ $((elapsed + quiet + hold + ${QUIET#*-})) -le "$TIME" ] || break
+        sleep_checking "$quiet"
+        kill -0 "$CLIENT_PID" 2>/dev/null || break
+        NEM_LAST="- (did not start)"
+        nem_start "$fault" || say "fault $fault could not start"
+        SCHEDULE+="  +$((SECONDS - RUN_START))s $fault for ${hold}s: ${NEM_LAST#* }"$'\n'
+        NEM_LAST=""
+        sleep_checking "$hold"
+        nem_stop "$fault" || say "fault $fault could not be stopped cleanly"
+        step=$((step + 1))
+    done
+fi
+while kill -0 "$CLIENT_PID" 2>/dev/null; do sleep_checking 1; done
+wait "$CLIENT_PID"
+client_rc=$?
+CLIENT_PID=""
+[ $client_rc = 0 ] || { tail -5 "$RUN/client.log" >&2; die "the client failed (status $client_rc)"; }
+say "workload done: $(tail -n1 "$RUN/client.log")"
+
+# ---------------------------------------------------------------- heal, settle, final reads
+
+nem_heal_all || say "heal: a node could not be restarted"
+check_nodes
+HEAL_AT=$SECONDS
+hosts_wait_ring "$RUN" || say "the ring is not ready after the heal"
+say "healed; settling ${SETTLE}s"
+sleep_checking "$SETTLE"
+"${CLIENT[@]}" --phase final 2>>"$RUN/client.log" || say "final reads: some failed (the checker judges)"
+say "$(tail -n1 "$RUN/client.log")"
+check_nodes
+
+# ---------------------------------------------------------------- check and summary
+
+sort -s -n -t: -k2,2 "$CLIENT_LOG" "$NEM_LOG" >"$RUN/history.jsonl"
+"$JEPSEN_BIN/jepsen-check" --sibling-bound $((CONC + HOSTS_N)) "$RUN/history.jsonl" >"$RUN/check.txt"
+check_rc=$?
+[ $check_rc -le 1 ] || { cat "$RUN/check.txt" >&2; die "jepsen-check could not read the history"; }
+
+{
+    echo "run:       $NAME"
+    echo "seed:      $SEED"
+    echo "workload:  $WORKLOAD, $TIME s, concurrency $CONC, keys $KEYS, rate $RATE/s, timeout ${TIMEOUT_MS} ms${BROKEN:+, BROKEN client: $BROKEN}"
+    echo "nemesis:   ${NEMESES//,/ } (hold $HOLD s, quiet $QUIET s)"
+    echo "binaries:  $CAIRN_BIN/cairnd ($("$CAIRN_BIN/cairnd" --version 2>/dev/null), sha256 $(sha256sum "$CAIRN_BIN/cairnd" | cut -c1-12), built $(date -u -r "$CAIRN_BIN/cairnd" +%FT%TZ)), $JEPSEN_BIN"
+    echo "repeat:    jepsen/run.sh --workload $WORKLOAD$([ "$SMOKE" = 1 ] && echo " --smoke") --seed $SEED --time $TIME$([ "$SMOKE" = 1 ] || echo " --nemesis $NEMESES --hold $HOLD --quiet $QUIET") --concurrency $CONC --keys $KEYS --rate $RATE${BROKEN:+ --broken $BROKEN}"
+    echo
+    echo "schedule (seconds from the workload start):"
+    printf '%s' "${SCHEDULE:-  (no faults)
+}"
+    echo "final heal at +$((HEAL_AT - RUN_START))s, final reads after ${SETTLE}s of settling"
+    echo
+    grep -v '^\(VALID\|INVALID\)$' "$RUN/check.txt"
+    if [ "$CRASHES" = 0 ]; then
+        printf '%-20s %-8s %s\n' node-crashes VALID "no node stopped without the nemesis"
+    else
+        printf '%-20s %-8s %s\n' node-crashes INVALID "$CRASHES node(s) stopped without the nemesis:"
+        printf '%s' "$CRASH_NOTES" | sed 's/^/  /'
+    fi
+    echo
+    if [ $check_rc = 0 ] && [ "$CRASHES" = 0 ]; then echo "RESULT: VALID"; else echo "RESULT: INVALID"; fi
+} >"$RUN/summary.txt"
+cat "$RUN/summary.txt"
+[ $check_rc = 0 ] && [ "$CRASHES" = 0 ]
