@@ -4,6 +4,8 @@
  */
 #include "bench/bench_common.h"
 
+#include "client/cairn.h" /* the CAIRN_Q_* quorum values */
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -282,4 +284,23 @@ void bench_append_text(char *dst, size_t cap, const char *src)
         n = cap - 1 - used;
     memcpy(dst + used, src, n);
     dst[used + n] = '\0';
+}
+
+uint32_t bench_parse_quorum(const char *opt, const char *s, uint32_t max)
+{
+    if (strcmp(s, "one") == 0)
+        return CAIRN_Q_ONE;
+    if (strcmp(s, "quorum") == 0)
+        return CAIRN_Q_QUORUM;
+    if (strcmp(s, "all") == 0)
+        return CAIRN_Q_ALL;
+    if (strcmp(s, "default") == 0)
+        return CAIRN_Q_DEFAULT;
+    char why[96];
+    snprintf(why, sizeof why, "expected a number in [1, %u] or one, quorum, all, default", max);
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || v < 1 || v > max)
+        bench_bad_option(opt, why, s);
+    return (uint32_t)v;
 }

@@ -87,6 +87,9 @@ void bench_json_string(const char *s);
 void bench_set_prog_name(const char *prog);  /* kept, not copied: a string literal */
 void bench_bad_option(const char *opt, const char *why, const char *got);
 uint64_t bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max);
+/* A quorum option: one, quorum, all, default (libcairn's CAIRN_Q_* values) or a number in
+ * [1, max]; anything else exits with a clear message (bench_bad_option). */
+uint32_t bench_parse_quorum(const char *opt, const char *s, uint32_t max);
 double bench_parse_double(const char *opt, const char *s, double min_excl, double max);
 
 /* ------------------------------------------------------------------ sockets */

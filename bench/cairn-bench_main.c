@@ -1436,19 +1436,7 @@ static void usage(FILE *to)
 
 static uint32_t parse_quorum(const char *opt, const char *s)
 {
-    if (strcmp(s, "one") == 0)
-        return CAIRN_Q_ONE;
-    if (strcmp(s, "quorum") == 0)
-        return CAIRN_Q_QUORUM;
-    if (strcmp(s, "all") == 0)
-        return CAIRN_Q_ALL;
-    if (strcmp(s, "default") == 0)
-        return CAIRN_Q_DEFAULT;
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || v < 1 || v > MAX_N_VAL)
-        bench_bad_option(opt, "expected a number in [1, 1024] or one, quorum, all, default", s);
-    return (uint32_t)v;
+    return bench_parse_quorum(opt, s, MAX_N_VAL);
 }
 
 static void parse_ratio(const char *s)

@@ -724,15 +724,7 @@ static void usage(FILE *to)
 
 static uint32_t parse_quorum(const char *opt, const char *s)
 {
-    if (strcmp(s, "one") == 0)
-        return CAIRN_Q_ONE;
-    if (strcmp(s, "quorum") == 0)
-        return CAIRN_Q_QUORUM;
-    if (strcmp(s, "all") == 0)
-        return CAIRN_Q_ALL;
-    if (strcmp(s, "default") == 0)
-        return CAIRN_Q_DEFAULT;
-    return (uint32_t)bench_parse_u64(opt, s, 1, MAX_N_VAL);
+    return bench_parse_quorum(opt, s, MAX_N_VAL);
 }
 
 typedef enum { MODE_CHECK, MODE_OWNERS, MODE_SCAN } check_mode_t;

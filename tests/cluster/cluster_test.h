@@ -228,10 +228,21 @@ static inline void cl_join(cl_cluster_t *c, size_t i)
 static inline bool cl_transfers_idle(cl_cluster_t *c, size_t i)
 {
     char *out = NULL;
+    /* every member answered and none has anything running, waiting or held */
     bool idle = cl_admin(c, i, &out, (char *const[]){"transfers", NULL}) == 0 && out &&
-                strstr(out, "No transfers active");
+                strncmp(out, "No transfers active\n", 20) == 0;
     free(out);
     return idle;
+}
+
+/* Polls cl_transfers_idle on node i (bounded by CL_SETTLE_MS). */
+static inline void cl_wait_transfers_idle(cl_cluster_t *c, size_t i)
+{
+    int64_t end = ct_now_ms() + CL_SETTLE_MS;
+    while (!cl_transfers_idle(c, i)) {
+        cr_assert(ct_now_ms() < end, "transfers seen from node %zu did not end", i + 1);
+        ct_sleep_ms(300);
+    }
 }
 
 /* Waits (bounded by CL_SETTLE_MS) until a committed change has settled everywhere: node

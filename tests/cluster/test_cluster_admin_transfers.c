@@ -99,23 +99,6 @@ static seen_t look(const char *js, const char *source, const char *const targets
     return s;
 }
 
-/* Polls `transfers` on node i until it says "No transfers active" (bounded). */
-static void wait_no_transfers(cl_cluster_t *c, size_t i)
-{
-    int64_t end = ct_now_ms() + CL_SETTLE_MS;
-    char *out = NULL;
-    for (;;) {
-        free(out);
-        out = NULL;
-        if (cl_admin(c, i, &out, (char *const[]){"transfers", NULL}) == 0 &&
-            strncmp(out, "No transfers active\n", 20) == 0)
-            break;
-        cr_assert(ct_now_ms() < end, "transfers on node %zu did not end:\n%s", i + 1, out);
-        ct_sleep_ms(300);
-    }
-    free(out);
-}
-
 /* ---------------------------------------------------------------- transfer-limit */
 
 Test(cluster_admin_transfers, transfer_limit_show_set_and_refuse, .timeout = 600)
@@ -284,7 +267,7 @@ Test(cluster_admin_transfers, transfers_of_every_member_during_a_join, .timeout 
     cl_wait_members(&c, 0, (const char *const[]){"\"pending\":0", NULL},
                     (const char *const[]){"\"joining\"", NULL});
     /* Everything moved, the old owner's copies handed off and retired: nothing anywhere. */
-    wait_no_transfers(&c, 1);
+    cl_wait_transfers_idle(&c, 1);
     for (size_t i = 0; i < 3; i++) {
         char *js = cl_admin_ok(&c, i, (char *const[]){"--json", "transfers", NULL});
         cr_assert(strstr(js, "\"message\":\"No transfers active\""), "node %zu:\n%s", i + 1, js);

@@ -54,24 +54,6 @@ static void read_range_all_replicas(cl_cluster_t *c, size_t via, const char *pre
     cairn_close(k);
 }
 
-/* Polls `cairn-admin transfers` on node i until it says nothing moves any more: no pending
- * transfer and no handoff (sweeps included) in progress on that node (bounded). */
-static void wait_transfers_idle(cl_cluster_t *c, size_t i)
-{
-    int64_t end = ct_now_ms() + CL_SETTLE_MS;
-    char *out = NULL;
-    for (;;) {
-        free(out);
-        out = NULL;
-        if (cl_admin(c, i, &out, (char *const[]){"transfers", NULL}) == 0 && out &&
-            strstr(out, "No transfers active"))
-            break;
-        cr_assert(ct_now_ms() < end, "transfers on node %zu did not end:\n%s", i + 1, out);
-        ct_sleep_ms(300);
-    }
-    free(out);
-}
-
 Test(cluster_handoff, joined_nodes_receive_the_data, .timeout = 600)
 {
     cl_cluster_t c;
@@ -97,7 +79,7 @@ Test(cluster_handoff, joined_nodes_receive_the_data, .timeout = 600)
     for (size_t i = 0; i < 3; i++)
         cl_wait_ringready(&c, i);
     /* Node 1 sent every moving partition; its last sweeps may still run after the switch. */
-    wait_transfers_idle(&c, 0);
+    cl_wait_transfers_idle(&c, 0);
     /* Ownership really moved: node 1 no longer owns all 16 partitions. */
     char *js = cl_admin_ok(&c, 1, (char *const[]){"--json", "member-status", NULL});
     cr_assert(!strstr(js, "\"owned\":16"), "node 1 still owns everything:\n%s", js);
@@ -174,7 +156,7 @@ Test(cluster_handoff, receiver_crash_mid_transfer, .timeout = 600)
                     (const char *const[]){"\"joining\"", NULL});
     for (size_t i = 0; i < 2; i++)
         cl_wait_ringready(&c, i);
-    wait_transfers_idle(&c, 0);
+    cl_wait_transfers_idle(&c, 0);
     char *js = cl_admin_ok(&c, 1, (char *const[]){"--json", "member-status", NULL});
     cr_assert(!strstr(js, "\"owned\":16"), "node 1 still owns everything:\n%s", js);
     free(js);
