@@ -8,6 +8,8 @@
 #   make bench        every benchmark; bench-runtime: runtime vs the BEAM; bench-node: vs Redis;
 #                     bench-cluster: a 3-node cluster vs a 3-member etcd cluster
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
+#   make jepsen-smoke the fault-injection smoke run (root; jepsen/, docs/reliability.md);
+#                     make jepsen: the full suite
 #   make deps         install missing Debian packages (every other target depends on it)
 #
 # Knobs: CC=clang, WERROR=1 (CI), V=1 (echo commands), FUZZ_SECONDS=30, BUILD=build (root).
@@ -53,14 +55,14 @@ else
 Q := @
 endif
 
-.PHONY: all deps release asan tsan-build test test-unit tsan run cluster bench bench-runtime bench-node bench-cluster \
+.PHONY: all deps release asan tsan-build test test-unit tsan run cluster bench bench-runtime bench-node bench-cluster jepsen jepsen-smoke \
         bench-storage fuzz clean proto help
 .DEFAULT_GOAL := all
 
 all: release
 
 help:
-	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/deps.sh
@@ -213,6 +215,18 @@ bench-node: release
 bench-cluster: release
 	@CAIRN_WITH_ETCD=1 scripts/deps.sh
 	@BUILD=$(BUILD) scripts/bench-cluster.sh
+
+# The fault-injection suite (jepsen/, docs/reliability.md; root: network namespaces and
+# iptables). jepsen-smoke: one partition, one kill -9, one pause on 5 nodes; jepsen: every
+# fault with every workload (long). Both install iptables, faketime and libnetfilter-queue if
+# missing.
+jepsen-smoke: release
+	@CAIRN_WITH_JEPSEN=1 scripts/deps.sh
+	@BUILD=$(BUILD) jepsen/run.sh --smoke
+
+jepsen: release
+	@CAIRN_WITH_JEPSEN=1 scripts/deps.sh
+	@BUILD=$(BUILD) jepsen/suite.sh
 
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 fuzz: deps $(PROTO_STAMP)

@@ -31,6 +31,12 @@ if [ "${CAIRN_WITH_ETCD:-0}" = 1 ]; then
     check etcd                                       etcd-server
     check etcdctl                                    etcd-client
 fi
+if [ "${CAIRN_WITH_JEPSEN:-0}" = 1 ]; then
+    check ip                                         iproute2
+    check iptables                                   iptables
+    check faketime                                   faketime
+    check /usr/include/libnetfilter_queue/libnetfilter_queue.h libnetfilter-queue-dev
+fi
 if [ "${CAIRN_WITH_ERLANG:-0}" = 1 ]; then
     check erl                                        erlang-base
     check /usr/lib/erlang/usr/include/erl_nif.h       erlang-dev
