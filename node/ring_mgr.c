@@ -1375,6 +1375,18 @@ static void claimant_tick(ring_mgr_t *s)
 
 static void stop_node(ring_mgr_t *s)
 {
+    /* A state installed since the stop was scheduled may list this node again: a node that
+     * restarts after leaving can hear the old cluster's "removed" by gossip just before its
+     * own `cluster join` lands. It then stays. */
+    const cstate_t *cs = kv_cstate(s->kv);
+    uint32_t me = cstate_member_index(cs, s->self);
+    if (me != CSTATE_NONE && cstate_member_status(cs, me) != CSTATE_REMOVED) {
+        rt_info("cluster: this node is a member again (%s): it keeps running",
+                cstate_status_name(cstate_member_status(cs, me)));
+        s->stopping = false;
+        s->stop_waited_ms = 0;
+        return;
+    }
     /* Data held for others is handed off first (bounded: a node whose owners stay away
      * stops anyway after RM_STOP_MAX_WAIT_MS, keeping that data on disk). */
     uint32_t foreign = handoff_foreign_vnodes(s->kv);

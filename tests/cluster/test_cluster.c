@@ -287,3 +287,28 @@ Test(cluster, plan_and_commit_agree, .timeout = 240)
     free(ms);
     cl_cleanup(&c);
 }
+
+/* A node that left can come back under its name: restarted, it joins again and stays, even
+ * though the others' gossip still lists it as removed when it starts. */
+Test(cluster, left_node_rejoins_under_its_name, .timeout = 300)
+{
+    cl_cluster_t c;
+    cl_init(&c, 3, "clrejoin");
+    cl_start_all(&c);
+    cl_form(&c);
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "leave", c.nodes[2].name, NULL}));
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "plan", NULL}));
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "commit", NULL}));
+    cr_assert_eq(ct_node_wait_exit(&c.nodes[2].n, CL_SETTLE_MS), 0, "node 3 did not leave");
+    cl_start(&c, 2, NULL);
+    cl_join(&c, 2);
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "plan", NULL}));
+    free(cl_admin_ok(&c, 0, (char *const[]){"cluster", "commit", NULL}));
+    char want[128];
+    snprintf(want, sizeof want, "\"%s\"", c.nodes[2].name);
+    cl_wait_members(&c, 0, (const char *const[]){want, "\"pending\":0", NULL},
+                    (const char *const[]){"\"joining\"", "\"removed\"", NULL});
+    ct_sleep_ms(4000); /* longer than a removed node's stop delay */
+    free(cl_admin_ok(&c, 2, (char *const[]){"ping", NULL})); /* still running */
+    cl_cleanup(&c);
+}
