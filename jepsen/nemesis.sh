@@ -273,7 +273,7 @@ nem_clock_start() {
     secs=$((1 << k))
     echo "$sign$secs" >"$NEM_RUN/node$i/faketime"
     NEM_SKEWED=$i
-    nem_log start-clock "n$i wall clock $sign${secs}s" ",\"node\":\"n$i\",\"offset_s\":$sign$secs"
+    nem_log start-clock "n$i wall clock $sign${secs}s" ",\"node\":\"n$i\",\"offset_s\":${sign#+}$secs"
 }
 
 nem_clock_stop() {

@@ -22,17 +22,21 @@
 #   --concurrency C     client workers (default 10), --keys K (default 8),
 #   --rate R            total operations per second (default 100), --timeout-ms MS (2000)
 #   --settle S          seconds between the final heal and the final reads (default 5)
-#   --broken MODE       a deliberately wrong client (first-sibling | lww-bucket): the run
-#                       must come out INVALID with the lost writes listed
+#   --broken MODE       a deliberately wrong client (first-sibling | lww-bucket |
+#                       no-context, see jepsen-client --help): the run must come out
+#                       INVALID, with the lost writes listed
 #   --name NAME         the run directory jepsen/out/NAME (default: date-workload-seed)
 #   --keep              leave the namespaces and nodes up at the end (for a look around;
 #                       `jepsen/hosts.sh teardown` removes them)
+#   --keep-data         keep the nodes' data dirs of a VALID run too (by default only an
+#                       INVALID or failed run keeps them, for the post-mortem)
 # Env: CAIRN_BIN (cairnd, cairn-admin) and JEPSEN_BIN (jepsen-client, jepsen-check), both by
 #      default ${BUILD:-build}/release/bin: build first (`make`).
 #
 # Output in jepsen/out/<run>/: history.jsonl (client and nemesis operations merged by time),
 # client.jsonl, nemesis.jsonl, check.txt (jepsen-check), summary.txt (parameters, schedule,
-# verdicts), node<i>/ (data dir, cairnd.log, a core file if a node crashed).
+# verdicts), node<i>/ (cairnd.log, a core file if a node crashed, and the data dir data/
+# unless the run was VALID: --keep-data keeps it anyway).
 #
 # Besides the checkers of jepsen-check, run.sh judges `node-crashes`: a node that stopped
 # without the nemesis killing it is a bug (its exit status and log tail go to the summary);
@@ -55,7 +59,7 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 say() { echo "run: $(date -u +%H:%M:%S) $*" >&2; }
 
 SMOKE=0 TIME="" SEED="" NEMESES="" HOLD="" QUIET="" CONC=10 KEYS=8 RATE=100 TIMEOUT_MS=2000
-SETTLE=5 BROKEN="" NAME="" KEEP=0 WORKLOAD=set
+SETTLE=5 BROKEN="" NAME="" KEEP=0 KEEP_DATA=0 WORKLOAD=set RESULT_VALID=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1 ;;
@@ -73,6 +77,7 @@ while [ $# -gt 0 ]; do
     --broken) BROKEN=${2:?--broken MODE}; shift ;;
     --name) NAME=${2:?--name NAME}; shift ;;
     --keep) KEEP=1 ;;
+    --keep-data) KEEP_DATA=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (--help)" >&2; exit 2 ;;
     esac
@@ -140,6 +145,9 @@ finish() {
         nem_heal_net
         if hosts_teardown; then say "teardown: nothing left"
         else say "teardown: something was left behind (see above)"; [ $rc = 0 ] && rc=2; fi
+        if [ "$RESULT_VALID" = 1 ] && [ "$KEEP_DATA" = 0 ]; then
+            rm -rf "$RUN"/node*/data   # logs, history and summary stay
+        fi
     fi
     say "run directory: $RUN"
     exit $rc
@@ -283,4 +291,5 @@ check_rc=$?
     if [ $check_rc = 0 ] && [ "$CRASHES" = 0 ]; then echo "RESULT: VALID"; else echo "RESULT: INVALID"; fi
 } >"$RUN/summary.txt"
 cat "$RUN/summary.txt"
-[ $check_rc = 0 ] && [ "$CRASHES" = 0 ]
+[ $check_rc = 0 ] && [ "$CRASHES" = 0 ] && RESULT_VALID=1
+[ "$RESULT_VALID" = 1 ]
