@@ -4,6 +4,8 @@
  */
 #include "bench/ack_log.h"
 
+#include "bench/bench_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -225,17 +227,6 @@ int ack_log_close(ack_log_t *log, char *err, size_t errlen)
 
 /* ------------------------------------------------------------------ parsing */
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t ack_decode_name(char *s)
 {
     size_t o = 0;
@@ -244,7 +235,7 @@ size_t ack_decode_name(char *s)
             s[o++] = s[i];
             continue;
         }
-        int hi = hex_val(s[i + 1]), lo = hi < 0 ? -1 : hex_val(s[i + 2]);
+        int hi = bench_hex_digit(s[i + 1]), lo = hi < 0 ? -1 : bench_hex_digit(s[i + 2]);
         if (hi < 0 || lo < 0)
             return SIZE_MAX;
         s[o++] = (char)(hi << 4 | lo);

@@ -304,3 +304,43 @@ uint32_t bench_parse_quorum(const char *opt, const char *s, uint32_t max)
         bench_bad_option(opt, why, s);
     return (uint32_t)v;
 }
+
+int bench_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void bench_u64set_add(bench_u64set_t *s, uint64_t x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            abort();
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_u64set_normalize(bench_u64set_t *s)
+{
+    if (s->n < 2)
+        return;
+    qsort(s->v, s->n, sizeof *s->v, cmp_u64);
+    size_t w = 1;
+    for (size_t r = 1; r < s->n; r++)
+        if (s->v[r] != s->v[w - 1])
+            s->v[w++] = s->v[r];
+    s->n = w;
+}

@@ -90,6 +90,18 @@ uint64_t bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t 
 /* A quorum option: one, quorum, all, default (libcairn's CAIRN_Q_* values) or a number in
  * [1, max]; anything else exits with a clear message (bench_bad_option). */
 uint32_t bench_parse_quorum(const char *opt, const char *s, uint32_t max);
+
+/* The value of hex digit c (either case), or -1. */
+int bench_hex_digit(char c);
+
+/* A growable array of unsigned integers, made a sorted set by bench_u64set_normalize (the
+ * jepsen client's and checker's element sets). Zero-initialise; free v when done. */
+typedef struct bench_u64set {
+    uint64_t *v;
+    size_t n, cap;
+} bench_u64set_t;
+void bench_u64set_add(bench_u64set_t *s, uint64_t x);  /* appends (aborts when out of memory) */
+void bench_u64set_normalize(bench_u64set_t *s);        /* sorts and drops duplicates */
 double bench_parse_double(const char *opt, const char *s, double min_excl, double max);
 
 /* ------------------------------------------------------------------ sockets */

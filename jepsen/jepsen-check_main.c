@@ -46,6 +46,8 @@
  * Memory: each line is parsed into an arena that is reset for the next line; what the
  * checkers keep (element states, final sets, fault windows) is in their own tables.
  */
+#include "bench/bench_common.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -149,17 +151,6 @@ static jv_t *jv_new(jparser_t *j, jtype_t t)
     return v;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static char *parse_string(jparser_t *j)
 {
     if (j->p >= j->end || *j->p != '"') {
@@ -194,7 +185,7 @@ static char *parse_string(jparser_t *j)
         case 'u': {
             int cp = 0;
             for (int k = 1; k <= 4; k++) {
-                int h = r + k < j->p ? hexval(r[k]) : -1;
+                int h = r + k < j->p ? bench_hex_digit(r[k]) : -1;
                 if (h < 0) {
                     j->error = "bad \\u escape";
                     return NULL;
@@ -420,38 +411,6 @@ static element_t *elements_find(elements_t *es, uint64_t v, bool create)
     return e;
 }
 
-typedef struct u64vec {
-    uint64_t *v;
-    size_t n, cap;
-} u64vec_t;
-
-static void u64vec_push(u64vec_t *s, uint64_t x)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 16;
-        s->v = xrealloc(s->v, s->cap * sizeof *s->v);
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void u64vec_normalize(u64vec_t *s)
-{
-    if (s->n < 2)
-        return;
-    qsort(s->v, s->n, sizeof *s->v, cmp_u64);
-    size_t w = 1;
-    for (size_t r = 1; r < s->n; r++)
-        if (s->v[r] != s->v[w - 1])
-            s->v[w++] = s->v[r];
-    s->n = w;
-}
-
 /* A delete of the delete workload: what its get returned is what its context covers. */
 typedef struct delete_op {
     int key;
@@ -474,8 +433,8 @@ typedef struct keyinfo {
     char *name;
     bool final_ok[MAX_NODES];    /* a final read through node i succeeded */
     bool final_failed[MAX_NODES];
-    u64vec_t final[MAX_NODES];   /* union of that read's siblings */
-    u64vec_t final_all;          /* union over the nodes (built by finish_keys) */
+    bench_u64set_t final[MAX_NODES];   /* union of that read's siblings */
+    bench_u64set_t final_all;          /* union over the nodes (built by finish_keys) */
     size_t max_final_siblings;
     size_t attempted, acked, writes, deletes;
 } keyinfo_t;
@@ -493,7 +452,7 @@ typedef struct proc_slot {
 
 static struct {
     elements_t elements;
-    u64vec_t pool;
+    bench_u64set_t pool;
     keyinfo_t *keys;
     size_t n_keys;
     window_t *windows;
@@ -583,7 +542,7 @@ static uint32_t pool_take(const jv_t *arr, uint32_t *n_out)
             st.unparsable_siblings++;
             continue;
         }
-        u64vec_push(&st.pool, (uint64_t)x->i);
+        bench_u64set_add(&st.pool, (uint64_t)x->i);
     }
     if (st.pool.n > UINT32_MAX)
         die("history too large (more than 2^32 values in lists)");
@@ -635,9 +594,9 @@ static void take_siblings(const jv_t *sibs, int key, int node, bool final, const
                 }
                 note_element_read((uint64_t)x->i, key, final);
                 if (final && node >= 0)
-                    u64vec_push(&k->final[node], (uint64_t)x->i);
+                    bench_u64set_add(&k->final[node], (uint64_t)x->i);
                 if (keep)
-                    u64vec_push(&st.pool, (uint64_t)x->i);
+                    bench_u64set_add(&st.pool, (uint64_t)x->i);
             }
         }
     }
@@ -896,11 +855,11 @@ static void finish_keys(void)
     for (size_t k = 0; k < st.n_keys; k++) {
         keyinfo_t *ki = &st.keys[k];
         for (int n = 0; n < MAX_NODES; n++) {
-            u64vec_normalize(&ki->final[n]);
+            bench_u64set_normalize(&ki->final[n]);
             for (size_t i = 0; i < ki->final[n].n; i++)
-                u64vec_push(&ki->final_all, ki->final[n].v[i]);
+                bench_u64set_add(&ki->final_all, ki->final[n].v[i]);
         }
-        u64vec_normalize(&ki->final_all);
+        bench_u64set_normalize(&ki->final_all);
     }
 }
 
@@ -934,14 +893,14 @@ static void mark_deletes(void)
 /* Register: the values reachable from `from` through "superseded" edges (a write's get
  * returned those values, so its context covered them). Marks them with `stamp`. */
 static uint32_t walk_stamp;
-static u64vec_t walk_stack;
+static bench_u64set_t walk_stack;
 
 static void closure_mark(const uint64_t *from, size_t n)
 {
     walk_stamp++;
     walk_stack.n = 0;
     for (size_t i = 0; i < n; i++)
-        u64vec_push(&walk_stack, from[i]);
+        bench_u64set_add(&walk_stack, from[i]);
     while (walk_stack.n) {
         uint64_t v = walk_stack.v[--walk_stack.n];
         element_t *e = elements_find(&st.elements, v, false);
@@ -950,7 +909,7 @@ static void closure_mark(const uint64_t *from, size_t n)
         e->mark = walk_stamp;
         if (e->kind == K_WRITE)
             for (uint32_t j = 0; j < e->list_n; j++)
-                u64vec_push(&walk_stack, st.pool.v[e->list_off + j]);
+                bench_u64set_add(&walk_stack, st.pool.v[e->list_off + j]);
     }
 }
 

@@ -57,6 +57,7 @@
  * every write is a new sibling, past the sibling bound). The history still records the
  * context read, as the checker must judge what a correct client would have done.
  */
+#include "bench/bench_common.h"
 #include "client/cairn.h"
 
 #include <errno.h>
@@ -248,41 +249,9 @@ static void text_hex(text_t *t, const void *p, size_t n)
 
 /* ---------------------------------------------------------------- integer sets */
 
-typedef struct intset {
-    uint64_t *v;
-    size_t n, cap;
-} intset_t;
-
-static void intset_add(intset_t *s, uint64_t x)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->v = xrealloc(s->v, s->cap * sizeof *s->v);
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void intset_normalize(intset_t *s)
-{
-    if (s->n < 2)
-        return;
-    qsort(s->v, s->n, sizeof *s->v, cmp_u64);
-    size_t w = 1;
-    for (size_t r = 1; r < s->n; r++)
-        if (s->v[r] != s->v[w - 1])
-            s->v[w++] = s->v[r];
-    s->n = w;
-}
-
 /* Parses "3,17,42" (possibly empty) into s (appending). false if the text is not such a list;
  * s may then hold part of it. */
-static bool intset_parse_into(intset_t *s, const char *p, size_t len)
+static bool intset_parse_into(bench_u64set_t *s, const char *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -295,7 +264,7 @@ static bool intset_parse_into(intset_t *s, const char *p, size_t len)
             x = x * 10 + (uint64_t)(p[i] - '0');
             i++;
         }
-        intset_add(s, x);
+        bench_u64set_add(s, x);
         if (i < len) {
             if (p[i] != ',' || i + 1 == len)
                 return false;
@@ -305,7 +274,7 @@ static bool intset_parse_into(intset_t *s, const char *p, size_t len)
     return true;
 }
 
-static void intset_format(const intset_t *s, text_t *t)
+static void intset_format(const bench_u64set_t *s, text_t *t)
 {
     for (size_t i = 0; i < s->n; i++)
         text_fmt(t, i ? ",%" PRIu64 : "%" PRIu64, s->v[i]);
@@ -313,14 +282,14 @@ static void intset_format(const intset_t *s, text_t *t)
 
 /* The siblings of a read as JSON ([[1,2],[1,3]]; a sibling that is not a set of integers as
  * a string), merging every parsed element into *merged (may be NULL). */
-static void siblings_json(const cairn_object_t *o, text_t *t, intset_t *merged)
+static void siblings_json(const cairn_object_t *o, text_t *t, bench_u64set_t *merged)
 {
     text_add(t, "[", 1);
     for (size_t i = 0; o && i < o->n_siblings; i++) {
         const cairn_content_t *c = &o->siblings[i];
         if (i)
             text_add(t, ",", 1);
-        intset_t one = {0};
+        bench_u64set_t one = {0};
         if (c->deleted) {
             text_add(t, "\"<tombstone>\"", 13);
         } else if (intset_parse_into(&one, c->value.data, c->value.len)) {
@@ -328,7 +297,7 @@ static void siblings_json(const cairn_object_t *o, text_t *t, intset_t *merged)
             intset_format(&one, t);
             text_add(t, "]", 1);
             for (size_t j = 0; merged && j < one.n; j++)
-                intset_add(merged, one.v[j]);
+                bench_u64set_add(merged, one.v[j]);
         } else {
             text_json_str(t, c->value.data, c->value.len);
         }
@@ -510,7 +479,7 @@ static void rmw(worker_t *w, int k, rmw_t kind)
     text_add(&extra, inv, strlen(inv));
     op_type_t outcome = T_FAIL;
     cairn_object_t *o = NULL;
-    intset_t seen = {0}, set = {0};
+    bench_u64set_t seen = {0}, set = {0};
     text_t value = {0};
     int rc = conn_ensure(&w->conn);
     if (rc != CAIRN_OK)
@@ -535,7 +504,7 @@ static void rmw(worker_t *w, int k, rmw_t kind)
             goto done;
         }
     }
-    intset_normalize(&seen);
+    bench_u64set_normalize(&seen);
     cairn_buf_t ctx = o ? o->context : (cairn_buf_t){"", 0};
     cairn_buf_t sent_ctx = opt.broken == BROKEN_NO_CONTEXT ? (cairn_buf_t){"", 0} : ctx;
     if (kind == RMW_DELETE && seen.n == 0) {
@@ -551,9 +520,9 @@ static void rmw(worker_t *w, int k, rmw_t kind)
     } else {
         if (kind == RMW_ADD)
             for (size_t i = 0; i < seen.n; i++)
-                intset_add(&set, seen.v[i]);
-        intset_add(&set, e);
-        intset_normalize(&set);
+                bench_u64set_add(&set, seen.v[i]);
+        bench_u64set_add(&set, e);
+        bench_u64set_normalize(&set);
         intset_format(&set, &value);
         cairn_put_opts_t po = {.timeout_ms = opt.timeout_ms, .content_type = "text/plain",
                                .context = sent_ctx};

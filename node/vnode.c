@@ -541,7 +541,7 @@ static void get_resp_free(ProtobufCMessage *pb)
 }
 
 /* The request handlers (handle_get, handle_put, handle_reap) answer the call m with one
- * response; req is NULL for a malformed request (reply_malformed). */
+ * response. */
 static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *req)
 {
     get_resp_box_t *box = xcalloc(sizeof *box);
@@ -552,10 +552,9 @@ static void handle_get(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeGetReq *re
     resp->has_status = 1;
     store_key_t k;
     char err[300];
-    const char *refused = !req ? MALFORMED_REQUEST
-                               : request_key(v, req->has_partition, req->partition, req->has_type,
-                                             req->type, req->has_bucket, req->bucket,
-                                             req->has_key, req->key, &k);
+    const char *refused = request_key(v, req->has_partition, req->partition, req->has_type,
+                                      req->type, req->has_bucket, req->bucket,
+                                      req->has_key, req->key, &k);
     if (refused) {
         set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, refused);
     } else {
@@ -709,10 +708,9 @@ static void handle_put(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodePutReq *re
     resp->partition = v->partition;
     resp->has_status = 1;
     store_key_t k;
-    const char *refused = !req ? MALFORMED_REQUEST
-                               : request_key(v, req->has_partition, req->partition, req->has_type,
-                                             req->type, req->has_bucket, req->bucket,
-                                             req->has_key, req->key, &k);
+    const char *refused = request_key(v, req->has_partition, req->partition, req->has_type,
+                                      req->type, req->has_bucket, req->bucket,
+                                      req->has_key, req->key, &k);
     if (refused)
         put_fail(resp, CAIRN__KV__STATUS__FAILED, refused);
     else if (req->has_coordinate && req->coordinate)
@@ -733,10 +731,9 @@ static void handle_reap(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodeReapReq *
     store_key_t k;
     store_vclock_t clock = STORE_VCLOCK_INIT;
     store_obj_t *stored = NULL;
-    const char *refused = !req ? MALFORMED_REQUEST
-                               : request_key(v, req->has_partition, req->partition, req->has_type,
-                                             req->type, req->has_bucket, req->bucket,
-                                             req->has_key, req->key, &k);
+    const char *refused = request_key(v, req->has_partition, req->partition, req->has_type,
+                                      req->type, req->has_bucket, req->bucket,
+                                      req->has_key, req->key, &k);
     if (refused) {
         set_failure(&resp->status, &resp->errmsg, CAIRN__KV__STATUS__FAILED, refused);
     } else if (!req->has_clock ||
@@ -881,19 +878,14 @@ static int handle_retire(vnode_t *v, rt_msg_t *m)
     return RT_STOP;
 }
 
-/* A request whose payload is not what its type says (a local sender's bug): the handler of
- * its type answers it with MALFORMED_REQUEST. */
+/* A request whose payload is not what its type says (a local sender's bug): refused with
+ * MALFORMED_REQUEST. */
 static void reply_malformed(vnode_t *v, rt_msg_t *m)
 {
     if (!rt_is_call(m))
         return;
     rt_warn("vnode %" PRIu32 ": malformed request of type %" PRIu32, v->partition, m->type);
-    if (m->type == KV_MSG_VNODE_GET)
-        handle_get(v, m, NULL);
-    else if (m->type == KV_MSG_VNODE_PUT)
-        handle_put(v, m, NULL);
-    else if (m->type == KV_MSG_VNODE_REAP)
-        handle_reap(v, m, NULL);
+    vnode_refuse(m, MALFORMED_REQUEST);
 }
 
 static void arm_sync_timer(vnode_t *v)
