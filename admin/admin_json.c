@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 void admin_json_str(FILE *out, const char *s)
@@ -84,9 +85,10 @@ static void json_status(FILE *out, const Cairn__Admin__NodeStatus *s)
     }
     fprintf(out,
             "},\"inflight\":%" PRIu64 ",\"read_repairs\":%" PRIu64 ",\"tombstones_reaped\":%" PRIu64
-            ",\"overloads\":%" PRIu64 ",\"vnode_crashes\":%" PRIu64 ",\"processes\":%u}\n",
+            ",\"overloads\":%" PRIu64 ",\"vnode_crashes\":%" PRIu64 ",\"processes\":%u"
+            ",\"ae_passes\":%" PRIu64 ",\"ae_keys\":%" PRIu64 "}\n",
             s->inflight, s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes,
-            s->processes);
+            s->processes, s->ae_passes, s->ae_keys);
 }
 
 /* ---------------------------------------------------------------- the cluster view */
@@ -280,6 +282,53 @@ static void json_report(FILE *out, const Cairn__Admin__TransfersReport *rep)
     fputc('}', out);
 }
 
+/* ---------------------------------------------------------------- replicas */
+
+/* A key (bytes) as a JSON string; bytes after an embedded NUL are not shown. */
+static void json_bytes(FILE *out, ProtobufCBinaryData b)
+{
+    char *s = malloc(b.len + 1);
+    if (!s)
+        abort();
+    if (b.len)
+        memcpy(s, b.data, b.len);
+    s[b.len] = 0;
+    admin_json_str(out, s);
+    free(s);
+}
+
+static void json_replicas(FILE *out, Cairn__Admin__KeyReplicas **keys, size_t n)
+{
+    key(out, "keys");
+    fputc('[', out);
+    for (size_t i = 0; i < n; i++) {
+        const Cairn__Admin__KeyReplicas *k = keys[i];
+        fputs(i ? ",{\"key\":" : "{\"key\":", out);
+        json_bytes(out, k->key);
+        fprintf(out, ",\"converged\":%s,\"replicas\":[",
+                k->has_converged && k->converged ? "true" : "false");
+        for (size_t j = 0; j < k->n_replicas; j++) {
+            const Cairn__Admin__Replica *r = k->replicas[j];
+            fprintf(out, "%s{\"partition\":%u", j ? "," : "", r->partition);
+            key(out, "node");
+            admin_json_str(out, r->node);
+            key(out, "status");
+            admin_json_str(out, r->status);
+            if (r->error) {
+                key(out, "error");
+                admin_json_str(out, r->error);
+            }
+            if (r->has_siblings)
+                fprintf(out, ",\"siblings\":%u", r->siblings);
+            if (r->has_digest)
+                fprintf(out, ",\"digest\":\"%016" PRIx64 "\"", r->digest);
+            fputc('}', out);
+        }
+        fputs("]}", out);
+    }
+    fputc(']', out);
+}
+
 /* ---------------------------------------------------------------- answers */
 
 void admin_json_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admin__Command cmd,
@@ -332,5 +381,7 @@ void admin_json_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admin
     }
     if (cmd == CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT)
         json_node_list(out, "limits", r->limits, r->n_limits);
+    if (cmd == CAIRN__ADMIN__COMMAND__REPLICAS)
+        json_replicas(out, r->replicas, r->n_replicas);
     fputs("}\n", out);
 }

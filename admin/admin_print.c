@@ -154,8 +154,10 @@ static void print_status(FILE *out, const Cairn__Admin__NodeStatus *s)
     }
     fprintf(out,
             "\nread repairs %" PRIu64 ", tombstones reaped %" PRIu64 ", overloads %" PRIu64
-            ", vnode crashes %" PRIu64 "\n",
-            s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes);
+            ", vnode crashes %" PRIu64 "\n"
+            "anti-entropy: %" PRIu64 " partition passes, %" PRIu64 " keys checked\n",
+            s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes, s->ae_passes,
+            s->ae_keys);
 }
 
 /* ---------------------------------------------------------------- membership */
@@ -524,6 +526,32 @@ static void print_limits(FILE *out, const Cairn__Admin__AdminResp *r)
                  "handoff.concurrency\nfrom its configuration again.\n");
 }
 
+/* ---------------------------------------------------------------- replicas */
+
+static void print_replicas(FILE *out, const Cairn__Admin__AdminResp *r)
+{
+    size_t agree = 0;
+    for (size_t i = 0; i < r->n_replicas; i++) {
+        const Cairn__Admin__KeyReplicas *k = r->replicas[i];
+        bool conv = k->has_converged && k->converged;
+        agree += conv;
+        fprintf(out, "%.*s: %s\n", (int)k->key.len, (const char *)k->key.data,
+                conv ? "replicas agree" : "replicas DIFFER");
+        for (size_t j = 0; j < k->n_replicas; j++) {
+            const Cairn__Admin__Replica *p = k->replicas[j];
+            fprintf(out, "  partition %-5u %-28s %-9s", p->partition, or_unknown(p->node),
+                    or_unknown(p->status));
+            if (p->has_digest)
+                fprintf(out, " siblings %u, digest %016" PRIx64, p->siblings, p->digest);
+            if (p->error)
+                fprintf(out, " (%s)", p->error);
+            fputc('\n', out);
+        }
+    }
+    fprintf(out, "%zu of %zu key(s) with every primary replica in agreement\n", agree,
+            r->n_replicas);
+}
+
 /* ---------------------------------------------------------------- cluster plan */
 
 static void staged_changes(FILE *out, const view_t *v)
@@ -622,6 +650,7 @@ void admin_print_answer(FILE *out, const Cairn__Admin__AdminResp *r, Cairn__Admi
         break;
     case CAIRN__ADMIN__COMMAND__TRANSFERS: print_transfers(out, r, v); return;
     case CAIRN__ADMIN__COMMAND__TRANSFER_LIMIT: print_limits(out, r); return;
+    case CAIRN__ADMIN__COMMAND__REPLICAS: print_replicas(out, r); return;
     case CAIRN__ADMIN__COMMAND__CLUSTER_PLAN:
         if (v) {
             print_plan(out, v);

@@ -54,7 +54,10 @@ typedef enum {
     ARGS_OPT_NODE,
     ARGS_TWO_NODES,
     ARGS_LIMIT, /* [[NODE] N] */
+    ARGS_KEYS,  /* BUCKET KEY... */
 } args_t;
+
+#define REPLICAS_MAX_KEYS 1024 /* node/replica_probe.h REPLICA_PROBE_MAX_KEYS */
 
 #define LIMIT_MAX 1024u /* handoff.concurrency's range, 1.. (node/config.c) */
 
@@ -74,6 +77,8 @@ static const admin_cmd_t commands[] = {
      "this node's stats: vnodes, links, requests, latencies"},
     {"crash-vnode", "P", ARGS_PARTITION, CAIRN__ADMIN__COMMAND__CRASH_VNODE, ADMIN_ENDPOINT,
      "debug: crash partition P's vnode (it is restarted)"},
+    {"replicas", "BUCKET KEY...", ARGS_KEYS, CAIRN__ADMIN__COMMAND__REPLICAS, ADMIN_ENDPOINT,
+     "debug: each primary copy of the keys, read without repair"},
     {"member-status", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__MEMBER_STATUS, RING_ENDPOINT,
      "members: status, ring share now and once settled"},
     {"ring-status", "", ARGS_NONE, CAIRN__ADMIN__COMMAND__RING_STATUS, RING_ENDPOINT,
@@ -145,6 +150,9 @@ static void usage(FILE *f)
 "on every member that is up; `transfer-limit NODE N` on NODE alone. Until the node\n"
 "restarts: then handoff.concurrency from its configuration applies again.\n"
 "\n"
+"`replicas BUCKET KEY...` reads each key's primary replicas (bucket type default) straight\n"
+"from their vnodes, repairing nothing, and tells whether they agree (up to %d keys).\n"
+"\n"
 "Options:\n"
 "  --node NAME       the node to talk to (default " DEFAULT_NODE ")\n"
 "  --cookie C        the cluster cookie (default: read from <data dir>/cookie)\n"
@@ -158,7 +166,7 @@ static void usage(FILE *f)
 "answer in time or answers with an error (printed on stderr; with --json also as\n"
 "{\"ok\":false,...} on stdout), when `ringready` finds the ring not ready, and when\n"
 "`transfer-limit N` could not reach every member; 2 for bad usage.\n",
-            DEFAULT_TIMEOUT_MS);
+            REPLICAS_MAX_KEYS, DEFAULT_TIMEOUT_MS);
 }
 
 static void usage_cluster(FILE *f)
@@ -253,6 +261,7 @@ static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin
     case ARGS_OPT_NODE: max = 1; break;
     case ARGS_TWO_NODES: min = max = 2; break;
     case ARGS_LIMIT: max = 2; break;
+    case ARGS_KEYS: min = 2; max = 1 + REPLICAS_MAX_KEYS; break;
     }
     if (nargs < min || nargs > max) {
         if (nargs > max)
@@ -275,6 +284,23 @@ static int parse_args(const admin_cmd_t *c, char **args, int nargs, Cairn__Admin
         }
         req->has_partition = 1;
         req->partition = (uint32_t)p;
+        return EXIT_OK;
+    }
+    if (c->argspec == ARGS_KEYS) {
+        for (int i = 0; i < nargs; i++)
+            if (!args[i][0]) {
+                fprintf(stderr, "cairn-admin: replicas: the %s cannot be empty\n",
+                        i ? "key" : "bucket");
+                return EXIT_USAGE;
+            }
+        req->has_bucket = 1;
+        req->bucket = (ProtobufCBinaryData){strlen(args[0]), (uint8_t *)args[0]};
+        req->n_keys = (size_t)(nargs - 1);
+        req->keys = calloc(req->n_keys, sizeof *req->keys);
+        if (!req->keys)
+            abort();
+        for (int i = 1; i < nargs; i++)
+            req->keys[i - 1] = (ProtobufCBinaryData){strlen(args[i]), (uint8_t *)args[i]};
         return EXIT_OK;
     }
     if (c->argspec == ARGS_LIMIT) {
@@ -603,5 +629,7 @@ int main(int argc, char **argv)
         }
         cookie = cookie_buf;
     }
-    return run_request(&run, cookie, &req, timeout_ms, verbose);
+    rc = run_request(&run, cookie, &req, timeout_ms, verbose);
+    free(req.keys);
+    return rc;
 }

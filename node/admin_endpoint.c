@@ -9,6 +9,7 @@
 #include "node/admin_endpoint.h"
 
 #include "node/handoff.h"
+#include "node/replica_probe.h"
 #include "node/vnode.h"
 #include "proto/admin.pb-c.h"
 #include "runtime/dist.h"
@@ -158,6 +159,9 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     }
     st.n_ops = KV_OP_COUNT;
     st.ops = opp;
+    st.has_ae_passes = st.has_ae_keys = 1;
+    st.ae_passes = atomic_load_explicit(&kv->stats.ae_passes, memory_order_relaxed);
+    st.ae_keys = atomic_load_explicit(&kv->stats.ae_keys, memory_order_relaxed);
     st.has_inflight = st.has_read_repairs = st.has_tombstones_reaped = 1;
     st.has_overloads = st.has_vnode_crashes = st.has_processes = 1;
     st.inflight = atomic_load_explicit(&kv->inflight, memory_order_relaxed);
@@ -247,6 +251,13 @@ static void handle_request(admin_state_t *s, const rt_msg_t *m)
     }
     case CAIRN__ADMIN__COMMAND__STATUS: reply_status(s, m->from, id); break;
     case CAIRN__ADMIN__COMMAND__CRASH_VNODE: crash_vnode(s, m->from, id, req); break;
+    case CAIRN__ADMIN__COMMAND__REPLICAS: {
+        char err[256];
+        /* the probe takes req and answers the requester itself */
+        if (replica_probe_start(s->ctx->kv, s->ctx->version, m->from, req, err, sizeof err) != 0)
+            reply_error(s, m->from, id, err);
+        return;
+    }
     default: {
         char text[64];
         snprintf(text, sizeof text, "unknown admin command %d",

@@ -631,6 +631,9 @@ static const conf_key_t keys[] = {
     DUR("cluster.gossip_interval", gossip_interval_ms, 10, 600 * SEC),
     DUR("cluster.claimant_tick", claimant_tick_ms, 10, 600 * SEC),
     NUM("cluster.target_n_val", target_n_val, 1, 1024),
+    BOOL("anti_entropy", anti_entropy),
+    DUR("anti_entropy.interval", ae_interval_ms, 10, DAY),
+    NUM("anti_entropy.max_rate", ae_max_rate, 1, 1000000),
     NUM("handoff.concurrency", handoff_concurrency, 0, 1024),
     /* storage */
     SPECIAL("storage.backend", storage.kind, set_backend, print_backend),
@@ -699,6 +702,9 @@ void node_config_default(node_config_t *c)
     c->claimant_tick_ms = 1000;
     c->target_n_val = 3;
     c->handoff_concurrency = 2;
+    c->anti_entropy = true;
+    c->ae_interval_ms = 2000;
+    c->ae_max_rate = 500;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
     c->storage.sync_interval_ms = 1000;
     c->max_frame_bytes = 64u << 20;

@@ -65,6 +65,9 @@ typedef struct node_config_s {
     uint32_t gossip_interval_ms;         /* anti-entropy push to a random peer, default 1000 */
     uint32_t claimant_tick_ms;           /* the claimant's duty cycle, default 1000 */
     uint32_t target_n_val;               /* claim's spacing window, default 4 */
+    bool anti_entropy;                   /* read-repair sweeps (node/anti_entropy.h), on */
+    uint32_t ae_interval_ms;             /* between two partition passes, default 2000 */
+    uint32_t ae_max_rate;                /* keys checked per second at most, default 500 */
     uint32_t handoff_concurrency;        /* outbound partition transfers at once, default 2
                                           * (0: none start) */
 

@@ -48,9 +48,11 @@ enum {
     KV_MSG_VNODE_CRASH,              /* Cairn__Kv__VnodeCrashReq (plain send, no reply) */
     KV_MSG_PRIVATE = KV_MSG_BASE + 100 /* modules number their internal messages from here:
                                         * vnode.c +0..19, get/put/del fsm +20..49,
-                                        * list.c +50..69, node.c/admin +70..99,
+                                        * list.c +50..69, node.c/admin +70..99
+                                        * (replica_probe.c +85),
                                         * pb_conn.c/listener.c +100..119,
-                                        * handoff.c +120..139 */
+                                        * handoff.c +120..139,
+                                        * anti_entropy.c +140..149 */
 };
 
 /* Registers the protobuf descriptors of every KV_MSG_* type with the runtime (call once at
@@ -83,6 +85,8 @@ typedef struct kv_stats_s {
     _Atomic uint64_t tombstones_reaped;
     _Atomic uint64_t overloads;
     _Atomic uint64_t vnode_crashes;
+    _Atomic uint64_t ae_passes;                 /* anti-entropy partition passes done */
+    _Atomic uint64_t ae_keys;                   /* keys the sweeps checked */
 } kv_stats_t;
 void kv_stats_record(kv_stats_t *s, kv_op_t op, uint64_t start_ns, bool ok);
 

@@ -9,6 +9,7 @@
 #include "node/node.h"
 
 #include "node/admin_endpoint.h"
+#include "node/anti_entropy.h"
 #include "node/bucket.h"
 #include "node/handoff.h"
 #include "node/list.h"
@@ -52,7 +53,7 @@ struct node_s {
     rt_ref_t top_mon; /* main thread's monitor of the top supervisor */
     /* specs of the tree (the supervisors copy them, but they are kept for clarity) */
     ring_mgr_args_t ring_args;   /* the ring manager's (ring_path is set before the ring loads) */
-    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[6];
+    rt_sup_child_spec_t vnode_tmpl, vnodes_children[2], top_children[7];
     rt_sup_spec_t vnode_sup_spec, vnodes_spec, top_spec;
 };
 
@@ -517,6 +518,13 @@ static void build_specs(node_t *n)
     n->top_children[nc++] = (rt_sup_child_spec_t){
         .id = "handoff",
         .behaviour = &handoff_service_behaviour,
+        .arg = &n->kv,
+        .restart = RT_SUP_PERMANENT,
+        .shutdown_ms = 2000,
+    };
+    n->top_children[nc++] = (rt_sup_child_spec_t){
+        .id = "anti_entropy",
+        .behaviour = &ae_service_behaviour,
         .arg = &n->kv,
         .restart = RT_SUP_PERMANENT,
         .shutdown_ms = 2000,
