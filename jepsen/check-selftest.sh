@@ -22,7 +22,7 @@ final() { op "$1" 100000 "$2" invoke final-read "$3" null; op $(($1 + 1)) 100000
 # expect NAME CHECKER VERDICT EXIT: runs the checker on $WORK/h.jsonl
 expect() {
     local name=$1 checker=$2 want=$3 want_rc=$4 out rc
-    out=$("$CHECK" "$WORK/h.jsonl" 2>&1); rc=$?
+    out=$("$CHECK" ${CONV:+--convergence "$CONV"} "$WORK/h.jsonl" 2>&1); rc=$?
     if [ "$rc" = "$want_rc" ] && { [ "$checker" = - ] || grep -q "^$checker  *$want " <<<"$out"; }; then
         echo "PASS: $name ($checker $want, exit $rc)"; PASS=$((PASS + 1))
     else
@@ -91,6 +91,23 @@ expect "register, stale read when calm" calm-reads INVALID 1
   printf '{"time":50,"process":"nemesis","type":"info","f":"stop-partition","value":"x"}\n'
   final 100 n1 r0 '[[1]]'; } >"$WORK/h.jsonl"
 expect "register, stale read during a fault is allowed" calm-reads VALID 0
+
+# --- convergence: every key's replicas agree after the heal, and stay so
+probe() { printf '{"time":%s,"group":"%s","key":"%s","converged":%s,"replicas":[]}\n' "$@"; }
+{ add 10 0 k0 1 ok; final 100 n1 k0 '[[1]]'; } >"$WORK/h.jsonl"
+CONV=$WORK/c.jsonl
+{ printf '{"time":50,"event":"heal"}\n'; probe 60 read k0 false; probe 60 unread k1 false
+  probe 70 read k0 true; probe 70 unread k1 true; probe 80 read k0 true; probe 80 unread k1 true
+  printf '{"time":90,"event":"end","converged":true,"limit_s":60}\n'; } >"$CONV"
+expect "convergence, clean" convergence VALID 0
+# a key that agreed once but not at the last probe has not converged
+{ printf '{"time":50,"event":"heal"}\n'; probe 60 read k0 true; probe 60 unread k1 true
+  probe 70 read k0 true; probe 70 unread k1 false
+  printf '{"time":90,"event":"end","converged":false,"limit_s":60}\n'; } >"$CONV"
+expect "convergence, a key never settles" convergence INVALID 1
+printf '{"time":50,"event":"heal"}\n' >"$CONV"
+expect "convergence, no probe" convergence INVALID 1
+CONV=""
 
 # --- a history that is not one
 printf '{"time":1,"process":0,' >"$WORK/h.jsonl"

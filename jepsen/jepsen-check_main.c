@@ -35,6 +35,13 @@
  *                    agree on each key's values (a coarse convergence check: the
  *                    per-replica one needs a debug read of one replica)
  *   sibling-bounds   no read returned more than --sibling-bound siblings (default 25)
+ *   convergence      (with --convergence FILE, run.sh's probe log) after the final heal,
+ *                    every key's primary replicas agreed (read without repair) within the
+ *                    probe's limit and stayed so to the last probe. A key's convergence
+ *                    time is the first probe from which every later one agreed, in seconds
+ *                    after the heal; reported per group: "read" keys (clients read them
+ *                    during the settling, so read repair helped) and "unread" keys (only
+ *                    hinted handoff and anti-entropy could converge them)
  *   availability-*   REPORT: ok / fail / info of writes invoked during a fault window (a
  *                    nemesis start-X .. stop-X, or 1 s around a node crash) and outside
  *   nemesis          REPORT: nemesis operations and windows seen
@@ -47,6 +54,7 @@
  * checkers keep (element states, final sets, fault windows) is in their own tables.
  */
 #include "bench/bench_common.h"
+#include "bench/jsonl.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -79,256 +87,6 @@ static void *xrealloc(void *p, size_t n)
     if (!q)
         die("out of memory (%zu bytes)", n);
     return q;
-}
-
-/* ---------------------------------------------------------------- a small JSON reader */
-
-typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype_t;
-
-typedef struct jv {
-    jtype_t t;
-    bool b;
-    bool integral;               /* J_NUM without fraction or exponent, fits int64 */
-    int64_t i;
-    double d;
-    char *s;                     /* J_STR: decoded, NUL-terminated */
-    char *key;                   /* member name when inside an object */
-    struct jv *child, *next;     /* J_ARR / J_OBJ: first item; siblings by next */
-    size_t n;                    /* J_ARR / J_OBJ: item count */
-} jv_t;
-
-/* Bump allocator, reset per line. */
-typedef struct arena {
-    char **chunks;
-    size_t n_chunks, used, cap;
-} arena_t;
-
-static void *arena_alloc(arena_t *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    if (a->n_chunks == 0 || a->used + n > a->cap) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
-        a->chunks = xrealloc(a->chunks, (a->n_chunks + 1) * sizeof *a->chunks);
-        a->chunks[a->n_chunks++] = xrealloc(NULL, cap);
-        a->used = 0;
-        a->cap = cap;
-    }
-    void *p = a->chunks[a->n_chunks - 1] + a->used;
-    a->used += n;
-    return p;
-}
-
-static void arena_reset(arena_t *a)
-{
-    /* keep the first chunk, free the rest */
-    for (size_t i = 1; i < a->n_chunks; i++)
-        free(a->chunks[i]);
-    if (a->n_chunks > 1) {
-        a->n_chunks = 1;
-        a->cap = 1u << 20;
-    }
-    a->used = 0;
-}
-
-typedef struct jparser {
-    const char *p, *end;
-    arena_t *arena;
-    const char *error;
-    int depth;
-} jparser_t;
-
-static void skip_ws(jparser_t *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
-        j->p++;
-}
-
-static jv_t *jv_new(jparser_t *j, jtype_t t)
-{
-    jv_t *v = arena_alloc(j->arena, sizeof *v);
-    memset(v, 0, sizeof *v);
-    v->t = t;
-    return v;
-}
-
-static char *parse_string(jparser_t *j)
-{
-    if (j->p >= j->end || *j->p != '"') {
-        j->error = "expected a string";
-        return NULL;
-    }
-    j->p++;
-    const char *start = j->p;
-    while (j->p < j->end && *j->p != '"') {
-        if (*j->p == '\\')
-            j->p++;
-        j->p++;
-    }
-    if (j->p >= j->end) {
-        j->error = "unterminated string";
-        return NULL;
-    }
-    size_t raw = (size_t)(j->p - start);
-    char *out = arena_alloc(j->arena, raw * 3 + 1), *w = out;
-    for (const char *r = start; r < j->p; r++) {
-        if (*r != '\\') {
-            *w++ = *r;
-            continue;
-        }
-        r++;
-        switch (*r) {
-        case 'n': *w++ = '\n'; break;
-        case 't': *w++ = '\t'; break;
-        case 'r': *w++ = '\r'; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'u': {
-            int cp = 0;
-            for (int k = 1; k <= 4; k++) {
-                int h = r + k < j->p ? bench_hex_digit(r[k]) : -1;
-                if (h < 0) {
-                    j->error = "bad \\u escape";
-                    return NULL;
-                }
-                cp = cp * 16 + h;
-            }
-            r += 4;
-            if (cp < 0x80) {
-                *w++ = (char)cp;
-            } else if (cp < 0x800) {
-                *w++ = (char)(0xc0 | (cp >> 6));
-                *w++ = (char)(0x80 | (cp & 0x3f));
-            } else {
-                *w++ = (char)(0xe0 | (cp >> 12));
-                *w++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-                *w++ = (char)(0x80 | (cp & 0x3f));
-            }
-            break;
-        }
-        default: *w++ = *r; break; /* \" \\ \/ */
-        }
-    }
-    *w = '\0';
-    j->p++;
-    return out;
-}
-
-static jv_t *parse_value(jparser_t *j);
-
-static jv_t *parse_container(jparser_t *j, bool object)
-{
-    jv_t *v = jv_new(j, object ? J_OBJ : J_ARR), **tail = &v->child;
-    char close = object ? '}' : ']';
-    j->p++;
-    skip_ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        return v;
-    }
-    for (;;) {
-        char *key = NULL;
-        skip_ws(j);
-        if (object) {
-            if (!(key = parse_string(j)))
-                return NULL;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != ':') {
-                j->error = "expected ':'";
-                return NULL;
-            }
-            j->p++;
-        }
-        jv_t *item = parse_value(j);
-        if (!item)
-            return NULL;
-        item->key = key;
-        *tail = item;
-        tail = &item->next;
-        v->n++;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            return v;
-        }
-        j->error = object ? "expected ',' or '}'" : "expected ',' or ']'";
-        return NULL;
-    }
-}
-
-static jv_t *parse_value(jparser_t *j)
-{
-    skip_ws(j);
-    if (j->p >= j->end) {
-        j->error = "unexpected end";
-        return NULL;
-    }
-    if (++j->depth > 64) {
-        j->error = "nested too deep";
-        return NULL;
-    }
-    jv_t *v = NULL;
-    char c = *j->p;
-    if (c == '{' || c == '[') {
-        v = parse_container(j, c == '{');
-    } else if (c == '"') {
-        char *s = parse_string(j);
-        if (s) {
-            v = jv_new(j, J_STR);
-            v->s = s;
-        }
-    } else if (!strncmp(j->p, "null", 4) && j->end - j->p >= 4) {
-        j->p += 4;
-        v = jv_new(j, J_NULL);
-    } else if (!strncmp(j->p, "true", 4) && j->end - j->p >= 4) {
-        j->p += 4;
-        v = jv_new(j, J_BOOL);
-        v->b = true;
-    } else if (!strncmp(j->p, "false", 5) && j->end - j->p >= 5) {
-        j->p += 5;
-        v = jv_new(j, J_BOOL);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-        char *end;
-        v = jv_new(j, J_NUM);
-        errno = 0;
-        v->d = strtod(j->p, &end);
-        bool has_frac = false;
-        for (const char *q = j->p; q < end; q++)
-            if (*q == '.' || *q == 'e' || *q == 'E')
-                has_frac = true;
-        if (!has_frac) {
-            errno = 0;
-            long long ll = strtoll(j->p, NULL, 10);
-            if (errno == 0) {
-                v->integral = true;
-                v->i = ll;
-            }
-        }
-        j->p = end;
-    } else {
-        j->error = "unexpected character";
-    }
-    j->depth--;
-    return v;
-}
-
-static jv_t *jv_get(const jv_t *o, const char *name)
-{
-    if (!o || o->t != J_OBJ)
-        return NULL;
-    for (jv_t *m = o->child; m; m = m->next)
-        if (!strcmp(m->key, name))
-            return m;
-    return NULL;
-}
-
-static const char *jv_str(const jv_t *o, const char *name)
-{
-    jv_t *v = jv_get(o, name);
-    return v && v->t == J_STR ? v->s : NULL;
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -534,15 +292,16 @@ static proc_slot_t *proc_find(long process, bool create)
 
 /* Appends the integers of a JSON array (values that are not non-negative integers are
  * counted as unparsable) to the pool; returns their offset. */
-static uint32_t pool_take(const jv_t *arr, uint32_t *n_out)
+static uint32_t pool_take(const jsonl_value_t *arr, uint32_t *n_out)
 {
     size_t off = st.pool.n;
-    for (jv_t *x = arr && arr->t == J_ARR ? arr->child : NULL; x; x = x->next) {
-        if (x->t != J_NUM || !x->integral || x->i < 0) {
+    const jsonl_value_t *items = arr && arr->type == JSONL_ARRAY ? arr->child : NULL;
+    for (const jsonl_value_t *x = items; x; x = x->next) {
+        if (x->type != JSONL_NUMBER || !x->is_int || x->integer < 0) {
             st.unparsable_siblings++;
             continue;
         }
-        bench_u64set_add(&st.pool, (uint64_t)x->i);
+        bench_u64set_add(&st.pool, (uint64_t)x->integer);
     }
     if (st.pool.n > UINT32_MAX)
         die("history too large (more than 2^32 values in lists)");
@@ -554,6 +313,7 @@ static uint32_t pool_take(const jv_t *arr, uint32_t *n_out)
 
 static long opt_sibling_bound = 25;
 static long opt_list_limit = 50;
+static const char *opt_convergence;  /* --convergence: the probe log, or NULL */
 static double opt_calm_margin_s = 5;
 
 static void note_element_read(uint64_t v, int key, bool final)
@@ -566,37 +326,37 @@ static void note_element_read(uint64_t v, int key, bool final)
 
 /* A read's siblings: element states, sibling counts, and (final reads) the key's set. For
  * register keys the values are also kept (pool) for calm-reads, at off, n. */
-static void take_siblings(const jv_t *sibs, int key, int node, bool final, const char *where,
-                          bool keep, uint32_t *off, uint32_t *n)
+static void take_siblings(const jsonl_value_t *sibs, int key, int node, bool final,
+                          const char *where, bool keep, uint32_t *off, uint32_t *n)
 {
     size_t start = st.pool.n;
-    if (sibs && sibs->t == J_ARR) {
-        if (sibs->n > st.max_siblings) {
-            st.max_siblings = sibs->n;
+    if (sibs && sibs->type == JSONL_ARRAY) {
+        if (sibs->count > st.max_siblings) {
+            st.max_siblings = sibs->count;
             snprintf(st.max_siblings_where, sizeof st.max_siblings_where, "%s", where);
         }
-        if ((long)sibs->n > opt_sibling_bound)
+        if ((long)sibs->count > opt_sibling_bound)
             st.sibling_violations++;
         keyinfo_t *k = &st.keys[key];
-        if (final && sibs->n > k->max_final_siblings)
-            k->max_final_siblings = sibs->n;
-        for (jv_t *s = sibs->child; s; s = s->next) {
-            if (s->t != J_ARR) {
+        if (final && sibs->count > k->max_final_siblings)
+            k->max_final_siblings = sibs->count;
+        for (const jsonl_value_t *s = sibs->child; s; s = s->next) {
+            if (s->type != JSONL_ARRAY) {
                 /* a string sibling: a tombstone or a value that is not a set of integers */
-                if (!(s->t == J_STR && !strcmp(s->s, "<tombstone>")))
+                if (!(s->type == JSONL_STRING && !strcmp(s->string, "<tombstone>")))
                     st.unparsable_siblings++;
                 continue;
             }
-            for (jv_t *x = s->child; x; x = x->next) {
-                if (x->t != J_NUM || !x->integral || x->i < 0) {
+            for (const jsonl_value_t *x = s->child; x; x = x->next) {
+                if (x->type != JSONL_NUMBER || !x->is_int || x->integer < 0) {
                     st.unparsable_siblings++;
                     continue;
                 }
-                note_element_read((uint64_t)x->i, key, final);
+                note_element_read((uint64_t)x->integer, key, final);
                 if (final && node >= 0)
-                    bench_u64set_add(&k->final[node], (uint64_t)x->i);
+                    bench_u64set_add(&k->final[node], (uint64_t)x->integer);
                 if (keep)
-                    bench_u64set_add(&st.pool, (uint64_t)x->i);
+                    bench_u64set_add(&st.pool, (uint64_t)x->integer);
             }
         }
     }
@@ -623,9 +383,9 @@ static bool calm_between(int64_t from, int64_t to)
     return true;
 }
 
-static void nemesis_op(const jv_t *line, int64_t time)
+static void nemesis_op(const jsonl_value_t *line, int64_t time)
 {
-    const char *f = jv_str(line, "f");
+    const char *f = jsonl_get_string(line, "f");
     st.n_nemesis_ops++;
     if (!f)
         return;
@@ -653,20 +413,20 @@ static void nemesis_op(const jv_t *line, int64_t time)
 }
 
 /* add (set, delete) and write (register): the integer's life */
-static void element_op(const jv_t *line, long lineno, int k, int node, int64_t time,
+static void element_op(const jsonl_value_t *line, long lineno, int k, int node, int64_t time,
                        long process, const char *type, bool is_write)
 {
-    jv_t *val = jv_get(line, "value");
-    if (!val || val->t != J_NUM || !val->integral || val->i < 0)
+    const jsonl_value_t *val = jsonl_get(line, "value");
+    if (!val || val->type != JSONL_NUMBER || !val->is_int || val->integer < 0)
         die("line %ld: %s needs an integer value", lineno, is_write ? "write" : "add");
-    element_t *e = elements_find(&st.elements, (uint64_t)val->i, true);
+    element_t *e = elements_find(&st.elements, (uint64_t)val->integer, true);
     if (e->key == INT32_MAX)
         e->key = k;
     e->kind = is_write ? K_WRITE : K_ADD;
     if (!strcmp(type, "invoke")) {
         if (e->state & E_INVOKED)
             die("line %ld: integer %" PRId64 " written twice: integers must be unique", lineno,
-                val->i);
+                val->integer);
         e->state |= E_INVOKED;
         e->invoke_time = time;
         st.keys[k].attempted++;
@@ -686,22 +446,23 @@ static void element_op(const jv_t *line, long lineno, int k, int node, int64_t t
         e->state |= !strcmp(type, "fail") ? E_FAIL : E_INFO;
     }
     /* what a write superseded (its get's values), what an add of the delete workload wrote */
-    jv_t *list = jv_get(line, is_write ? "read" : "wrote");
+    const jsonl_value_t *list = jsonl_get(line, is_write ? "read" : "wrote");
     if (list)
         e->list_off = pool_take(list, &e->list_n);
 }
 
-static void client_op(const jv_t *line, long lineno)
+static void client_op(const jsonl_value_t *line, long lineno)
 {
-    const char *type = jv_str(line, "type"), *f = jv_str(line, "f"), *key = jv_str(line, "key");
-    jv_t *tm = jv_get(line, "time"), *pr = jv_get(line, "process");
-    if (!type || !f || !key || !tm || tm->t != J_NUM || !pr || pr->t != J_NUM)
+    const char *type = jsonl_get_string(line, "type"), *f = jsonl_get_string(line, "f");
+    const char *key = jsonl_get_string(line, "key");
+    const jsonl_value_t *tm = jsonl_get(line, "time"), *pr = jsonl_get(line, "process");
+    if (!type || !f || !key || !tm || tm->type != JSONL_NUMBER || !pr || pr->type != JSONL_NUMBER)
         die("line %ld: a client op needs time, process, type, f and key", lineno);
     int k = key_index(key);
-    const char *node_name = jv_str(line, "node");
+    const char *node_name = jsonl_get_string(line, "node");
     int node = node_index(node_name);
-    int64_t time = tm->integral ? tm->i : (int64_t)tm->d;
-    long process = (long)pr->i;
+    int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
+    long process = (long)pr->integer;
     proc_slot_t *ps = proc_find(process, true);
     int64_t invoked = ps->invoke_time;
     if (!strcmp(type, "invoke"))
@@ -725,7 +486,7 @@ static void client_op(const jv_t *line, long lineno)
         d->invoke_time = invoked;
         d->complete_time = time;
         d->line = lineno;
-        d->read_off = pool_take(jv_get(line, "read"), &d->read_n);
+        d->read_off = pool_take(jsonl_get(line, "read"), &d->read_n);
         return;
     }
     if (!strcmp(f, "read") || !strcmp(f, "final-read")) {
@@ -744,7 +505,7 @@ static void client_op(const jv_t *line, long lineno)
         /* plain reads of keys that have register writes are kept for calm-reads */
         bool keep = !final && st.keys[k].writes > 0;
         uint32_t off = 0, n = 0;
-        take_siblings(jv_get(line, "siblings"), k, node, final, where, keep, &off, &n);
+        take_siblings(jsonl_get(line, "siblings"), k, node, final, where, keep, &off, &n);
         if (keep) {
             st.reg_reads = xrealloc(st.reg_reads, (st.n_reg_reads + 1) * sizeof *st.reg_reads);
             st.reg_reads[st.n_reg_reads++] =
@@ -754,13 +515,14 @@ static void client_op(const jv_t *line, long lineno)
     }
 }
 
-static void final_read_failed(const jv_t *line)
+static void final_read_failed(const jsonl_value_t *line)
 {
-    const char *f = jv_str(line, "f"), *type = jv_str(line, "type"), *key = jv_str(line, "key");
+    const char *f = jsonl_get_string(line, "f"), *type = jsonl_get_string(line, "type");
+    const char *key = jsonl_get_string(line, "key");
     if (!f || strcmp(f, "final-read") || !type || !key || !strcmp(type, "ok") ||
         !strcmp(type, "invoke"))
         return;
-    int node = node_index(jv_str(line, "node"));
+    int node = node_index(jsonl_get_string(line, "node"));
     if (node >= 0)
         st.keys[key_index(key)].final_failed[node] = true;
 }
@@ -770,7 +532,7 @@ static void read_history(const char *path)
     FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!in)
         die("cannot open %s: %s", path, strerror(errno));
-    arena_t arena = {0};
+    jsonl_arena_t arena = {0};
     char *buf = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -782,44 +544,162 @@ static void read_history(const char *path)
             len--;
         if (len == 0)
             continue;
-        jparser_t j = {.p = buf, .end = buf + len, .arena = &arena};
-        jv_t *line = parse_value(&j);
-        if (line) {
-            skip_ws(&j);
-            if (j.p != j.end)
-                j.error = "text after the object";
-        }
-        if (!line || j.error || line->t != J_OBJ)
-            die("%s:%ld: not a JSON object (%s at column %ld)", path, lineno,
-                j.error ? j.error : "not an object", (long)(j.p - buf) + 1);
-        jv_t *pr = jv_get(line, "process"), *tm = jv_get(line, "time");
-        if (!tm || tm->t != J_NUM)
+        jsonl_error_t err = {"not an object", 0};
+        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &err);
+        if (!line || line->type != JSONL_OBJECT)
+            die("%s:%ld: not a JSON object (%s at column %ld)", path, lineno, err.what,
+                (long)err.offset + 1);
+        const jsonl_value_t *pr = jsonl_get(line, "process"), *tm = jsonl_get(line, "time");
+        if (!tm || tm->type != JSONL_NUMBER)
             die("%s:%ld: no time", path, lineno);
-        int64_t time = tm->integral ? tm->i : (int64_t)tm->d;
-        if (pr && pr->t == J_STR && !strcmp(pr->s, "nemesis")) {
+        int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
+        if (pr && pr->type == JSONL_STRING && !strcmp(pr->string, "nemesis")) {
             nemesis_op(line, time);
         } else {
             client_op(line, lineno);
             final_read_failed(line);
         }
-        arena_reset(&arena);
+        jsonl_arena_reset(&arena);
     }
     if (ferror(in))
         die("reading %s: %s", path, strerror(errno));
     if (in != stdin)
         fclose(in);
     free(buf);
-    for (size_t i = 0; i < arena.n_chunks; i++)
-        free(arena.chunks[i]);
-    free(arena.chunks);
+    jsonl_arena_free(&arena);
 }
 
 /* ---------------------------------------------------------------- verdicts */
 
 static int invalid_count;
-
 static void verdict(const char *name, bool valid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- convergence */
+
+#define CONV_MAX_KEYS 4096
+
+typedef struct conv_key {
+    char name[64];
+    bool unread;          /* group "unread" */
+    int64_t agreed_since; /* time of the first probe of the current agreeing streak; -1 none */
+    long probes;
+} conv_key_t;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads run.sh's convergence.jsonl and judges it (the convergence checker). */
+static void check_convergence(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        die("cannot open %s: %s", path, strerror(errno));
+    static conv_key_t keys[CONV_MAX_KEYS];
+    size_t n_keys = 0;
+    int64_t heal = -1, end_time = -1;
+    long limit_s = -1, lineno = 0;
+    bool ended = false, end_converged = false;
+    jsonl_arena_t arena = {0};
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&buf, &cap, in)) >= 0) {
+        lineno++;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        if (len == 0)
+            continue;
+        jsonl_error_t err = {"not an object", 0};
+        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &err);
+        if (!line || line->type != JSONL_OBJECT)
+            die("%s:%ld: not a JSON object (%s at column %ld)", path, lineno, err.what,
+                (long)err.offset + 1);
+        const jsonl_value_t *tm = jsonl_get(line, "time");
+        if (!tm || tm->type != JSONL_NUMBER)
+            die("%s:%ld: no time", path, lineno);
+        int64_t t = tm->is_int ? tm->integer : (int64_t)tm->number;
+        const char *event = jsonl_get_string(line, "event");
+        const char *key = jsonl_get_string(line, "key");
+        if (event && !strcmp(event, "heal")) {
+            heal = t;
+        } else if (event && !strcmp(event, "end")) {
+            ended = true;
+            end_time = t;
+            const jsonl_value_t *c = jsonl_get(line, "converged");
+            end_converged = c && c->type == JSONL_BOOL && c->boolean;
+            const jsonl_value_t *l = jsonl_get(line, "limit_s");
+            if (l && l->type == JSONL_NUMBER)
+                limit_s = l->is_int ? (long)l->integer : (long)l->number;
+        } else if (key) {
+            const jsonl_value_t *c = jsonl_get(line, "converged");
+            if (!c || c->type != JSONL_BOOL)
+                die("%s:%ld: a probe without \"converged\"", path, lineno);
+            size_t k = 0;
+            while (k < n_keys && strcmp(keys[k].name, key))
+                k++;
+            if (k == n_keys) {
+                if (n_keys == CONV_MAX_KEYS)
+                    die("%s: more than %d keys", path, CONV_MAX_KEYS);
+                n_keys++;
+                snprintf(keys[k].name, sizeof keys[k].name, "%s", key);
+                const char *g = jsonl_get_string(line, "group");
+                keys[k].unread = g && !strcmp(g, "unread");
+                keys[k].agreed_since = -1;
+            }
+            keys[k].probes++;
+            if (!c->boolean)
+                keys[k].agreed_since = -1;
+            else if (keys[k].agreed_since < 0)
+                keys[k].agreed_since = t;
+        }
+        jsonl_arena_reset(&arena);
+    }
+    if (ferror(in))
+        die("reading %s: %s", path, strerror(errno));
+    fclose(in);
+    free(buf);
+    jsonl_arena_free(&arena);
+
+    if (heal < 0 || n_keys == 0) {
+        verdict("convergence", false, "%s holds %s: nothing can be judged", path,
+                heal < 0 ? "no heal event" : "no probe");
+        return;
+    }
+    double secs[2][CONV_MAX_KEYS];
+    size_t n[2] = {0, 0}, never = 0;
+    char never_list[512] = "";
+    for (size_t k = 0; k < n_keys; k++) {
+        if (keys[k].agreed_since < 0) {
+            never++;
+            size_t used = strlen(never_list);
+            if (used < sizeof never_list - 80)
+                snprintf(never_list + used, sizeof never_list - used, " %.60s", keys[k].name);
+            continue;
+        }
+        double s = (double)(keys[k].agreed_since - heal) / 1e9;
+        secs[keys[k].unread][n[keys[k].unread]++] = s < 0 ? 0 : s;
+    }
+    char groups[2][128];
+    for (int g = 0; g < 2; g++) {
+        if (!n[g]) {
+            snprintf(groups[g], sizeof groups[g], "%s: none converged", g ? "unread" : "read");
+            continue;
+        }
+        qsort(secs[g], n[g], sizeof secs[g][0], cmp_double);
+        snprintf(groups[g], sizeof groups[g], "%s keys=%zu max=%.1fs median=%.1fs",
+                 g ? "unread" : "read", n[g], secs[g][n[g] - 1], secs[g][n[g] / 2]);
+    }
+    bool valid = never == 0 && ended && end_converged;
+    verdict("convergence", valid,
+            "keys=%zu never converged=%zu%s; %s; %s (limit %lds, probed %.1fs after the heal)",
+            n_keys, never, never_list, groups[0], groups[1], limit_s,
+            ended ? (double)(end_time - heal) / 1e9 : 0.0);
+}
+
 static void verdict(const char *name, bool valid, const char *fmt, ...)
 {
     va_list ap;
@@ -1200,7 +1080,7 @@ static void report_availability(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: " PROG " [--sibling-bound N] [--calm-margin S] [--list-limit N] "
+            "Usage: " PROG " [--sibling-bound N] [--calm-margin S] [--list-limit N] [--convergence F] "
             "HISTORY.jsonl...\n"
             "\n"
             "Checks a history of the fault-injection suite (jepsen/run.sh writes it; several\n"
@@ -1214,6 +1094,8 @@ static void usage(FILE *out)
             "  --calm-margin S    calm-reads: seconds after a fault before a write counts as\n"
             "                     calm (default 5)\n"
             "  --list-limit N     list at most N lost/unexpected/stale items (default 50)\n"
+            "  --convergence F    also judge run.sh's convergence probe log F (every key's\n"
+            "                     replicas agree after the final heal, within its limit)\n"
             "\n"
             "Exit status: 0 when every checker is VALID, 1 when one is INVALID, 2 when the\n"
             "history cannot be read.\n");
@@ -1225,6 +1107,7 @@ int main(int argc, char **argv)
         {"sibling-bound", required_argument, NULL, 'b'},
         {"calm-margin", required_argument, NULL, 'c'},
         {"list-limit", required_argument, NULL, 'l'},
+        {"convergence", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -1247,6 +1130,7 @@ int main(int argc, char **argv)
             if (*end || opt_list_limit < 0)
                 die("--list-limit: '%s' is not a number", optarg);
             break;
+        case 'v': opt_convergence = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1266,6 +1150,8 @@ int main(int argc, char **argv)
     check_register();
     check_final_reads();
     check_siblings();
+    if (opt_convergence)
+        check_convergence(opt_convergence);
     report_availability();
     printf("%s\n", invalid_count ? "INVALID" : "VALID");
 

@@ -4,7 +4,7 @@
  * classification of every outcome as ok / fail / info, and the history they write: one JSON
  * object per line, an `invoke` line before each operation and its completion after it.
  *
- *   jepsen-client --nodes H1,H2,... --phase setup|run|final [options]   (--help for all)
+ *   jepsen-client --nodes H1,H2,... --phase setup|run|settle|final [options]   (--help for all)
  *
  * Phases (run.sh calls them in this order):
  *   setup  sets the workload bucket's properties on EVERY node (bucket properties are kept
@@ -12,6 +12,11 @@
  *   run    --concurrency workers for --time seconds; worker w talks to node w mod #nodes
  *          only, over its own connection (no failover: the history says which node served
  *          each operation).
+ *   settle after the final heal, while run.sh times convergence: for --time seconds, one
+ *          reader per node reads the even keys (k0, k2, ...) in turn, about 20 reads/s per
+ *          node, so that read repair can work on them; the odd keys are never read, and
+ *          only hinted handoff and anti-entropy can bring their replicas together. These
+ *          reads are not written to the history (counts on stderr).
  *   final  after the harness healed the cluster: reads every key through every node
  *          (r=all, falling back to the bucket's r), one reader thread per node.
  *
@@ -81,7 +86,7 @@
 #define FAIL_BACKOFF_MS 100       /* pause after an op that did not reach a node */
 #define FINAL_TIMEOUT_MS 10000
 
-typedef enum { PHASE_SETUP, PHASE_RUN, PHASE_FINAL } phase_t;
+typedef enum { PHASE_SETUP, PHASE_RUN, PHASE_SETTLE, PHASE_FINAL } phase_t;
 typedef enum { BROKEN_NONE, BROKEN_FIRST_SIBLING, BROKEN_LWW_BUCKET, BROKEN_NO_CONTEXT } broken_t;
 typedef enum { W_SET, W_REGISTER, W_DELETE } workload_t;
 
@@ -616,6 +621,61 @@ static int run_phase(void)
     return 0;
 }
 
+/* ---------------------------------------------------------------- settle reads */
+
+#define SETTLE_READ_INTERVAL_MS 50
+
+typedef struct settle_reader {
+    int node;
+    pthread_t thread;
+    long n_ok, n_failed;
+} settle_reader_t;
+
+static void *settle_main(void *arg)
+{
+    settle_reader_t *sr = arg;
+    conn_t conn = {.node = sr->node};
+    int64_t end = mono_ns() + (int64_t)(opt.duration_s * 1e9);
+    for (int k = 0; mono_ns() < end && !atomic_load(&stop_requested); k = (k + 2) % opt.keys) {
+        char key[32];
+        key_name(k, key, sizeof key);
+        int rc = conn_ensure(&conn);
+        if (rc == CAIRN_OK) {
+            cairn_object_t *o = NULL;
+            cairn_get_opts_t go = {.timeout_ms = opt.timeout_ms};
+            rc = cairn_get(conn.c, bucket_buf(), (cairn_buf_t){key, strlen(key)}, &go, &o);
+            cairn_object_free(o);
+            if (rc != CAIRN_OK && rc != CAIRN_ENOTFOUND)
+                conn_note_error(&conn, "get", rc);
+        }
+        if (rc == CAIRN_OK || rc == CAIRN_ENOTFOUND)
+            sr->n_ok++;
+        else
+            sr->n_failed++;
+        sleep_ms(SETTLE_READ_INTERVAL_MS);
+    }
+    cairn_close(conn.c);
+    return NULL;
+}
+
+static int settle_phase(void)
+{
+    settle_reader_t sr[MAX_NODES] = {{0}};
+    for (int i = 0; i < opt.n_nodes; i++) {
+        sr[i].node = i;
+        if (pthread_create(&sr[i].thread, NULL, settle_main, &sr[i]) != 0)
+            die("pthread_create failed");
+    }
+    long ok = 0, failed = 0;
+    for (int i = 0; i < opt.n_nodes; i++) {
+        pthread_join(sr[i].thread, NULL);
+        ok += sr[i].n_ok;
+        failed += sr[i].n_failed;
+    }
+    fprintf(stderr, PROG ": settle: %ld reads of the even keys ok, %ld failed\n", ok, failed);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- final reads */
 
 typedef struct final_reader {
@@ -744,7 +804,7 @@ static int setup_phase(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: " PROG " --nodes H:P[,H:P...] --phase setup|run|final [options]\n"
+            "Usage: " PROG " --nodes H:P[,H:P...] --phase setup|run|settle|final [options]\n"
             "\n"
             "The client of the fault-injection suite (jepsen/run.sh drives it): runs a workload\n"
             "against a Cairn cluster and appends every operation to a JSON-lines history.\n"
@@ -753,6 +813,9 @@ static void usage(FILE *out)
             "                       I-th address)\n"
             "  --phase P            setup: set the bucket properties on every node;\n"
             "                       run: the workload for --time seconds;\n"
+            "                       settle: for --time seconds, read the even keys through\n"
+            "                       every node (~20/s each; not in the history), so read\n"
+            "                       repair works on them while the odd keys stay unread;\n"
             "                       final: read every key through every node (r=all)\n"
             "  --workload W         set (default), register or delete\n"
             "  --history FILE       append the history here (default: stdout)\n"
@@ -835,10 +898,12 @@ static void parse_args(int argc, char **argv)
                 opt.phase = PHASE_SETUP;
             else if (!strcmp(optarg, "run"))
                 opt.phase = PHASE_RUN;
+            else if (!strcmp(optarg, "settle"))
+                opt.phase = PHASE_SETTLE;
             else if (!strcmp(optarg, "final"))
                 opt.phase = PHASE_FINAL;
             else
-                die("--phase: '%s' is not setup, run or final", optarg);
+                die("--phase: '%s' is not setup, run, settle or final", optarg);
             break;
         case O_WORKLOAD:
             if (!strcmp(optarg, "set"))
@@ -918,6 +983,7 @@ int main(int argc, char **argv)
     switch (opt.phase) {
     case PHASE_SETUP: rc = setup_phase(); break;
     case PHASE_RUN: rc = run_phase(); break;
+    case PHASE_SETTLE: rc = settle_phase(); break;
     case PHASE_FINAL: rc = final_phase(); break;
     }
     if (history != stdout && fclose(history) != 0)

@@ -8,7 +8,8 @@
 #   --workload W        set (default: lost acknowledged writes), register (read-your-writes
 #                       in calm periods, lost writes), delete (resurrection); see
 #                       jepsen-client --help and jepsen-check --help
-#   --smoke             one partition (random halves), one kill -9, one pause; under 3 min
+#   --smoke             one partition (random halves), one kill -9, one pause, and a last
+#                       partition until the workload ends; under 3 min
 #   --time S            workload length in seconds (default 120; smoke: 55)
 #   --seed N            seeds the nemesis schedule and the workers (default: random, printed)
 #   --nemesis LIST      faults to draw from, comma-separated (default: partition-halves,
@@ -21,7 +22,12 @@
 #   --quiet A-B         seconds between faults (default 4-8; smoke 4-5)
 #   --concurrency C     client workers (default 10), --keys K (default 8),
 #   --rate R            total operations per second (default 100), --timeout-ms MS (2000)
-#   --settle S          seconds between the final heal and the final reads (default 5)
+#   --converge-limit S  after the final heal, how long the replicas of every key may take
+#                       to agree (default 60): the convergence probe reads each primary
+#                       replica of every key (cairn-admin replicas, no read repair) every
+#                       0.5 s while clients read the even keys only (jepsen-client --phase
+#                       settle), and stops once all keys agreed 3 probes in a row
+#   --settle S          seconds between convergence and the final reads (default 2)
 #   --broken MODE       a deliberately wrong client (first-sibling | lww-bucket |
 #                       no-context, see jepsen-client --help): the run must come out
 #                       INVALID, with the lost writes listed
@@ -34,8 +40,10 @@
 #      default ${BUILD:-build}/release/bin: build first (`make`).
 #
 # Output in jepsen/out/<run>/: history.jsonl (client and nemesis operations merged by time),
-# client.jsonl, nemesis.jsonl, check.txt (jepsen-check), summary.txt (parameters, schedule,
-# verdicts), node<i>/ (cairnd.log, a core file if a node crashed, and the data dir data/
+# client.jsonl, nemesis.jsonl, convergence.jsonl (the probes after the heal: per key, group
+# read or unread, whether its replicas agreed, each replica's status and digest),
+# check.txt (jepsen-check), summary.txt (parameters, schedule, verdicts), report.html (the
+# plots: jepsen-report), node<i>/ (cairnd.log, a core file if a node crashed, and the data dir data/
 # unless the run was VALID: --keep-data keeps it anyway).
 #
 # Besides the checkers of jepsen-check, run.sh judges `node-crashes`: a node that stopped
@@ -59,7 +67,7 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 say() { echo "run: $(date -u +%H:%M:%S) $*" >&2; }
 
 SMOKE=0 TIME="" SEED="" NEMESES="" HOLD="" QUIET="" CONC=10 KEYS=8 RATE=100 TIMEOUT_MS=2000
-SETTLE=5 BROKEN="" NAME="" KEEP=0 KEEP_DATA=0 WORKLOAD=set RESULT_VALID=0
+SETTLE=2 CONVERGE_LIMIT=60 BROKEN="" NAME="" KEEP=0 KEEP_DATA=0 WORKLOAD=set RESULT_VALID=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1 ;;
@@ -74,6 +82,7 @@ while [ $# -gt 0 ]; do
     --rate) RATE=${2:?}; shift ;;
     --timeout-ms) TIMEOUT_MS=${2:?}; shift ;;
     --settle) SETTLE=${2:?}; shift ;;
+    --converge-limit) CONVERGE_LIMIT=${2:?}; shift ;;
     --broken) BROKEN=${2:?--broken MODE}; shift ;;
     --name) NAME=${2:?--name NAME}; shift ;;
     --keep) KEEP=1 ;;
@@ -86,7 +95,7 @@ done
 num() { [[ $1 =~ ^[0-9]+$ ]] || die "$2: '$1' is not a whole number"; }
 range() { [[ $1 =~ ^[0-9]+-[0-9]+$ ]] && [ "${1%-*}" -le "${1#*-}" ] || die "$2: '$1' is not A-B"; }
 [ -n "$SEED" ] || SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
-num "$SEED" --seed; num "$CONC" --concurrency; num "$KEYS" --keys; num "$SETTLE" --settle
+num "$SEED" --seed; num "$CONC" --concurrency; num "$KEYS" --keys; num "$SETTLE" --settle; num "$CONVERGE_LIMIT" --converge-limit
 case "$WORKLOAD" in set | register | delete) ;; *) die "--workload: '$WORKLOAD' is not set, register or delete" ;; esac
 [ -z "$BROKEN" ] || [ "$BROKEN" = first-sibling ] || [ "$BROKEN" = lww-bucket ] || [ "$BROKEN" = no-context ] ||
     die "--broken: '$BROKEN' is not first-sibling, lww-bucket or no-context"
@@ -212,8 +221,9 @@ CLIENT_PID=$!
 RUN_START=$SECONDS
 say "workload started (client pid $CLIENT_PID)"
 
-# the schedule: quiet, fault, quiet, fault... ending with a quiet tail of at least the
-# longest quiet interval, so the last ops of the workload run on a healthy cluster
+# the schedule: quiet, fault, quiet, fault..., and a last fault that lasts until the
+# workload ends: the final heal then starts from replicas that disagree, which is what the
+# convergence probe times
 draw() { local lo=${1%-*} hi=${1#*-}; nem_rand $((hi - lo + 1)); DRAWN=$((lo + NEM_R)); }
 FAULT_LIST=(${NEMESES//,/ })
 SCHEDULE=""
@@ -241,7 +251,21 @@ if [ "$NEMESES" != none ]; then
         step=$((step + 1))
     done
 fi
+FINAL_FAULT=""
+if [ "$NEMESES" != none ] && kill -0 "$CLIENT_PID" 2>/dev/null; then
+    draw "$QUIET"; quiet=$DRAWN
+    if [ "$SMOKE" = 1 ]; then fault=${FAULT_LIST[0]}; else nem_rand ${#FAULT_LIST[@]}; fault=${FAULT_LIST[NEM_R]}; fi
+    if [ $((TIME - (SECONDS - RUN_START))) -gt $((quiet + 2)) ]; then
+        sleep_checking "$quiet"
+        NEM_LAST="- (did not start)"
+        nem_start "$fault" || say "fault $fault could not start"
+        SCHEDULE+="  +$((SECONDS - RUN_START))s $fault until the workload ends: ${NEM_LAST#* }"$'\n'
+        NEM_LAST=""
+        FINAL_FAULT=$fault
+    fi
+fi
 while kill -0 "$CLIENT_PID" 2>/dev/null; do sleep_checking 1; done
+[ -z "$FINAL_FAULT" ] || nem_stop "$FINAL_FAULT" || say "fault $FINAL_FAULT could not be stopped cleanly"
 wait "$CLIENT_PID"
 client_rc=$?
 CLIENT_PID=""
@@ -253,8 +277,51 @@ say "workload done: $(tail -n1 "$RUN/client.log")"
 nem_heal_all || say "heal: a node could not be restarted"
 check_nodes
 HEAL_AT=$SECONDS
+HEAL_NS=$(nem_now_ns)
+nem_log final-heal "every fault healed, every node running"
+
+# Convergence: probe every key's primary replicas (no read repair) every 0.5 s while the
+# settle client reads the even keys only; done once every key agreed 3 probes in a row.
+case "$WORKLOAD" in set) KEY_PREFIX=k ;; register) KEY_PREFIX=r ;; delete) KEY_PREFIX=d ;; esac
+PROBE_KEYS=$(for k in $(seq 0 $((KEYS - 1))); do printf '%s%s ' "$KEY_PREFIX" "$k"; done)
+CONV_LOG=$RUN/convergence.jsonl
+printf '{"time":%s,"event":"heal"}\n' "$HEAL_NS" >"$CONV_LOG"
+"${CLIENT[@]}" --phase settle --time "$CONVERGE_LIMIT" 2>>"$RUN/client.log" &
+CLIENT_PID=$!
+say "healed; probing convergence (at most ${CONVERGE_LIMIT}s; even keys read, odd keys not)"
+conv_end=$((SECONDS + CONVERGE_LIMIT)) streak=0 via=1 CONVERGED=false probes=0
+while [ $SECONDS -lt $conv_end ]; do
+    t=$(nem_now_ns)
+    # shellcheck disable=SC2086  # PROBE_KEYS is a word list
+    if js=$(hosts_admin "$RUN" "$via" --timeout 5000 --json replicas "jepsen-$WORKLOAD" $PROBE_KEYS 2>/dev/null); then
+        probes=$((probes + 1))
+        # one line per key: {"time":T,"group":"read"|"unread","key":"k0","converged":...}
+        printf '%s\n' "$js" | awk -v t="$t" '{
+            n = split($0, part, /\{"key":/)
+            for (i = 2; i <= n; i++) {
+                p = part[i]
+                if (i < n) sub(/,$/, "", p); else sub(/\][}][ \t\r]*$/, "", p)
+                k = p; sub(/^"[^0-9]*/, "", k); sub(/".*/, "", k)
+                printf "{\"time\":%s,\"group\":\"%s\",\"key\":%s\n", t, (k % 2 == 0) ? "read" : "unread", p
+            }
+        }' >>"$CONV_LOG"
+        if [[ $js == *'"converged":false'* ]]; then streak=0; else streak=$((streak + 1)); fi
+        if [ $streak -ge 3 ]; then CONVERGED=true; break; fi
+    else
+        via=$((via % HOSTS_N + 1)) # that node did not answer: ask the next one
+    fi
+    check_nodes
+    sleep 0.5
+done
+printf '{"time":%s,"event":"end","converged":%s,"limit_s":%s,"probes":%s}\n' "$(nem_now_ns)" \
+    "$CONVERGED" "$CONVERGE_LIMIT" "$probes" >>"$CONV_LOG"
+kill -TERM "$CLIENT_PID" 2>/dev/null
+wait "$CLIENT_PID" 2>/dev/null
+CLIENT_PID=""
+CONVERGE_S=$((SECONDS - HEAL_AT))
+say "convergence: $([ "$CONVERGED" = true ] && echo "every key's replicas agree, ${CONVERGE_S}s after the heal" || echo "NOT every key agreed within ${CONVERGE_LIMIT}s") ($probes probes)"
+check_nodes
 hosts_wait_ring "$RUN" || say "the ring is not ready after the heal"
-say "healed; settling ${SETTLE}s"
 sleep_checking "$SETTLE"
 "${CLIENT[@]}" --phase final 2>>"$RUN/client.log" || say "final reads: some failed (the checker judges)"
 say "$(tail -n1 "$RUN/client.log")"
@@ -263,7 +330,8 @@ check_nodes
 # ---------------------------------------------------------------- check and summary
 
 sort -s -n -t: -k2,2 "$CLIENT_LOG" "$NEM_LOG" >"$RUN/history.jsonl"
-"$JEPSEN_BIN/jepsen-check" --sibling-bound $((CONC + HOSTS_N)) "$RUN/history.jsonl" >"$RUN/check.txt"
+"$JEPSEN_BIN/jepsen-check" --sibling-bound $((CONC + HOSTS_N)) --convergence "$CONV_LOG" \
+    "$RUN/history.jsonl" >"$RUN/check.txt"
 check_rc=$?
 [ $check_rc -le 1 ] || { cat "$RUN/check.txt" >&2; die "jepsen-check could not read the history"; }
 
@@ -278,7 +346,7 @@ check_rc=$?
     echo "schedule (seconds from the workload start):"
     printf '%s' "${SCHEDULE:-  (no faults)
 }"
-    echo "final heal at +$((HEAL_AT - RUN_START))s, final reads after ${SETTLE}s of settling"
+    echo "final heal at +$((HEAL_AT - RUN_START))s; convergence probed for up to ${CONVERGE_LIMIT}s; final reads ${SETTLE}s after it"
     echo
     grep -v '^\(VALID\|INVALID\)$' "$RUN/check.txt"
     if [ "$CRASHES" = 0 ]; then
@@ -291,5 +359,6 @@ check_rc=$?
     if [ $check_rc = 0 ] && [ "$CRASHES" = 0 ]; then echo "RESULT: VALID"; else echo "RESULT: INVALID"; fi
 } >"$RUN/summary.txt"
 cat "$RUN/summary.txt"
+"$JEPSEN_BIN/jepsen-report" "$RUN" >&2 || say "report: jepsen-report failed (exit $?)"
 [ $check_rc = 0 ] && [ "$CRASHES" = 0 ] && RESULT_VALID=1
 [ "$RESULT_VALID" = 1 ]

@@ -42,11 +42,18 @@ field() { # field CHECK_FILE CHECKER KEY: the number after KEY= on CHECKER's lin
     grep "^$2 " "$1" 2>/dev/null | grep -o "$3=[0-9.]*" | head -1 | cut -d= -f2
 }
 verdict() { grep "^$2 " "$1" 2>/dev/null | awk '{print $2}' | head -1; }
+conv() { # the convergence line: "0.4 s / 1.2 s", or its verdict when it failed
+    local line r u
+    line=$(grep "^convergence " "$1" 2>/dev/null) || { echo "?"; return; }
+    r=$(grep -o ' read keys=[0-9]* max=[0-9.]*s' <<<"$line" | sed 's/.*max=//; s/s$/ s/')
+    u=$(grep -o 'unread keys=[0-9]* max=[0-9.]*s' <<<"$line" | sed 's/.*max=//; s/s$/ s/')
+    case "$line" in *" VALID "*) echo "${r:-none} / ${u:-none}" ;; *) echo "NOT CONVERGED (${r:-none} / ${u:-none})" ;; esac
+}
 pct() { grep "^$2 " "$1" 2>/dev/null | grep -o '([0-9.]*%)' | tr -d '()' | head -1; }
 
 {
-    echo "| nemesis | workload | seed | acked writes | lost | unexpected | resurrected / stale calm reads | ok during faults | ok outside | max siblings | node crashes | result |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| nemesis | workload | seed | acked writes | lost | unexpected | resurrected / stale calm reads | ok during faults | ok outside | max siblings | converged after heal: read / unread keys (max) | node crashes | result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$TABLE"
 
 i=0 all_valid=1
@@ -72,7 +79,7 @@ for nem in ${NEMESES//,/ }; do
         result=$(grep '^RESULT:' "$s" 2>/dev/null | awk '{print $2}')
         [ -n "$result" ] || result="harness error (exit $rc, see $nem-$wl.log)"
         [ "$result" = VALID ] || all_valid=0
-        echo "| $nem | $wl | $seed | ${acked:-?} | ${lost:-?} | $(field "$c" unexpected unexpected) | $extra | $(pct "$c" availability-fault) | $(pct "$c" availability-calm) | $(grep '^sibling-bounds ' "$c" 2>/dev/null | grep -o 'max siblings=[0-9]*' | cut -d= -f2) | ${crashes:-?} | $result |" >>"$TABLE"
+        echo "| $nem | $wl | $seed | ${acked:-?} | ${lost:-?} | $(field "$c" unexpected unexpected) | $extra | $(pct "$c" availability-fault) | $(pct "$c" availability-calm) | $(grep '^sibling-bounds ' "$c" 2>/dev/null | grep -o 'max siblings=[0-9]*' | cut -d= -f2) | $(conv "$c") | ${crashes:-?} | $result |" >>"$TABLE"
         echo "suite:   -> $result" | tee -a "$OUT/suite.log"
     done
 done
