@@ -1,6 +1,7 @@
 /*
- * bench_common — the clock, randomness, latency histogram, result report, option helpers and
- * socket helpers shared by cairn-bench and etcd-bench (see bench_common.h).
+ * bench_common — the clock, randomness, latency histogram, result report, option helpers,
+ * error and memory helpers and socket helpers shared by cairn-bench and etcd-bench and the
+ * jepsen tools (see bench_common.h).
  */
 #include "bench/bench_common.h"
 
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +316,25 @@ int bench_hex_digit(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+void bench_die(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+void *bench_xrealloc(const char *prog, void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        bench_die(prog, "out of memory (%zu bytes)", n);
+    return q;
 }
 
 void bench_u64set_add(bench_u64set_t *s, uint64_t x)

@@ -5,8 +5,9 @@
  * and its quantiles, per-operation statistics, the text and JSON result report, option
  * parsing helpers that exit on a bad value, and small socket helpers for the event engines.
  *
- * Nothing here allocates. The report and option functions write to stdout/stderr; the
- * program name in error messages is the one given to bench_set_prog_name.
+ * Nothing here allocates but bench_u64set_add and bench_xrealloc. The report and option
+ * functions write to stdout/stderr; the program name in option errors is the one given to
+ * bench_set_prog_name (bench_die and bench_xrealloc take it as an argument).
  */
 #ifndef CAIRN_BENCH_COMMON_H
 #define CAIRN_BENCH_COMMON_H
@@ -93,6 +94,16 @@ uint32_t bench_parse_quorum(const char *opt, const char *s, uint32_t max);
 
 /* The value of hex digit c (either case), or -1. */
 int bench_hex_digit(char c);
+
+/* ------------------------------------------------------------------ errors and memory
+ * For the tools that name themselves in their messages (the jepsen programs: each passes its
+ * own name, usually through a one-line macro). */
+
+/* Prints "<prog>: <message>\n" to stderr and exits 2. */
+void bench_die(const char *prog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+/* realloc(p, n), n == 0 taken as 1; out of memory: bench_die(prog, "out of memory (N bytes)"). */
+void *bench_xrealloc(const char *prog, void *p, size_t n);
 
 /* A growable array of unsigned integers, made a sorted set by bench_u64set_normalize (the
  * jepsen client's and checker's element sets). Zero-initialise; free v when done. */

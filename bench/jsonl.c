@@ -6,12 +6,19 @@
  * opens a new one (at least JSONL_BLOCK_MIN, doubling up to JSONL_BLOCK_GROW_MAX, or the
  * size asked for). Reset keeps only the largest block, so a file whose lines fit in one
  * block allocates once. Allocation failure is reported as the parse error "out of memory".
+ *
+ * jsonl_read_file reads with getline into one growing buffer and parses each line into one
+ * arena, reset after the line's callback.
  */
 #include "bench/jsonl.h"
 
+#include "bench/bench_common.h" /* bench_hex_digit */
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #define JSONL_BLOCK_MIN ((size_t)64 << 10)
 #define JSONL_BLOCK_GROW_MAX ((size_t)4 << 20)
@@ -136,23 +143,12 @@ static jsonl_value_t *new_value(parser_t *ps, jsonl_type_t type)
     return v;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The four hex digits at s[0..4) (the caller checked they are in the text), or -1. */
 static long hex4(const char *s)
 {
     long cp = 0;
     for (int k = 0; k < 4; k++) {
-        int h = hex_value(s[k]);
+        int h = bench_hex_digit(s[k]);
         if (h < 0)
             return -1;
         cp = cp * 16 + h;
@@ -535,4 +531,59 @@ bool jsonl_to_int64(const jsonl_value_t *value, int64_t *out)
         return false;
     *out = (int64_t)value->number;
     return true;
+}
+
+/* ------------------------------------------------------------------ reading a file */
+
+int jsonl_read_file(const char *path, jsonl_line_fn fn, void *ctx, long *lines, char *err,
+                    size_t errlen)
+{
+    if (lines)
+        *lines = 0;
+    bool is_stdin = !strcmp(path, "-");
+    FILE *in = is_stdin ? stdin : fopen(path, "r");
+    if (!in) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
+    jsonl_arena_t arena = {0};
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0, e = 0;
+    while (rc == 0 && (len = getline(&buf, &cap, in)) >= 0) {
+        lineno++;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        if (len == 0)
+            continue;
+        jsonl_error_t perr = {"not an object", 0};
+        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &perr);
+        if (!line || line->type != JSONL_OBJECT) {
+            snprintf(err, errlen, "%s:%ld: not a JSON object (%s at column %zu)", path, lineno,
+                     perr.what, perr.offset + 1);
+            rc = -1;
+            e = EINVAL;
+        } else {
+            rc = fn(ctx, line, lineno);
+        }
+        jsonl_arena_reset(&arena);
+    }
+    if (rc == 0 && ferror(in)) {
+        e = errno;
+        snprintf(err, errlen, "reading %s: %s", path, strerror(e));
+        rc = -1;
+    }
+    if (!is_stdin)
+        fclose(in);
+    free(buf);
+    jsonl_arena_free(&arena);
+    if (lines)
+        *lines = lineno;
+    if (rc == -1 && e)
+        errno = e;
+    return rc;
 }

@@ -3,18 +3,21 @@
  * history.jsonl and convergence.jsonl, read by jepsen-check and jepsen-report.
  *
  * It owns parsing one line (one JSON value, RFC 8259) into a tree of values allocated in an
- * arena, and the look-ups over that tree. The parser is strict: a line is exactly one value
- * with optional white space around it; numbers follow JSON's grammar; strings hold no raw
- * control characters and only JSON's escapes (\uXXXX is decoded to UTF-8, surrogate pairs
- * combined, a lone surrogate becomes U+FFFD); nesting is at most JSONL_MAX_DEPTH deep.
- * Anything else is refused with a message and the byte offset where parsing stopped; the
- * parser never reads past the length it is given, so the text need not be NUL-terminated.
+ * arena, the look-ups over that tree, and the loop over a file (jsonl_read_file: one JSON
+ * object per line, blank lines skipped, a callback per line). The parser is strict: a line
+ * is exactly one value with optional white space around it; numbers follow JSON's grammar;
+ * strings hold no raw control characters and only JSON's escapes (\uXXXX is decoded to
+ * UTF-8, surrogate pairs combined, a lone surrogate becomes U+FFFD); nesting is at most
+ * JSONL_MAX_DEPTH deep. Anything else is refused with a message and the byte offset where
+ * parsing stopped; the parser never reads past the length it is given, so the text need not
+ * be NUL-terminated.
  *
  * Memory: every value, member name and decoded string lives in the arena passed to
  * jsonl_parse, and stays valid until jsonl_arena_reset or jsonl_arena_free on that arena. The
  * values do not point into the parsed text, which the caller may reuse at once. The usual
- * loop parses a line, uses it, and resets the arena, which keeps its largest block for the
- * next line. Not thread-safe per arena; separate arenas are independent.
+ * loop (jsonl_read_file's) parses a line, uses it, and resets the arena, which keeps its
+ * largest block for the next line. Not thread-safe per arena; separate arenas are
+ * independent.
  */
 #ifndef CAIRN_BENCH_JSONL_H
 #define CAIRN_BENCH_JSONL_H
@@ -105,5 +108,30 @@ const jsonl_value_t *jsonl_item(const jsonl_value_t *array, size_t index);
 /* A number as int64_t: exact when is_int, else truncated toward zero when finite and within
  * range. false (and *out untouched) for anything else. */
 bool jsonl_to_int64(const jsonl_value_t *value, int64_t *out);
+
+/* ------------------------------------------------------------------ reading a file */
+
+/* Called by jsonl_read_file for each non-blank line: line is the line's JSON object, lineno
+ * its 1-based number in the file (blank lines counted). line and every value under it are
+ * valid only during the call (the arena is reset for the next line): copy what you keep.
+ * Return 0 to go on; any other value stops the reading and jsonl_read_file returns it (use
+ * positive values, so that a stop is not taken for a failure). */
+typedef int (*jsonl_line_fn)(void *ctx, const jsonl_value_t *line, long lineno);
+
+/* Reads the JSON-lines file at path ("-": standard input, read but not closed) line by line,
+ * any line length: trailing '\n' and '\r' are stripped, blank lines skipped, and every other
+ * line must be one JSON object, which is passed to fn. When lines is not NULL, *lines is set
+ * to the number of lines read, blank ones included (up to and including the line where the
+ * reading stopped or failed). Returns
+ *   0    every line was read;
+ *   fn's non-zero value, when fn stopped the reading after its line;
+ *   -1   a failure: err (errlen bytes, truncated to fit) holds the message and errno says
+ *        why. "cannot open PATH: REASON" (fopen's errno, ENOENT when the file does not
+ *        exist), "reading PATH: REASON" (the read error's errno), or
+ *        "PATH:LINE: not a JSON object (WHAT at column N)" (EINVAL: a line that does not
+ *        parse, or parses to something other than an object: WHAT is "not an object").
+ * Nothing stays allocated and the file is closed whatever the outcome. */
+int jsonl_read_file(const char *path, jsonl_line_fn fn, void *ctx, long *lines, char *err,
+                    size_t errlen);
 
 #endif

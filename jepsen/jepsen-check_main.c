@@ -56,7 +56,6 @@
 #include "bench/bench_common.h"
 #include "bench/jsonl.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -70,24 +69,8 @@
 #define PROG "jepsen-check"
 #define MAX_NODES 16
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        die("out of memory (%zu bytes)", n);
-    return q;
-}
+#define die(...) bench_die(PROG, __VA_ARGS__)
+#define xrealloc(p, n) bench_xrealloc(PROG, p, n)
 
 /* ---------------------------------------------------------------- tables */
 
@@ -527,46 +510,35 @@ static void final_read_failed(const jsonl_value_t *line)
         st.keys[key_index(key)].final_failed[node] = true;
 }
 
+/* Reads path (or stdin, "-") with jsonl_read_file and ends the program on its failure. */
+static void read_jsonl(const char *path, jsonl_line_fn fn, void *ctx, long *lines)
+{
+    char err[8192];
+    if (jsonl_read_file(path, fn, ctx, lines, err, sizeof err) != 0)
+        die("%s", err);
+}
+
+static int history_line(void *ctx, const jsonl_value_t *line, long lineno)
+{
+    const char *path = ctx;
+    const jsonl_value_t *pr = jsonl_get(line, "process"), *tm = jsonl_get(line, "time");
+    if (!tm || tm->type != JSONL_NUMBER)
+        die("%s:%ld: no time", path, lineno);
+    int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
+    if (pr && pr->type == JSONL_STRING && !strcmp(pr->string, "nemesis")) {
+        nemesis_op(line, time);
+    } else {
+        client_op(line, lineno);
+        final_read_failed(line);
+    }
+    return 0;
+}
+
 static void read_history(const char *path)
 {
-    FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    if (!in)
-        die("cannot open %s: %s", path, strerror(errno));
-    jsonl_arena_t arena = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    while ((len = getline(&buf, &cap, in)) >= 0) {
-        lineno++;
-        st.n_lines++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            len--;
-        if (len == 0)
-            continue;
-        jsonl_error_t err = {"not an object", 0};
-        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &err);
-        if (!line || line->type != JSONL_OBJECT)
-            die("%s:%ld: not a JSON object (%s at column %ld)", path, lineno, err.what,
-                (long)err.offset + 1);
-        const jsonl_value_t *pr = jsonl_get(line, "process"), *tm = jsonl_get(line, "time");
-        if (!tm || tm->type != JSONL_NUMBER)
-            die("%s:%ld: no time", path, lineno);
-        int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
-        if (pr && pr->type == JSONL_STRING && !strcmp(pr->string, "nemesis")) {
-            nemesis_op(line, time);
-        } else {
-            client_op(line, lineno);
-            final_read_failed(line);
-        }
-        jsonl_arena_reset(&arena);
-    }
-    if (ferror(in))
-        die("reading %s: %s", path, strerror(errno));
-    if (in != stdin)
-        fclose(in);
-    free(buf);
-    jsonl_arena_free(&arena);
+    long lines;
+    read_jsonl(path, history_line, (void *)path, &lines);
+    st.n_lines += (size_t)lines;
 }
 
 /* ---------------------------------------------------------------- verdicts */
@@ -592,87 +564,77 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* What check_convergence gathers from the probe log, line by line (conv_line). */
+typedef struct conv_read {
+    const char *path;
+    conv_key_t *keys;     /* CONV_MAX_KEYS of them */
+    size_t n_keys;
+    int64_t heal, end_time;
+    long limit_s;
+    bool ended, end_converged;
+} conv_read_t;
+
+static int conv_line(void *ctx, const jsonl_value_t *line, long lineno)
+{
+    conv_read_t *r = ctx;
+    const char *path = r->path;
+    conv_key_t *keys = r->keys;
+    const jsonl_value_t *tm = jsonl_get(line, "time");
+    if (!tm || tm->type != JSONL_NUMBER)
+        die("%s:%ld: no time", path, lineno);
+    int64_t t = tm->is_int ? tm->integer : (int64_t)tm->number;
+    const char *event = jsonl_get_string(line, "event");
+    const char *key = jsonl_get_string(line, "key");
+    if (event && !strcmp(event, "heal")) {
+        r->heal = t;
+    } else if (event && !strcmp(event, "end")) {
+        r->ended = true;
+        r->end_time = t;
+        const jsonl_value_t *c = jsonl_get(line, "converged");
+        r->end_converged = c && c->type == JSONL_BOOL && c->boolean;
+        const jsonl_value_t *l = jsonl_get(line, "limit_s");
+        if (l && l->type == JSONL_NUMBER)
+            r->limit_s = l->is_int ? (long)l->integer : (long)l->number;
+    } else if (key) {
+        const jsonl_value_t *c = jsonl_get(line, "converged");
+        if (!c || c->type != JSONL_BOOL)
+            die("%s:%ld: a probe without \"converged\"", path, lineno);
+        size_t k = 0;
+        while (k < r->n_keys && strcmp(keys[k].name, key))
+            k++;
+        if (k == r->n_keys) {
+            if (r->n_keys == CONV_MAX_KEYS)
+                die("%s: more than %d keys", path, CONV_MAX_KEYS);
+            r->n_keys++;
+            snprintf(keys[k].name, sizeof keys[k].name, "%s", key);
+            const char *g = jsonl_get_string(line, "group");
+            keys[k].unread = g && !strcmp(g, "unread");
+            keys[k].agreed_since = -1;
+        }
+        keys[k].probes++;
+        if (!c->boolean)
+            keys[k].agreed_since = -1;
+        else if (keys[k].agreed_since < 0)
+            keys[k].agreed_since = t;
+    }
+    return 0;
+}
+
 /* Reads run.sh's convergence.jsonl and judges it (the convergence checker). */
 static void check_convergence(const char *path)
 {
-    FILE *in = fopen(path, "r");
-    if (!in)
-        die("cannot open %s: %s", path, strerror(errno));
     static conv_key_t keys[CONV_MAX_KEYS];
-    size_t n_keys = 0;
-    int64_t heal = -1, end_time = -1;
-    long limit_s = -1, lineno = 0;
-    bool ended = false, end_converged = false;
-    jsonl_arena_t arena = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&buf, &cap, in)) >= 0) {
-        lineno++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            len--;
-        if (len == 0)
-            continue;
-        jsonl_error_t err = {"not an object", 0};
-        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &err);
-        if (!line || line->type != JSONL_OBJECT)
-            die("%s:%ld: not a JSON object (%s at column %ld)", path, lineno, err.what,
-                (long)err.offset + 1);
-        const jsonl_value_t *tm = jsonl_get(line, "time");
-        if (!tm || tm->type != JSONL_NUMBER)
-            die("%s:%ld: no time", path, lineno);
-        int64_t t = tm->is_int ? tm->integer : (int64_t)tm->number;
-        const char *event = jsonl_get_string(line, "event");
-        const char *key = jsonl_get_string(line, "key");
-        if (event && !strcmp(event, "heal")) {
-            heal = t;
-        } else if (event && !strcmp(event, "end")) {
-            ended = true;
-            end_time = t;
-            const jsonl_value_t *c = jsonl_get(line, "converged");
-            end_converged = c && c->type == JSONL_BOOL && c->boolean;
-            const jsonl_value_t *l = jsonl_get(line, "limit_s");
-            if (l && l->type == JSONL_NUMBER)
-                limit_s = l->is_int ? (long)l->integer : (long)l->number;
-        } else if (key) {
-            const jsonl_value_t *c = jsonl_get(line, "converged");
-            if (!c || c->type != JSONL_BOOL)
-                die("%s:%ld: a probe without \"converged\"", path, lineno);
-            size_t k = 0;
-            while (k < n_keys && strcmp(keys[k].name, key))
-                k++;
-            if (k == n_keys) {
-                if (n_keys == CONV_MAX_KEYS)
-                    die("%s: more than %d keys", path, CONV_MAX_KEYS);
-                n_keys++;
-                snprintf(keys[k].name, sizeof keys[k].name, "%s", key);
-                const char *g = jsonl_get_string(line, "group");
-                keys[k].unread = g && !strcmp(g, "unread");
-                keys[k].agreed_since = -1;
-            }
-            keys[k].probes++;
-            if (!c->boolean)
-                keys[k].agreed_since = -1;
-            else if (keys[k].agreed_since < 0)
-                keys[k].agreed_since = t;
-        }
-        jsonl_arena_reset(&arena);
-    }
-    if (ferror(in))
-        die("reading %s: %s", path, strerror(errno));
-    fclose(in);
-    free(buf);
-    jsonl_arena_free(&arena);
-
-    if (heal < 0 || n_keys == 0) {
+    conv_read_t r = {.path = path, .keys = keys, .heal = -1, .end_time = -1, .limit_s = -1};
+    read_jsonl(path, conv_line, &r, NULL);
+    if (r.heal < 0 || r.n_keys == 0) {
         verdict("convergence", false, "%s holds %s: nothing can be judged", path,
-                heal < 0 ? "no heal event" : "no probe");
+                r.heal < 0 ? "no heal event" : "no probe");
         return;
     }
     double secs[2][CONV_MAX_KEYS];
     size_t n[2] = {0, 0}, never = 0;
     char never_list[512] = "";
-    for (size_t k = 0; k < n_keys; k++) {
+    for (size_t k = 0; k < r.n_keys; k++) {
         if (keys[k].agreed_since < 0) {
             never++;
             size_t used = strlen(never_list);
@@ -680,7 +642,7 @@ static void check_convergence(const char *path)
                 snprintf(never_list + used, sizeof never_list - used, " %.60s", keys[k].name);
             continue;
         }
-        double s = (double)(keys[k].agreed_since - heal) / 1e9;
+        double s = (double)(keys[k].agreed_since - r.heal) / 1e9;
         secs[keys[k].unread][n[keys[k].unread]++] = s < 0 ? 0 : s;
     }
     char groups[2][128];
@@ -693,11 +655,11 @@ static void check_convergence(const char *path)
         snprintf(groups[g], sizeof groups[g], "%s keys=%zu max=%.1fs median=%.1fs",
                  g ? "unread" : "read", n[g], secs[g][n[g] - 1], secs[g][n[g] / 2]);
     }
-    bool valid = never == 0 && ended && end_converged;
+    bool valid = never == 0 && r.ended && r.end_converged;
     verdict("convergence", valid,
             "keys=%zu never converged=%zu%s; %s; %s (limit %lds, probed %.1fs after the heal)",
-            n_keys, never, never_list, groups[0], groups[1], limit_s,
-            ended ? (double)(end_time - heal) / 1e9 : 0.0);
+            r.n_keys, never, never_list, groups[0], groups[1], r.limit_s,
+            r.ended ? (double)(r.end_time - r.heal) / 1e9 : 0.0);
 }
 
 static void verdict(const char *name, bool valid, const char *fmt, ...)

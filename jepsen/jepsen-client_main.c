@@ -127,16 +127,8 @@ static atomic_uint_fast64_t next_element;
 
 /* ---------------------------------------------------------------- small helpers */
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
+#define die(...) bench_die(PROG, __VA_ARGS__)
+#define xrealloc(p, n) bench_xrealloc(PROG, p, n)
 
 static int64_t realtime_ns(void)
 {
@@ -169,14 +161,6 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        die("out of memory (%zu bytes)", n);
-    return q;
-}
 
 /* ---------------------------------------------------------------- a growable text buffer */
 

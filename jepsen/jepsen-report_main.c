@@ -28,7 +28,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,25 +44,8 @@
 #define MAX_PROBE_TITLES 4000    /* probes with a tooltip; beyond, only unconverged ones */
 #define NS_PER_S 1e9
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        die("out of memory (%zu bytes)", n);
-    return q;
-}
+#define die(...) bench_die(PROG, __VA_ARGS__)
+#define xrealloc(p, n) bench_xrealloc(PROG, p, n)
 
 static char *xstrdup(const char *s)
 {
@@ -310,52 +292,28 @@ static void client_line(history_t *h, const jsonl_value_t *line, int64_t time, l
     h->ops[h->n_ops++] = op;
 }
 
-/* Calls line_fn for every non-empty line of path, parsed as a JSON object. Returns the
- * number of lines, or -1 when the file does not exist and may be absent. A line that is not
- * a JSON object ends the program (exit 2) naming the file, line and column. */
-typedef void line_fn_t(void *ctx, const jsonl_value_t *line, long lineno);
-static long read_jsonl(const char *path, bool may_be_absent, line_fn_t *fn, void *ctx)
+/* Calls fn for every non-empty line of path, parsed as a JSON object (jsonl_read_file).
+ * Returns the number of lines, or -1 when the file does not exist and may be absent. A line
+ * that is not a JSON object ends the program (exit 2) naming the file, line and column. */
+static long read_jsonl(const char *path, bool may_be_absent, jsonl_line_fn fn, void *ctx)
 {
-    FILE *in = fopen(path, "r");
-    if (!in) {
+    char err[8192];
+    long lines;
+    if (jsonl_read_file(path, fn, ctx, &lines, err, sizeof err) != 0) {
         if (may_be_absent && errno == ENOENT)
             return -1;
-        die("cannot open %s: %s", path, strerror(errno));
+        die("%s", err);
     }
-    jsonl_arena_t arena = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    while ((len = getline(&buf, &cap, in)) >= 0) {
-        lineno++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            len--;
-        if (len == 0)
-            continue;
-        jsonl_error_t err = {"not an object", 0};
-        const jsonl_value_t *line = jsonl_parse(&arena, buf, (size_t)len, &err);
-        if (!line || line->type != JSONL_OBJECT)
-            die("%s:%ld: not a JSON object (%s at column %zu)", path, lineno, err.what,
-                err.offset + 1);
-        fn(ctx, line, lineno);
-        jsonl_arena_reset(&arena);
-    }
-    if (ferror(in))
-        die("reading %s: %s", path, strerror(errno));
-    fclose(in);
-    free(buf);
-    jsonl_arena_free(&arena);
-    return lineno;
+    return lines;
 }
 
-static void history_line(void *ctx, const jsonl_value_t *line, long lineno)
+static int history_line(void *ctx, const jsonl_value_t *line, long lineno)
 {
     history_t *h = ctx;
     int64_t time;
     if (!jsonl_to_int64(jsonl_get(line, "time"), &time)) {
         skip_line(&h->skips, lineno, "no time");
-        return;
+        return 0;
     }
     if (h->timed_lines == 0 || time < h->t_first)
         h->t_first = time;
@@ -367,6 +325,7 @@ static void history_line(void *ctx, const jsonl_value_t *line, long lineno)
         nemesis_line(h, line, time, lineno);
     else
         client_line(h, line, time, lineno);
+    return 0;
 }
 
 static void history_read(history_t *h, const char *path)
@@ -661,35 +620,35 @@ static char *describe_replicas(const jsonl_value_t *replicas)
     return xstrdup(count ? out : "(no replicas listed)");
 }
 
-static void convergence_line(void *ctx, const jsonl_value_t *line, long lineno)
+static int convergence_line(void *ctx, const jsonl_value_t *line, long lineno)
 {
     convergence_t *c = ctx;
     int64_t time;
     if (!jsonl_to_int64(jsonl_get(line, "time"), &time)) {
         skip_line(&c->skips, lineno, "no time");
-        return;
+        return 0;
     }
     const char *event = jsonl_get_string(line, "event");
     if (event && !strcmp(event, "heal")) {
         c->has_heal = true;
         c->heal_time = time;
-        return;
+        return 0;
     }
     if (event && !strcmp(event, "end")) {
         c->has_end = true;
         jsonl_get_bool(line, "converged", &c->end_converged);
         jsonl_get_number(line, "limit_s", &c->limit_s);
-        return;
+        return 0;
     }
     if (event) {
         skip_line(&c->skips, lineno, "unknown event");
-        return;
+        return 0;
     }
     const char *key = jsonl_get_string(line, "key"), *group = jsonl_get_string(line, "group");
     bool converged;
     if (!key || !jsonl_get_bool(line, "converged", &converged)) {
         skip_line(&c->skips, lineno, "probe without key or converged");
-        return;
+        return 0;
     }
     conv_key_t *k = NULL;
     for (size_t i = c->n_keys; i-- > 0 && !k;) /* probes of one key tend to be adjacent */
@@ -711,6 +670,7 @@ static void convergence_line(void *ctx, const jsonl_value_t *line, long lineno)
         .replicas = describe_replicas(jsonl_get_array(line, "replicas")),
     };
     c->probes++;
+    return 0;
 }
 
 static int probe_cmp(const void *a, const void *b)

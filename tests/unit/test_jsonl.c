@@ -3,20 +3,28 @@
  * checkers read; nesting, escapes (\u with surrogate pairs) and numbers (negative, the int64
  * limits, beyond them, fractions) decode exactly; malformed lines are refused with a reason
  * and an offset inside the line, never read past their length, and never crash (a seeded
- * mutation loop); the arena is reusable line after line.
+ * mutation loop); the arena is reusable line after line. jsonl_read_file hands each object
+ * line of a file to its callback (blank lines and CRLF endings as the jepsen files may have
+ * them), names the file and line of a line that is not an object, reports a file it cannot
+ * open or read, and stops when the callback asks.
  *
  * The tests link every library of the tree but not bench/ (the Makefile's rule for
- * tests/unit), so the module's source is compiled into this suite directly.
+ * tests/unit), so the module's source is compiled into this suite directly, with
+ * bench_common.c for the bench_hex_digit it uses.
  */
+#include "bench/bench_common.c"
 #include "bench/jsonl.c"
 
 #include "criterion_lsan.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static jsonl_arena_t arena;
 
@@ -357,4 +365,167 @@ Test(jsonl, mutated_lines_never_crash)
     }
     cr_assert_gt(refused_n, 1000);
     cr_assert_gt(accepted, 10);
+}
+
+/* ------------------------------------------------------------------ jsonl_read_file */
+
+static char file_path[64];
+
+static void make_file(const char *text)
+{
+    snprintf(file_path, sizeof file_path, "/tmp/cairn-test-jsonl-XXXXXX");
+    int fd = mkstemp(file_path);
+    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* What the callback saw: each line's number and member "a", and a copy of member "s". */
+typedef struct seen {
+    int n;
+    long lineno[8];
+    int64_t a[8];
+    char s[8][16];
+    int stop_at;                 /* return 7 at this call (1-based); 0: never */
+} seen_t;
+
+static int record_line(void *ctx, const jsonl_value_t *line, long lineno)
+{
+    seen_t *seen = ctx;
+    cr_assert_lt(seen->n, 8);
+    cr_assert_eq(line->type, JSONL_OBJECT);
+    seen->lineno[seen->n] = lineno;
+    cr_assert(jsonl_get_int(line, "a", &seen->a[seen->n]), "line %ld has no a", lineno);
+    const char *str = jsonl_get_string(line, "s");
+    snprintf(seen->s[seen->n], sizeof seen->s[0], "%s", str ? str : "");
+    seen->n++;
+    return seen->n == seen->stop_at ? 7 : 0;
+}
+
+Test(jsonl, read_file_lines)
+{
+    make_file("{\"a\":1,\"s\":\"x\"}\n"
+              "\n"
+              "{\"a\":2}\r\n"
+              "\r\n"
+              "\n"
+              "  {\"a\": 3, \"s\": \"y\\n\"}\r\n"
+              "{\"a\":4}"); /* the last line without a newline */
+    seen_t seen = {0};
+    long lines = -1;
+    char err[256] = "";
+    int rc = jsonl_read_file(file_path, record_line, &seen, &lines, err, sizeof err);
+    unlink(file_path);
+    cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+    cr_assert_eq(lines, 7, "blank lines count: %ld", lines);
+    cr_assert_eq(seen.n, 4);
+    const long want_lineno[] = {1, 3, 6, 7};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(seen.lineno[i], want_lineno[i], "call %d: line %ld", i, seen.lineno[i]);
+        cr_assert_eq(seen.a[i], i + 1);
+    }
+    cr_assert_str_eq(seen.s[0], "x");
+    cr_assert_str_eq(seen.s[1], "");
+    cr_assert_str_eq(seen.s[2], "y\n");
+
+    /* an empty file: no call, no line */
+    make_file("");
+    seen = (seen_t){0};
+    rc = jsonl_read_file(file_path, record_line, &seen, &lines, err, sizeof err);
+    unlink(file_path);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(lines, 0);
+    cr_assert_eq(seen.n, 0);
+}
+
+Test(jsonl, read_file_refuses_a_line_that_is_not_an_object)
+{
+    make_file("{\"a\":1}\r\n\n{\"a\":}\n{\"a\":4}\n");
+    seen_t seen = {0};
+    long lines = -1;
+    char err[256] = "", want[256];
+    errno = 0;
+    int rc = jsonl_read_file(file_path, record_line, &seen, &lines, err, sizeof err);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(errno, EINVAL);
+    snprintf(want, sizeof want, "%s:3: not a JSON object (unexpected character at column 6)",
+             file_path);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(seen.n, 1, "the lines before it were passed on, none after");
+    cr_assert_eq(lines, 3);
+    unlink(file_path);
+
+    /* valid JSON, but not an object */
+    make_file("{\"a\":1}\n[1,2]\n");
+    seen = (seen_t){0};
+    rc = jsonl_read_file(file_path, record_line, &seen, NULL, err, sizeof err);
+    cr_assert_eq(rc, -1);
+    snprintf(want, sizeof want, "%s:2: not a JSON object (not an object at column 1)",
+             file_path);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(seen.n, 1);
+
+    /* the message is truncated to the room given */
+    char small[12];
+    rc = jsonl_read_file(file_path, record_line, &seen, NULL, small, sizeof small);
+    unlink(file_path);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(strlen(small), sizeof small - 1);
+    cr_assert_eq(strncmp(small, file_path, sizeof small - 1), 0);
+}
+
+Test(jsonl, read_file_missing_or_unreadable)
+{
+    seen_t seen = {0};
+    long lines = -1;
+    char err[256] = "", want[256];
+    errno = 0;
+    int rc = jsonl_read_file("/nonexistent/cairn.jsonl", record_line, &seen, &lines, err,
+                             sizeof err);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(errno, ENOENT);
+    snprintf(want, sizeof want, "cannot open /nonexistent/cairn.jsonl: %s", strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(lines, 0);
+    cr_assert_eq(seen.n, 0);
+
+    /* a directory opens but does not read */
+    errno = 0;
+    rc = jsonl_read_file("/tmp", record_line, &seen, &lines, err, sizeof err);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(errno, EISDIR);
+    snprintf(want, sizeof want, "reading /tmp: %s", strerror(EISDIR));
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(seen.n, 0);
+}
+
+Test(jsonl, read_file_stops_when_asked)
+{
+    make_file("{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}\nnot even JSON\n");
+    seen_t seen = {.stop_at = 2};
+    long lines = -1;
+    char err[256] = "";
+    int rc = jsonl_read_file(file_path, record_line, &seen, &lines, err, sizeof err);
+    unlink(file_path);
+    cr_assert_eq(rc, 7, "the callback's value comes back");
+    cr_assert_eq(seen.n, 2);
+    cr_assert_eq(lines, 3, "lines up to the one that stopped");
+}
+
+Test(jsonl, read_file_dash_is_stdin)
+{
+    make_file("{\"a\":5}\n");
+    cr_assert_not_null(freopen(file_path, "r", stdin));
+    unlink(file_path);
+    seen_t seen = {0};
+    long lines = -1;
+    char err[256] = "";
+    int rc = jsonl_read_file("-", record_line, &seen, &lines, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(seen.n, 1);
+    cr_assert_eq(seen.a[0], 5);
+    cr_assert_eq(lines, 1);
+    cr_assert_neq(fcntl(fileno(stdin), F_GETFD), -1, "stdin is left open");
+    cr_assert(feof(stdin));
 }
