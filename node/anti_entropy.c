@@ -287,8 +287,10 @@ static void ae_check_some(ae_t *s)
                      rc);
             if (s->inflight == 0)
                 ae_pass_end(s, false);
-            else
-                s->next_key = j->n, j->more = false; /* finish the gets in flight, then stop */
+            else { /* finish the gets in flight, then end the pass */
+                s->next_key = j->n;
+                j->more = false;
+            }
             return;
         }
         s->next_key++;

@@ -199,9 +199,8 @@ static int probe_start_key(probe_t *s, probe_key_t *k, size_t i, char *err, size
 {
     const Cairn__Admin__AdminReq *req = s->req;
     coord_replicas_t *t = &k->t;
-    ProtobufCBinaryData bucket = req->bucket;
-    if (coord_replicas_bucket(t, req->has_bucket_type, req->bucket_type, req->has_bucket, bucket,
-                              err, errlen) != 0)
+    if (coord_replicas_bucket(t, req->has_bucket_type, req->bucket_type, req->has_bucket,
+                              req->bucket, err, errlen) != 0)
         return -1;
     t->key = (store_slice_t){req->keys[i].data, req->keys[i].len};
     /* primaries only: a down primary shows as an error, not as its fallback */
