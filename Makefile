@@ -42,6 +42,11 @@ release_CFLAGS := -O2 -g
 asan_CFLAGS    := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -DRT_POOL_MALLOC
 tsan_CFLAGS    := -O1 -g -fsanitize=thread -DRT_POOL_MALLOC
 release_LDFLAGS :=
+# Release programs use jemalloc (as Debian's redis-server does): under the node's mix of
+# threads (a request's buffers are allocated on one scheduler and freed on another) glibc's
+# malloc cost a third of cairnd's CPU per get; see docs/benchmarks.md. Sanitizer builds keep
+# the libc allocator, which the sanitizers replace.
+release_MALLOC := -ljemalloc
 asan_LDFLAGS   := -fsanitize=address,undefined
 tsan_LDFLAGS   := -fsanitize=thread
 
@@ -162,7 +167,7 @@ define PROGRULE
 $(BUILD)/$(1)/bin/$(notdir $(2:_main.c=)): $(BUILD)/$(1)/obj/$(2:.c=.o) $$($(1)_BENCHLIB) $$($(1)_LIBS)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD[$(1)] $$@"
-	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_BENCHLIB) $$($(1)_LIBS) $$(LDLIBS)
+	$$(Q)$$(CC) $$($(1)_LDFLAGS) -o $$@ $$< $$($(1)_BENCHLIB) $$($(1)_LIBS) $$(LDLIBS) $$($(1)_MALLOC)
 endef
 
 .SECONDEXPANSION:

@@ -86,9 +86,14 @@ static void json_status(FILE *out, const Cairn__Admin__NodeStatus *s)
     fprintf(out,
             "},\"inflight\":%" PRIu64 ",\"read_repairs\":%" PRIu64 ",\"tombstones_reaped\":%" PRIu64
             ",\"overloads\":%" PRIu64 ",\"vnode_crashes\":%" PRIu64 ",\"processes\":%u"
-            ",\"ae_passes\":%" PRIu64 ",\"ae_keys\":%" PRIu64 "}\n",
+            ",\"ae_passes\":%" PRIu64 ",\"ae_keys\":%" PRIu64,
             s->inflight, s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes,
             s->processes, s->ae_passes, s->ae_keys);
+    fprintf(out,
+            ",\"cache\":{\"limit\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"entries\":%" PRIu64
+            ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64 "}}\n",
+            s->cache_limit, s->cache_bytes, s->cache_entries, s->cache_hits, s->cache_misses,
+            s->cache_evictions);
 }
 
 /* ---------------------------------------------------------------- the cluster view */

@@ -158,6 +158,17 @@ static void print_status(FILE *out, const Cairn__Admin__NodeStatus *s)
             "anti-entropy: %" PRIu64 " partition passes, %" PRIu64 " keys checked\n",
             s->read_repairs, s->tombstones_reaped, s->overloads, s->vnode_crashes, s->ae_passes,
             s->ae_keys);
+    if (!s->cache_limit) {
+        fputs("object cache: off\n", out);
+        return;
+    }
+    uint64_t reads = s->cache_hits + s->cache_misses;
+    fprintf(out,
+            "object cache: %" PRIu64 " objects, %.1f of %.1f MiB; %" PRIu64 " hits, %" PRIu64
+            " misses (%.1f%% hit), %" PRIu64 " evictions\n",
+            s->cache_entries, s->cache_bytes / 1048576.0, s->cache_limit / 1048576.0,
+            s->cache_hits, s->cache_misses, reads ? 100.0 * s->cache_hits / reads : 0.0,
+            s->cache_evictions);
 }
 
 /* ---------------------------------------------------------------- membership */

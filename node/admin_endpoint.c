@@ -162,6 +162,15 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     st.has_ae_passes = st.has_ae_keys = 1;
     st.ae_passes = atomic_load_explicit(&kv->stats.ae_passes, memory_order_relaxed);
     st.ae_keys = atomic_load_explicit(&kv->stats.ae_keys, memory_order_relaxed);
+    const store_cache_budget_t *oc = &kv->obj_cache;
+    st.has_cache_limit = st.has_cache_bytes = st.has_cache_entries = 1;
+    st.has_cache_hits = st.has_cache_misses = st.has_cache_evictions = 1;
+    st.cache_limit = oc->limit;
+    st.cache_bytes = atomic_load_explicit(&oc->used, memory_order_relaxed);
+    st.cache_entries = atomic_load_explicit(&oc->entries, memory_order_relaxed);
+    st.cache_hits = atomic_load_explicit(&oc->hits, memory_order_relaxed);
+    st.cache_misses = atomic_load_explicit(&oc->misses, memory_order_relaxed);
+    st.cache_evictions = atomic_load_explicit(&oc->evictions, memory_order_relaxed);
     st.has_inflight = st.has_read_repairs = st.has_tombstones_reaped = 1;
     st.has_overloads = st.has_vnode_crashes = st.has_processes = 1;
     st.inflight = atomic_load_explicit(&kv->inflight, memory_order_relaxed);

@@ -654,6 +654,7 @@ static const conf_key_t keys[] = {
     DUR("request.timeout", request_timeout_ms, 1, DAY),
     DUR("request.list_timeout", list_timeout_ms, 1, DAY),
     NUM("vnode.queue_max", vnode_queue_max, 1, 10000000),
+    SIZE("vnode.cache_size", vnode_cache_bytes, 0, 1024 * GB),
     {"delete_mode", set_delete_mode, print_delete_mode, F(delete_delay_ms), 1, DAY},
     SIZE("object.size.warning_threshold", object_warn_bytes, 1, 1 * GB),
     SIZE("object.size.maximum", object_max_bytes, 1, 1 * GB),
@@ -715,6 +716,7 @@ void node_config_default(node_config_t *c)
     c->request_timeout_ms = 60000;
     c->list_timeout_ms = 480000;
     c->vnode_queue_max = 10000;
+    c->vnode_cache_bytes = 128 * MB;
     c->delete_mode = DELETE_MODE_DELAY;
     c->delete_delay_ms = 3000;
     c->object_warn_bytes = 5u << 20;

@@ -86,6 +86,8 @@ typedef struct node_config_s {
                                           * (default 50000) */
     uint32_t request_timeout_ms;         /* get/put/delete default 60000 */
     uint32_t list_timeout_ms;            /* list keys/buckets default 480000 */
+    uint64_t vnode_cache_bytes;          /* the object cache's budget for all vnodes
+                                          * (storage/cache.h); 0: off */
     uint32_t vnode_queue_max;            /* a vnode mailbox beyond this answers OVERLOAD
                                           * (default 10000) */
     delete_mode_t delete_mode;           /* default DELETE_MODE_DELAY */

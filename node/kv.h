@@ -28,6 +28,7 @@
 #include "ring/ring.h"
 #include "runtime/rt.h"
 #include "storage/backend.h"
+#include "storage/cache.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -108,6 +109,7 @@ typedef struct kv_node_s {
     vnode_table_t *vnodes;        /* partition -> current vnode pid */
     bucket_store_t *buckets;      /* bucket properties */
     kv_stats_t stats;
+    store_cache_budget_t obj_cache; /* every vnode's object cache (vnode.cache_size) */
     _Atomic uint32_t inflight;    /* coordinators alive (max_concurrent_requests) */
     _Atomic bool draining;        /* shutting down: new requests get an error */
 } kv_node_t;

@@ -216,6 +216,7 @@ typedef struct vnode_s {
     uint32_t partition;
     rt_pid_t self;
     store_backend_t *backend;
+    store_cache_t *cache;   /* recently used objects (NULL: off); kept coherent by vn_* */
     vnode_slot_t *slot;
     bool is_memory;         /* lock every operation (see the top of the file) */
     bool after_error;       /* the last operation failed: lock until one succeeds */
@@ -249,21 +250,35 @@ static int op_end(vnode_t *v, bool locked, int rc, char *err, size_t errlen)
     return rc;
 }
 
+/* The object cache (storage/cache.h) stays coherent because these three are the only
+ * writers of the backend: a read fills it, a successful write replaces the entry, and a
+ * failed write or a delete drops it (after a failure the backend is the only truth). */
 static int vn_get(vnode_t *v, const store_key_t *k, store_val_t *out, char *err, size_t errlen)
 {
+    if (store_cache_get(v->cache, k, out))
+        return 0;
     bool locked = op_begin(v);
-    return op_end(v, locked, store_get(v->backend, k, out), err, errlen);
+    int rc = store_get(v->backend, k, out);
+    if (rc == 0)
+        store_cache_put(v->cache, k, out->p, out->n);
+    return op_end(v, locked, rc, err, errlen);
 }
 
 static int vn_put(vnode_t *v, const store_key_t *k, const void *val, size_t len, char *err,
                   size_t errlen)
 {
     bool locked = op_begin(v);
-    return op_end(v, locked, store_put(v->backend, k, val, len), err, errlen);
+    int rc = store_put(v->backend, k, val, len);
+    if (rc == 0)
+        store_cache_put(v->cache, k, val, len);
+    else
+        store_cache_erase(v->cache, k);
+    return op_end(v, locked, rc, err, errlen);
 }
 
 static int vn_del(vnode_t *v, const store_key_t *k, char *err, size_t errlen)
 {
+    store_cache_erase(v->cache, k);
     bool locked = op_begin(v);
     return op_end(v, locked, store_del(v->backend, k), err, errlen);
 }
@@ -959,6 +974,8 @@ static void vnode_release(vnode_t *v)
         store_close(v->backend);
         v->backend = NULL;
     }
+    store_cache_free(v->cache);
+    v->cache = NULL;
     free(v->meta_path);
     v->meta_path = NULL;
 }
@@ -986,6 +1003,8 @@ static int vnode_init(void *state, void *arg)
         return RT_R_INIT_FAILED;
     }
     v->is_memory = strcmp(v->backend->ops->name, "memory") == 0;
+    if (!v->is_memory)
+        v->cache = store_cache_new(&kv->obj_cache); /* NULL when off or out of memory */
     if (!v->is_memory &&
         asprintf(&v->meta_path, "%s/leveldb/%" PRIu32 "/" VNODE_META_FILE, data_root(kv),
                  v->partition) < 0)

@@ -19,6 +19,7 @@ check /usr/include/snappy-c.h                        libsnappy-dev
 check /usr/include/criterion/criterion.h             libcriterion-dev
 check /usr/include/openssl/hmac.h                    libssl-dev
 check /usr/include/xxhash.h                          libxxhash-dev
+check /usr/include/jemalloc/jemalloc.h                libjemalloc-dev
 check node                                         nodejs
 check npm                                          npm
 check pkg-config                                     pkg-config
