@@ -1,16 +1,18 @@
 /*
  * cairn-bench — `cairn-bench`, a load generator for Cairn (or Riak) over Riak's protocol
- * buffers API. It owns: option parsing, the two engines that drive the connections, key
- * choice (uniform or Zipfian), the per-thread latency histograms and their merge, the
- * progress line and the text/JSON result report.
+ * buffers API. It owns: option parsing, the blocking engine and the Riak side of the event
+ * engine (bench/event_engine.c runs its connections), key choice (uniform or Zipfian), the
+ * per-thread latency histograms and their merge, the progress line and the text/JSON result
+ * report.
  *
  *   cairn-bench [options] put|get|mixed|update|load       (cairn-bench --help for the list)
  *
  * Engines:
  *   - event (the default): --threads T loop threads (default 1), each running epoll over its
  *     share of the -c connections: non-blocking sockets, one request outstanding per
- *     connection (send, read the whole answer, send the next; no pipelining), requests and
- *     answers framed by bench/pb_frames.c. The same kind of load generator as
+ *     connection (send, read the whole answer, send the next; no pipelining), run by
+ *     bench/event_engine.c (shared with etcd-bench), requests and answers framed by
+ *     bench/pb_frames.c. The same kind of load generator as
  *     redis-benchmark (one thread, an event loop over its connections, -P 1), so that a
  *     comparison with Redis measures the servers rather than the load generators.
  *   - blocking: one thread per connection, each making blocking libcairn calls
@@ -37,25 +39,19 @@
  */
 #include "bench/ack_log.h"
 #include "bench/bench_common.h"
+#include "bench/event_engine.h"
 #include "bench/pb_frames.h"
 #include "client/cairn.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -79,7 +75,7 @@
 #define RETRY_SLEEP_NS 10000000L        /* after a connection-class error: 10 ms */
 #define ERRMSG_LEN 256                  /* the first error, as reported */
 #define DETAIL_LEN 512                  /* an error's details while it is formatted */
-#define CONNECT_TIMEOUT_MS 2000u        /* per node tried (per address in the event engine) */
+#define CONNECT_TIMEOUT_MS 2000u        /* per node tried (libcairn) */
 #define SERVER_TIMEOUT_GRACE_NS 1000000000ull /* libcairn waits the request timeout + 1 s */
 #define MAX_ANSWER_BYTES (64u << 20)    /* libcairn's default max_frame_bytes */
 #define DEFAULT_PORT "8087"
@@ -218,10 +214,8 @@ typedef struct bench_cfg {
 
 /* ------------------------------------------------------------------ worker threads */
 
-typedef struct ev_conn ev_conn_t;
-
 /* One thread of either engine. The blocking engine has one per connection (conn); the event
- * engine one per loop (epfd and its share of the connections). */
+ * engine one per loop (eng.loops[id], whose user it is). */
 typedef struct worker {
     pthread_t thread;
     unsigned id;
@@ -234,14 +228,8 @@ typedef struct worker {
     unsigned first_error_conn;      /* the connection it happened on */
     ack_buf_t acks;                 /* --ack-log: this thread's records not yet written */
     uint64_t puts_made;             /* blocking engine, --unique-values: puts so far */
-    /* blocking engine */
-    cairn_t *conn;                  /* owned by main; used only by this worker during a phase */
-    /* event engine */
-    int epfd;                       /* owned by main (-1: none) */
-    ev_conn_t **conns;              /* this loop's connections (the array is owned by main) */
-    unsigned n_conns, active;       /* active: connections whose phase has not ended */
-    bool need_scan;                 /* a connection waits to be served by ev_scan */
-    uint64_t next_timer_ns;         /* earliest deadline among this loop's connections */
+    cairn_t *conn;                  /* blocking engine: owned by main; used only by this
+                                     * worker during a phase */
 } worker_t;
 
 static bench_cfg_t cfg;
@@ -481,452 +469,93 @@ static void *blocking_worker_main(void *arg)
     return NULL;
 }
 
-/* ------------------------------------------------------------------ event engine: nodes
+/* ------------------------------------------------------------------ event engine
  *
- * The event engine connects by itself, so it resolves --hosts once at setup, with libcairn's
- * syntax (host[:port], [v6addr][:port] or a bare IPv6 address; the port defaults to 8087;
- * spaces around entries are ignored). Every address of every node goes into one list, in
- * host-list order; a connection tries them in turn, each for up to 2 s, starting from the
- * first address of a node, and wraps around once. */
-
-typedef struct ev_node {
-    char label[300];                /* "host:port" as the user would write it */
-    unsigned first_target;          /* its first address in ev_targets */
-} ev_node_t;
-
-typedef struct ev_target {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    unsigned node;                  /* index in ev_nodes */
-} ev_target_t;
-
-static ev_node_t *ev_nodes;         /* owned by this module for the whole run */
-static unsigned ev_n_nodes;
-static ev_target_t *ev_targets;
-static unsigned ev_n_targets;
-
-/* Splits one host-list entry s[0..len) into host and port; false with *why on a bad entry. */
-static bool ev_parse_entry(const char *s, size_t len, char *host, size_t host_cap, char *port,
-                           size_t port_cap, char *why, size_t why_len)
-{
-    const char *h = s, *p = NULL;
-    size_t h_len = len, p_len = 0;
-    if (len > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (!close || (close + 1 < s + len && close[1] != ':')) {
-            snprintf(why, why_len, "'%.*s': expected [address] or [address]:port", (int)len, s);
-            return false;
-        }
-        h = s + 1;
-        h_len = (size_t)(close - h);
-        if (close + 1 < s + len) {
-            p = close + 2;
-            p_len = (size_t)(s + len - p);
-        }
-    } else {
-        const char *colon = memchr(s, ':', len);
-        /* One colon separates the port; more than one is a bare IPv6 address. */
-        if (colon && !memchr(colon + 1, ':', (size_t)(s + len - colon - 1))) {
-            h_len = (size_t)(colon - s);
-            p = colon + 1;
-            p_len = (size_t)(s + len - p);
-        }
-    }
-    unsigned long port_num = 0;
-    for (size_t i = 0; p && i < p_len && port_num <= 65535; i++)
-        port_num = (p[i] >= '0' && p[i] <= '9') ? port_num * 10 + (unsigned long)(p[i] - '0')
-                                                : 65536;
-    if (h_len == 0 || h_len >= host_cap || (p && (p_len == 0 || port_num == 0 ||
-                                                  port_num > 65535))) {
-        snprintf(why, why_len, "'%.*s': expected host:port with a port in 1-65535", (int)len,
-                 s);
-        return false;
-    }
-    memcpy(host, h, h_len);
-    host[h_len] = '\0';
-    if (p)
-        snprintf(port, port_cap, "%lu", port_num);
-    else
-        snprintf(port, port_cap, "%s", DEFAULT_PORT);
-    return true;
-}
-
-/* Fills ev_nodes and ev_targets from cfg.hosts. A node that does not resolve is reported on
- * stderr and skipped; 0, or -1 (message printed) if the list is bad or nothing resolves. */
-static int ev_resolve_hosts(void)
-{
-    size_t cap = 1;
-    for (const char *q = cfg.hosts; *q; q++)
-        cap += *q == ',';
-    ev_nodes = calloc(cap, sizeof *ev_nodes);
-    if (!ev_nodes) {
-        fprintf(stderr, PROG ": out of memory for the host list\n");
-        return -1;
-    }
-    const char *entry = cfg.hosts;
-    for (;;) {
-        const char *end = strchr(entry, ',');
-        if (!end)
-            end = entry + strlen(entry);
-        const char *b = entry, *e = end;
-        while (b < e && (*b == ' ' || *b == '\t'))
-            b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        char host[256], port[8], why[ERRMSG_LEN];
-        if (b == e) {
-            fprintf(stderr, PROG ": empty entry in host list '%s'\n", cfg.hosts);
-            return -1;
-        }
-        if (!ev_parse_entry(b, (size_t)(e - b), host, sizeof host, port, sizeof port, why,
-                            sizeof why)) {
-            fprintf(stderr, PROG ": host list: %s\n", why);
-            return -1;
-        }
-        ev_node_t *node = &ev_nodes[ev_n_nodes];
-        snprintf(node->label, sizeof node->label, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
-                 host, port);
-        node->first_target = ev_n_targets;
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_NUMERICSERV};
-        struct addrinfo *res = NULL;
-        int gai = getaddrinfo(host, port, &hints, &res);
-        if (gai != 0)
-            fprintf(stderr, PROG ": %s: %s (skipped)\n", node->label, gai_strerror(gai));
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
-                continue;
-            ev_target_t *grown = realloc(ev_targets, (ev_n_targets + 1) * sizeof *grown);
-            if (!grown) {
-                freeaddrinfo(res);
-                fprintf(stderr, PROG ": out of memory for the host list\n");
-                return -1;
-            }
-            ev_targets = grown;
-            ev_target_t *t = &ev_targets[ev_n_targets++];
-            memset(t, 0, sizeof *t);
-            memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
-            t->addr_len = ai->ai_addrlen;
-            t->node = ev_n_nodes;
-        }
-        if (res)
-            freeaddrinfo(res);
-        ev_n_nodes++;
-        if (!*end)
-            break;
-        entry = end + 1;
-    }
-    if (ev_n_targets == 0) {
-        fprintf(stderr, PROG ": no node of '%s' resolves to an address\n", cfg.hosts);
-        return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------ event engine: connections
+ * The connections, their connecting, failover and deadlines are bench/event_engine.c's;
+ * here are the Riak PB requests and answers (framed by bench/pb_frames.c) and their
+ * counting. --hosts is resolved once at setup, with libcairn's syntax (host[:port],
+ * [v6addr][:port] or a bare IPv6 address; the port defaults to 8087); every connection
+ * starts at the first node, and a connection that reconnects starts at the node after the
+ * one it was connected to (failover).
  *
- * Each connection is a small state machine run by its loop thread:
- *
- *   IDLE --issue--> [CONNECTING] --> SENDING <--> WAITING --answer--> (issue the next one)
- *                                        \___ error ___> IDLE, or BACKOFF (10 ms) after a
- *                                                        connection error; DONE at the end
- *
- * Exactly one request is outstanding while SENDING or WAITING. An update is a get and then a
- * put on the same connection, with the vclock of the get. The outcome of every request is
- * counted exactly as the blocking engine counts libcairn's return codes: an RpbErrorResp maps
- * to its code and keeps the connection; a broken connection is CAIRN_EIO (then a 10 ms
- * pause), no connectable node CAIRN_ECONNECT (same pause), no answer within the request
- * timeout + 1 s CAIRN_ETIMEOUT, a malformed answer CAIRN_EPROTO; the last three close the
- * connection, and the next request reconnects, starting at the next node (failover). */
+ * An update is a get and then a put on the same connection, with the vclock of the get. The
+ * outcome of every request is counted exactly as the blocking engine counts libcairn's
+ * return codes: an RpbErrorResp maps to its code and keeps the connection; a broken
+ * connection is CAIRN_EIO (then a 10 ms pause), no connectable node CAIRN_ECONNECT (same
+ * pause), no answer within the request timeout + 1 s CAIRN_ETIMEOUT, a malformed answer
+ * CAIRN_EPROTO; the last three close the connection. */
 
-typedef enum { EC_IDLE, EC_CONNECTING, EC_SENDING, EC_WAITING, EC_BACKOFF, EC_DONE } ec_state_t;
+#define EV_READ_CHUNK 16384u            /* free space offered to the recv after a break */
 
-#define EV_BATCH 256                    /* events taken per epoll_wait */
-#define EV_READ_CHUNK 16384u            /* free space offered to each recv */
-#define EV_MAX_NAP_NS 50000000ull       /* idle loops look at the stop flag every 50 ms */
-
-struct ev_conn {
-    unsigned id;                    /* 0..concurrency-1 */
-    worker_t *wk;                   /* the loop that runs it */
-    int fd;                         /* -1: not connected */
-    ec_state_t state;
-    bool want_out;                  /* EPOLLOUT is in fd's interest set */
-    unsigned node;                  /* the node connected to (or last connected to) */
-    unsigned target, targets_tried; /* while connecting: the address tried, how many so far */
-    char connect_why[DETAIL_LEN];   /* why this round's attempts failed */
-    uint64_t timer_ns;              /* CONNECTING: this attempt's end; BACKOFF: retry time */
-    uint64_t req_deadline_ns;       /* the request's end (its timeout + grace) */
-    pbf_buf_t out;                  /* the framed request; out_sent bytes have left */
-    size_t out_sent;
-    pbf_buf_t in;                   /* bytes of the answer received so far */
-    pbf_buf_t context;              /* update: the vclock the get returned */
+/* What cairn-bench keeps per connection: the engine's user state (zeroed at setup). */
+typedef struct ev_conn {
+    pbf_frame_t frame;              /* the answer ev_parse found (points into the conn's in) */
+    pbf_buf_t context;              /* update: the vclock the get returned (owned) */
     op_t op;                        /* the request in flight: OP_GET or OP_PUT */
     bool updating;                  /* the request is part of an update */
-    bool may_resend;                /* nothing left yet: one retry on the next node allowed */
-    uint64_t t_req_ns, t_update_ns; /* when the request (and the update) started */
+    uint64_t t_update_ns;           /* when the update started */
     char key[KEY_BUF];
     size_t key_len;
     uint64_t next_load_key;         /* load: this connection writes id, id+C, id+2C, ... */
     uint64_t puts_made;             /* --unique-values: puts so far */
     int64_t put_start_ms;           /* --ack-log: the put in flight (0: none) and ... */
     uint64_t put_digest;            /* ... its value's digest */
-};
+} ev_conn_t;
 
-static ev_conn_t *ev_conns;         /* concurrency entries, owned by main */
+static ee_engine_t eng;             /* the event engine's loops and connections */
 static cairn_buf_t bench_bucket;
 
-static const char *ev_label(const ev_conn_t *c)
+static ev_conn_t *ev_of(const ee_conn_t *c)
 {
-    return ev_nodes[c->node].label;
+    return c->user;
 }
 
-static void ev_arm_timer(worker_t *wk, uint64_t at)
+static worker_t *ev_worker(const ee_conn_t *c)
 {
-    if (at < wk->next_timer_ns)
-        wk->next_timer_ns = at;
+    return c->loop->user;
 }
 
-static void ev_close(ev_conn_t *c)
+/* ee_ops_t.failed: counts the failed request (and the update it belongs to). */
+static void ev_failed(ee_conn_t *c, int code, const char *detail)
 {
-    if (c->fd >= 0) {
-        close(c->fd); /* also leaves the epoll set: the fd is never duplicated */
-        c->fd = -1;
+    ev_conn_t *s = ev_of(c);
+    worker_t *wk = ev_worker(c);
+    count_error(wk, c->id, s->op, code, detail);
+    if (ack_log && s->op == OP_PUT && s->put_start_ms) {
+        log_put(wk, code, s->put_start_ms, s->key, s->key_len, s->put_digest);
+        s->put_start_ms = 0;
     }
-    c->want_out = false;
-    c->in.len = 0;
-}
-
-static void ev_set_out_interest(ev_conn_t *c, bool want)
-{
-    if (c->want_out == want)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
-    if (epoll_ctl(c->wk->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->want_out = want;
-}
-
-/* Is the idle connection still usable (no EOF, no bytes nobody asked for)? libcairn checks
- * the same before each request; the event engine checks at the start of each phase. */
-static bool ev_alive(const ev_conn_t *c)
-{
-    char byte;
-    ssize_t got = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-}
-
-static void ev_done(ev_conn_t *c)
-{
-    c->state = EC_DONE;
-    c->updating = false;
-    c->wk->active--;
-}
-
-/* The request in flight failed with `code`: count it (and the update it belongs to), close
- * the connection if its stream can no longer be trusted, and let the connection go on. */
-static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void ev_fail(ev_conn_t *c, int code, bool close_conn, const char *fmt, ...)
-{
-    char detail[DETAIL_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    worker_t *wk = c->wk;
-    count_error(wk, c->id, c->op, code, detail);
-    if (ack_log && c->op == OP_PUT && c->put_start_ms) {
-        log_put(wk, code, c->put_start_ms, c->key, c->key_len, c->put_digest);
-        c->put_start_ms = 0;
-    }
-    if (c->updating)
+    if (s->updating)
         wk->stats[OP_UPDATE].errors[err_slot(code)]++; /* counted for progress above */
-    c->updating = false;
+    s->updating = false;
+}
+
+/* Frames the request for s->op on s->key into c->out (a put carries `context` if given). */
+static int ev_encode(ee_conn_t *c, const pbf_buf_t *context)
+{
+    ev_conn_t *s = ev_of(c);
+    worker_t *wk = ev_worker(c);
     c->out.len = c->out_sent = 0;
-    if (close_conn)
-        ev_close(c);
-    if (code == CAIRN_ECONNECT || code == CAIRN_EIO) {
-        c->state = EC_BACKOFF; /* do not spin against a node that is down */
-        c->timer_ns = bench_now_ns() + RETRY_SLEEP_NS;
-        ev_arm_timer(wk, c->timer_ns);
-    } else {
-        c->state = EC_IDLE;
-        wk->need_scan = true;
-    }
-}
-
-/* The address being tried failed: note why and move to the next one. */
-static void ev_target_failed(ev_conn_t *c, const char *why)
-{
-    if (c->connect_why[0])
-        bench_append_text(c->connect_why, sizeof c->connect_why, "; ");
-    bench_append_text(c->connect_why, sizeof c->connect_why,
-                      ev_nodes[ev_targets[c->target].node].label);
-    bench_append_text(c->connect_why, sizeof c->connect_why, ": ");
-    bench_append_text(c->connect_why, sizeof c->connect_why, why);
-    c->target = (c->target + 1) % ev_n_targets;
-    c->targets_tried++;
-}
-
-static void ev_write(ev_conn_t *c);
-
-/* Connected to c->target: send the pending request, if any. */
-static void ev_connected(ev_conn_t *c)
-{
-    bench_tune_socket(c->fd);
-    c->node = ev_targets[c->target].node;
-    if (c->out.len > 0) {
-        ev_write(c);
-    } else {
-        ev_set_out_interest(c, false);
-        c->state = EC_IDLE;
-        c->wk->need_scan = true;
-    }
-}
-
-/* Tries the addresses from c->target on until one connects or is in progress; after the last
- * one, the request fails with CAIRN_ECONNECT. */
-static void ev_connect_next(ev_conn_t *c)
-{
-    while (c->targets_tried < ev_n_targets) {
-        char why[ERRMSG_LEN];
-        int fd = -1;
-        const ev_target_t *t = &ev_targets[c->target];
-        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
-        if (r >= 0) {
-            struct epoll_event ev = {.events = EPOLLIN | (r == 1 ? EPOLLOUT : 0u),
-                                     .data.ptr = c};
-            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                c->fd = fd;
-                c->want_out = r == 1;
-                if (r == 0) {
-                    ev_connected(c);
-                } else {
-                    c->state = EC_CONNECTING;
-                    c->timer_ns = bench_now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
-                    ev_arm_timer(c->wk, c->timer_ns);
-                }
-                return;
-            }
-            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
-            close(fd);
-        }
-        ev_target_failed(c, why);
-    }
-    ev_fail(c, CAIRN_ECONNECT, false, "%s", c->connect_why);
-}
-
-/* A round of attempts starting at the first address of node `start`. */
-static void ev_connect_start(ev_conn_t *c, unsigned start)
-{
-    c->targets_tried = 0;
-    c->target = ev_nodes[start].first_target % ev_n_targets;
-    c->connect_why[0] = '\0';
-    ev_connect_next(c);
-}
-
-/* The in-progress connect finished (writable or an error) or timed out (timed_out). */
-static void ev_connect_finished(ev_conn_t *c, bool timed_out)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (timed_out)
-        err = ETIMEDOUT;
-    else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == 0) {
-        ev_connected(c);
-        return;
-    }
-    ev_close(c);
-    ev_target_failed(c, err == ETIMEDOUT ? "connect timed out" : strerror(err));
-    ev_connect_next(c);
-}
-
-/* Setup: connects c before the first phase, waiting up to 2 s per address. 0, or -1 with
- * the reasons in c->connect_why. */
-static int ev_connect_sync(ev_conn_t *c)
-{
-    c->targets_tried = 0;
-    c->target = 0;
-    c->connect_why[0] = '\0';
-    while (c->targets_tried < ev_n_targets) {
-        char why[ERRMSG_LEN];
-        int fd = -1;
-        const ev_target_t *t = &ev_targets[c->target];
-        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
-        if (r == 1) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int n;
-            do
-                n = poll(&pfd, 1, (int)CONNECT_TIMEOUT_MS);
-            while (n < 0 && errno == EINTR);
-            int err = n == 0 ? ETIMEDOUT : n < 0 ? errno : 0;
-            socklen_t len = sizeof err;
-            if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-            if (err) {
-                snprintf(why, sizeof why, "%s",
-                         err == ETIMEDOUT ? "connect timed out" : strerror(err));
-                close(fd);
-                r = -1;
-            }
-        }
-        if (r >= 0) {
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                bench_tune_socket(fd);
-                c->fd = fd;
-                c->want_out = false;
-                c->node = ev_targets[c->target].node;
-                return 0;
-            }
-            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
-            close(fd);
-        }
-        ev_target_failed(c, why);
-    }
-    return -1;
-}
-
-/* ------------------------------------------------------------------ event engine: requests */
-
-/* Frames the request for c->op on c->key into c->out (a put carries `context` if given). */
-static int ev_encode(ev_conn_t *c, const pbf_buf_t *context)
-{
-    c->out.len = c->out_sent = 0;
-    cairn_buf_t key = {c->key, c->key_len};
-    if (c->op == OP_GET)
+    cairn_buf_t key = {s->key, s->key_len};
+    if (s->op == OP_GET)
         return pbf_append_get(&c->out, bench_bucket, key, &get_opts);
     cairn_put_opts_t po = put_opts;
     if (context)
         po.context = (cairn_buf_t){context->data, context->len};
     if (cfg.unique_values)
-        fill_unique_value(c->wk->value, c->key, c->key_len, c->id, c->puts_made++);
+        fill_unique_value(wk->value, s->key, s->key_len, c->id, s->puts_made++);
     if (ack_log) {
-        c->put_start_ms = ack_now_ms();
-        c->put_digest = ack_digest(c->wk->value, cfg.value_size);
+        s->put_start_ms = ack_now_ms();
+        s->put_digest = ack_digest(wk->value, cfg.value_size);
     }
-    return pbf_append_put(&c->out, bench_bucket, key,
-                          (cairn_buf_t){c->wk->value, cfg.value_size}, &po);
+    return pbf_append_put(&c->out, bench_bucket, key, (cairn_buf_t){wk->value, cfg.value_size},
+                          &po);
 }
 
-/* Sends the framed request, connecting first if the connection is down. */
-static void ev_send(ev_conn_t *c)
-{
-    c->may_resend = true;
-    c->req_deadline_ns = c->t_req_ns + cfg.timeout_ms * 1000000ull + SERVER_TIMEOUT_GRACE_NS;
-    ev_arm_timer(c->wk, c->req_deadline_ns);
-    if (c->fd < 0)
-        ev_connect_start(c, (c->node + 1) % ev_n_nodes);
-    else
-        ev_write(c);
-}
-
-/* After a send broke with bytes already sent: a server that refuses a request it will not
- * read to the end answers with an error and closes, and that answer explains the break
- * better than CAIRN_EIO (libcairn does the same). true if such an answer was there. */
-static bool ev_answer_after_break(ev_conn_t *c)
+/* ee_ops_t.after_break: a server that refuses a request it will not read to the end
+ * answers with an error and closes, and that answer explains the break better than
+ * CAIRN_EIO (libcairn does the same). true if such an answer was there. */
+static bool ev_answer_after_break(ee_conn_t *c)
 {
     if (!pbf_buf_reserve(&c->in, EV_READ_CHUNK))
         return false;
@@ -941,313 +570,161 @@ static bool ev_answer_after_break(ev_conn_t *c)
         return false;
     char msg[DETAIL_LEN];
     int code = pbf_error_code(f.body, f.body_len, false, msg, sizeof msg);
-    ev_fail(c, code, true, "%s", msg);
+    ee_fail(c, code, true, "%s", msg);
     return true;
 }
 
-/* Writes what is left of c->out; WAITING once all of it is out, SENDING while the socket is
- * full. */
-static void ev_write(ev_conn_t *c)
+/* ee_ops_t.issue: starts the next operation, or ends the connection's phase when there is
+ * none. */
+static void ev_issue(ee_conn_t *c)
 {
-    while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
-                         MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->state = EC_SENDING;
-            ev_set_out_interest(c, true);
-            return;
-        }
-        int err = n < 0 ? errno : EPIPE;
-        if (c->out_sent == 0 && c->may_resend) {
-            /* Nothing left: the request was never seen. Once more, on the next node. */
-            c->may_resend = false;
-            ev_close(c);
-            ev_connect_start(c, (c->node + 1) % ev_n_nodes);
-            return;
-        }
-        if (c->out_sent > 0 && ev_answer_after_break(c))
-            return;
-        ev_fail(c, CAIRN_EIO, true, "%s: send: %s", ev_label(c), strerror(err));
-        return;
-    }
-    c->state = EC_WAITING;
-    ev_set_out_interest(c, false);
-}
-
-/* Starts the next operation, or ends the connection's phase when there is none. */
-static void ev_issue(ev_conn_t *c)
-{
-    worker_t *wk = c->wk;
+    ev_conn_t *s = ev_of(c);
+    worker_t *wk = ev_worker(c);
     uint64_t k;
-    c->updating = false;
+    s->updating = false;
     if (phase_workload == WL_LOAD) {
-        if (c->next_load_key >= cfg.keys || !may_issue_one_more()) {
-            ev_done(c);
+        if (s->next_load_key >= cfg.keys || !may_issue_one_more()) {
+            ee_done(c);
             return;
         }
-        k = c->next_load_key;
-        c->next_load_key += cfg.concurrency;
-        c->op = OP_PUT;
+        k = s->next_load_key;
+        s->next_load_key += cfg.concurrency;
+        s->op = OP_PUT;
     } else {
         if (!may_issue_one_more()) {
-            ev_done(c);
+            ee_done(c);
             return;
         }
         k = pick_key(&wk->rng);
-        c->op = pick_op(&wk->rng);
-        if (c->op == OP_UPDATE) {
-            c->updating = true;
-            c->op = OP_GET;
+        s->op = pick_op(&wk->rng);
+        if (s->op == OP_UPDATE) {
+            s->updating = true;
+            s->op = OP_GET;
         }
     }
-    c->key_len = key_buf(c->key, k).len;
-    c->t_req_ns = c->t_update_ns = bench_now_ns();
+    s->key_len = key_buf(s->key, k).len;
+    c->t_req_ns = s->t_update_ns = bench_now_ns();
     int rc = ev_encode(c, NULL);
     if (rc != CAIRN_OK) {
-        ev_fail(c, rc, false, "building the request");
+        ee_fail(c, rc, false, "building the request");
         return;
     }
-    ev_send(c);
+    ee_send(c);
 }
 
-/* A complete answer to the request in flight (the frame points into c->in). */
-static void ev_answer(ev_conn_t *c, const pbf_frame_t *f)
+/* ee_ops_t.parse: one frame at the start of c->in. */
+static ee_parse_t ev_parse(ee_conn_t *c, size_t *answer_len)
+{
+    ev_conn_t *s = ev_of(c);
+    size_t need;
+    switch (pbf_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &s->frame, &need)) {
+    case PBF_NEED_MORE:
+        if (need > c->in.len && !pbf_buf_reserve(&c->in, need - c->in.len)) {
+            ee_fail(c, CAIRN_ENOMEM, true, "no memory for an answer of %zu bytes", need);
+            return EE_PARSE_FAILED;
+        }
+        return EE_PARSE_NEED_MORE;
+    case PBF_BAD_EMPTY:
+        ee_fail(c, CAIRN_EPROTO, true, "%s: frame of length 0 (no message code)", ee_label(c));
+        return EE_PARSE_FAILED;
+    case PBF_BAD_TOO_BIG:
+        ee_fail(c, CAIRN_ETOOBIG, true, "%s: answer exceeds %u bytes", ee_label(c),
+                MAX_ANSWER_BYTES);
+        return EE_PARSE_FAILED;
+    case PBF_FRAME:
+        break;
+    }
+    *answer_len = s->frame.frame_len;
+    return EE_PARSE_ANSWER;
+}
+
+/* ee_ops_t.answer: a complete answer to the request in flight (the frame ev_parse found). */
+static void ev_answer(ee_conn_t *c, bool early)
 {
     uint64_t t1 = bench_now_ns();
-    worker_t *wk = c->wk;
+    ev_conn_t *s = ev_of(c);
+    worker_t *wk = ev_worker(c);
+    const pbf_frame_t *f = &s->frame;
+    char msg[DETAIL_LEN];
+    if (early) {
+        /* Answered before the whole request left: a refusal, and the rest of the request
+         * would be read as a new one, so the connection closes. */
+        int code = f->code == PBF_ERROR_RESP
+                       ? pbf_error_code(f->body, f->body_len, false, msg, sizeof msg)
+                       : CAIRN_EPROTO;
+        if (f->code != PBF_ERROR_RESP)
+            snprintf(msg, sizeof msg, "%s: answer (code %u) before the request was sent",
+                     ee_label(c), f->code);
+        ee_fail(c, code, true, "%s", msg);
+        return;
+    }
     if (f->code == PBF_ERROR_RESP) {
-        char msg[DETAIL_LEN];
         int code = pbf_error_code(f->body, f->body_len, false, msg, sizeof msg);
-        c->in.len = 0;
-        ev_fail(c, code, code == CAIRN_EPROTO, "%s", msg);
+        ee_fail(c, code, code == CAIRN_EPROTO, "%s", msg);
         return;
     }
-    unsigned want = c->op == OP_GET ? PBF_GET_RESP : PBF_PUT_RESP;
+    unsigned want = s->op == OP_GET ? PBF_GET_RESP : PBF_PUT_RESP;
     if (f->code != want) {
-        c->in.len = 0;
-        ev_fail(c, CAIRN_EPROTO, true, "%s: unexpected message code %u (expected %u)",
-                ev_label(c), f->code, want);
+        ee_fail(c, CAIRN_EPROTO, true, "%s: unexpected message code %u (expected %u)",
+                ee_label(c), f->code, want);
         return;
     }
-    if (c->op == OP_PUT) {
+    if (s->op == OP_PUT) {
         /* Like cairn_put with no object wanted: the RpbPutResp body is not decoded. */
-        c->in.len = 0;
         if (ack_log) {
-            log_put(wk, CAIRN_OK, c->put_start_ms, c->key, c->key_len, c->put_digest);
-            c->put_start_ms = 0;
+            log_put(wk, CAIRN_OK, s->put_start_ms, s->key, s->key_len, s->put_digest);
+            s->put_start_ms = 0;
         }
         bench_hist_record(&wk->stats[OP_PUT].hist, t1 - c->t_req_ns);
-        if (c->updating)
-            bench_hist_record(&wk->stats[OP_UPDATE].hist, t1 - c->t_update_ns);
+        if (s->updating)
+            bench_hist_record(&wk->stats[OP_UPDATE].hist, t1 - s->t_update_ns);
         atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         ev_issue(c);
         return;
     }
-    int rc = pbf_get_result(f->body, f->body_len, c->updating ? &c->context : NULL);
-    c->in.len = 0;
+    int rc = pbf_get_result(f->body, f->body_len, s->updating ? &s->context : NULL);
     if (rc != CAIRN_OK && rc != CAIRN_ENOTFOUND) {
-        ev_fail(c, rc, rc == CAIRN_EPROTO, "%s: %s", ev_label(c),
+        ee_fail(c, rc, rc == CAIRN_EPROTO, "%s: %s", ee_label(c),
                 rc == CAIRN_EPROTO ? "malformed get response" : "no memory for the vclock");
         return;
     }
     bench_hist_record(&wk->stats[OP_GET].hist, t1 - c->t_req_ns);
     if (rc == CAIRN_ENOTFOUND)
         wk->stats[OP_GET].notfound++;
-    if (!c->updating) {
+    if (!s->updating) {
         atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
         ev_issue(c);
         return;
     }
     /* The update's put, with the context the get returned (none if the key was missing). */
-    c->op = OP_PUT;
+    s->op = OP_PUT;
     c->t_req_ns = bench_now_ns();
-    rc = ev_encode(c, rc == CAIRN_OK ? &c->context : NULL);
+    rc = ev_encode(c, rc == CAIRN_OK ? &s->context : NULL);
     if (rc != CAIRN_OK) {
-        ev_fail(c, rc, false, "building the request");
+        ee_fail(c, rc, false, "building the request");
         return;
     }
-    ev_send(c);
+    ee_send(c);
 }
 
-/* The socket is readable (or has an error or a hang-up). */
-static void ev_readable(ev_conn_t *c)
-{
-    if (c->state != EC_SENDING && c->state != EC_WAITING) {
-        /* No request in flight: the server closed the connection or sent bytes nobody asked
-         * for. Either way it cannot carry the next request: close it, and the next request
-         * reconnects (what libcairn's check before each request does). */
-        ev_close(c);
-        return;
-    }
-    if (!pbf_buf_reserve(&c->in, EV_READ_CHUNK)) {
-        ev_fail(c, CAIRN_ENOMEM, true, "no memory for an answer");
-        return;
-    }
-    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-    if (n == 0) {
-        ev_fail(c, CAIRN_EIO, true, "%s: connection closed by the server", ev_label(c));
-        return;
-    }
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return; /* level-triggered: it comes back */
-        ev_fail(c, CAIRN_EIO, true, "%s: receive: %s", ev_label(c), strerror(errno));
-        return;
-    }
-    c->in.len += (size_t)n;
-    pbf_frame_t f;
-    size_t need;
-    switch (pbf_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &f, &need)) {
-    case PBF_NEED_MORE:
-        if (need > c->in.len && !pbf_buf_reserve(&c->in, need - c->in.len))
-            ev_fail(c, CAIRN_ENOMEM, true, "no memory for an answer of %zu bytes", need);
-        return;
-    case PBF_BAD_EMPTY:
-        ev_fail(c, CAIRN_EPROTO, true, "%s: frame of length 0 (no message code)", ev_label(c));
-        return;
-    case PBF_BAD_TOO_BIG:
-        ev_fail(c, CAIRN_ETOOBIG, true, "%s: answer exceeds %u bytes", ev_label(c),
-                MAX_ANSWER_BYTES);
-        return;
-    case PBF_FRAME:
-        break;
-    }
-    if (f.frame_len != c->in.len) {
-        ev_fail(c, CAIRN_EPROTO, true, "%s: bytes nobody asked for after the answer",
-                ev_label(c));
-        return;
-    }
-    if (c->state == EC_SENDING) {
-        /* Answered before the whole request left: a refusal, and the rest of the request
-         * would be read as a new one, so the connection closes. */
-        char msg[DETAIL_LEN];
-        int code = f.code == PBF_ERROR_RESP
-                       ? pbf_error_code(f.body, f.body_len, false, msg, sizeof msg)
-                       : CAIRN_EPROTO;
-        if (f.code != PBF_ERROR_RESP)
-            snprintf(msg, sizeof msg, "%s: answer (code %u) before the request was sent",
-                     ev_label(c), f.code);
-        ev_fail(c, code, true, "%s", msg);
-        return;
-    }
-    ev_answer(c, &f);
-}
-
-static void ev_on_event(ev_conn_t *c, uint32_t events)
-{
-    if (c->fd < 0)
-        return;
-    switch (c->state) {
-    case EC_CONNECTING:
-        ev_connect_finished(c, false);
-        return;
-    case EC_SENDING:
-        /* Read first: an early answer (a refusal) or an error explains a stalled send. */
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-            ev_readable(c);
-            if (c->state != EC_SENDING)
-                return;
-        }
-        if (events & EPOLLOUT)
-            ev_write(c);
-        return;
-    default:
-        ev_readable(c);
-        return;
-    }
-}
-
-/* Serves what waits on time or on the loop: new requests of idle connections, the end of a
- * pause, connect and request deadlines. Recomputes the loop's next timer. */
-static void ev_scan(worker_t *wk, uint64_t now)
-{
-    wk->need_scan = false;
-    bool stopping = atomic_load_explicit(&stop_requested, memory_order_relaxed);
-    uint64_t next = now + EV_MAX_NAP_NS;
-    for (unsigned i = 0; i < wk->n_conns; i++) {
-        ev_conn_t *c = wk->conns[i];
-        switch (c->state) {
-        case EC_IDLE:
-            ev_issue(c);
-            break;
-        case EC_BACKOFF:
-            if (stopping || now >= c->timer_ns)
-                ev_issue(c);
-            break;
-        case EC_CONNECTING:
-            if (now >= c->timer_ns)
-                ev_connect_finished(c, true);
-            break;
-        case EC_SENDING:
-        case EC_WAITING:
-            if (now >= c->req_deadline_ns)
-                ev_fail(c, CAIRN_ETIMEOUT, true, "%s: no answer before the deadline",
-                        ev_label(c));
-            break;
-        case EC_DONE:
-            break;
-        }
-        if ((c->state == EC_BACKOFF || c->state == EC_CONNECTING) && c->timer_ns < next)
-            next = c->timer_ns;
-        if ((c->state == EC_SENDING || c->state == EC_WAITING) && c->req_deadline_ns < next)
-            next = c->req_deadline_ns;
-    }
-    wk->next_timer_ns = next;
-}
+static const ee_ops_t ev_ops = {
+    .issue = ev_issue, .parse = ev_parse, .answer = ev_answer, .failed = ev_failed,
+    .after_break = ev_answer_after_break,
+};
 
 static void *event_loop_main(void *arg)
 {
     worker_t *wk = arg;
-    struct epoll_event evs[EV_BATCH];
-    wk->active = wk->n_conns;
-    wk->next_timer_ns = bench_now_ns() + EV_MAX_NAP_NS;
-    wk->need_scan = false;
-    for (unsigned i = 0; i < wk->n_conns; i++) {
-        ev_conn_t *c = wk->conns[i];
-        c->state = EC_IDLE;
-        c->next_load_key = c->id;
-        if (c->fd >= 0 && !ev_alive(c))
-            ev_close(c); /* closed between phases: reconnect quietly, as libcairn would */
-    }
-    for (unsigned i = 0; i < wk->n_conns; i++)
-        ev_issue(wk->conns[i]);
-    while (wk->active > 0) {
-        uint64_t now = bench_now_ns();
-        int timeout_ms = 0;
-        if (!wk->need_scan && wk->next_timer_ns > now)
-            timeout_ms = (int)((wk->next_timer_ns - now + 999999) / 1000000);
-        int n = epoll_wait(wk->epfd, evs, EV_BATCH, timeout_ms);
-        if (n < 0 && errno != EINTR) {
-            int err = errno;
-            fprintf(stderr, PROG ": epoll_wait (loop %u): %s; stopping the run\n", wk->id,
-                    strerror(err));
-            atomic_store(&stop_requested, true);
-            for (unsigned i = 0; i < wk->n_conns; i++) {
-                ev_conn_t *c = wk->conns[i];
-                if (c->state == EC_CONNECTING || c->state == EC_SENDING ||
-                    c->state == EC_WAITING)
-                    ev_fail(c, CAIRN_EIO, true, "event loop failed: epoll_wait: %s",
-                            strerror(err));
-            }
-            break;
-        }
-        for (int i = 0; i < n; i++)
-            ev_on_event(evs[i].data.ptr, evs[i].events);
-        now = bench_now_ns();
-        if (wk->need_scan || now >= wk->next_timer_ns)
-            ev_scan(wk, now);
-    }
+    ee_loop_t *loop = &eng.loops[wk->id];
+    for (unsigned i = 0; i < loop->n_conns; i++)
+        ev_of(loop->conns[i])->next_load_key = loop->conns[i]->id;
+    ee_loop_run(loop);
     if (ack_log)
         ack_buf_flush(ack_log, &wk->acks);
     atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
+
 /* ------------------------------------------------------------------ one phase */
 
 typedef struct phase_result {
@@ -1693,37 +1170,28 @@ static void setup_blocking(worker_t *ws)
 }
 
 /* Event engine: an epoll set per loop, connection i on loop i % threads, every connection
- * open before the run. Exits 1 if one cannot connect. */
+ * open before the run (each starting at the first node). Exits 1 if one cannot connect. */
 static void setup_event(worker_t *ws)
 {
-    if (ev_resolve_hosts() != 0)
+    ee_config_t ec = {
+        .prog = PROG, .hosts = cfg.hosts, .default_port = DEFAULT_PORT, .node_noun = "node",
+        .concurrency = cfg.concurrency, .threads = n_workers, .spread = false,
+        .failover = EE_FAILOVER_ON_RECONNECT,
+        .request_timeout_ns = cfg.timeout_ms * 1000000ull + SERVER_TIMEOUT_GRACE_NS,
+        .timeout_why = "no answer before the deadline",
+        .err_connect = CAIRN_ECONNECT, .err_io = CAIRN_EIO, .err_timeout = CAIRN_ETIMEOUT,
+        .err_nomem = CAIRN_ENOMEM, .err_proto = CAIRN_EPROTO,
+        .conn_user_size = sizeof(ev_conn_t), .ops = &ev_ops, .stop = &stop_requested,
+    };
+    if (ee_setup(&eng, &ec) != 0)
         exit(1);
     bench_bucket = (cairn_buf_t){cfg.bucket, strlen(cfg.bucket)};
-    ev_conns = calloc(cfg.concurrency, sizeof *ev_conns);
-    if (!ev_conns) {
-        fprintf(stderr, PROG ": out of memory for %u connections\n", cfg.concurrency);
-        exit(1);
-    }
-    for (unsigned t = 0; t < n_workers; t++) {
-        ws[t].epfd = epoll_create1(EPOLL_CLOEXEC);
-        ws[t].conns = calloc(cfg.concurrency / n_workers + 1, sizeof *ws[t].conns);
-        if (ws[t].epfd < 0 || !ws[t].conns) {
-            fprintf(stderr, PROG ": cannot set up event loop %u: %s\n", t,
-                    ws[t].epfd < 0 ? strerror(errno) : "out of memory");
-            exit(1);
-        }
-    }
+    for (unsigned t = 0; t < n_workers; t++)
+        eng.loops[t].user = &ws[t];
     for (unsigned i = 0; i < cfg.concurrency; i++) {
-        ev_conn_t *c = &ev_conns[i];
-        worker_t *wk = &ws[i % n_workers];
-        c->id = i;
-        c->wk = wk;
-        c->fd = -1;
-        c->state = EC_DONE;
-        wk->conns[wk->n_conns++] = c;
-        if (ev_connect_sync(c) != 0) {
+        if (ee_connect_sync(&eng, i) != 0) {
             fprintf(stderr, PROG ": connecting to %s (connection %u): %s: %s\n", cfg.hosts, i,
-                    cairn_strerror(CAIRN_ECONNECT), c->connect_why);
+                    cairn_strerror(CAIRN_ECONNECT), eng.conns[i].connect_why);
             exit(1);
         }
     }
@@ -1748,21 +1216,12 @@ static void teardown(worker_t *ws)
 {
     for (unsigned i = 0; i < n_workers; i++) {
         cairn_close(ws[i].conn);
-        if (ws[i].epfd >= 0)
-            close(ws[i].epfd);
-        free(ws[i].conns);
         free(ws[i].value);
         ack_buf_free(&ws[i].acks);
     }
-    for (unsigned i = 0; ev_conns && i < cfg.concurrency; i++) {
-        ev_close(&ev_conns[i]);
-        pbf_buf_free(&ev_conns[i].out);
-        pbf_buf_free(&ev_conns[i].in);
-        pbf_buf_free(&ev_conns[i].context);
-    }
-    free(ev_conns);
-    free(ev_nodes);
-    free(ev_targets);
+    for (unsigned i = 0; eng.conns && i < cfg.concurrency; i++)
+        pbf_buf_free(&ev_of(&eng.conns[i])->context);
+    ee_teardown(&eng);
     free(ws);
 }
 
@@ -1790,7 +1249,6 @@ int main(int argc, char **argv)
     uint64_t seed_state = cfg.seed;
     for (unsigned i = 0; i < n_workers; i++) {
         ws[i].id = i;
-        ws[i].epfd = -1;
         ws[i].rng = bench_rng_next(&seed_state);
         ws[i].value = malloc(cfg.value_size ? cfg.value_size : 1);
         if (!ws[i].value) {

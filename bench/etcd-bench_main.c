@@ -2,8 +2,9 @@
  * etcd-bench — `etcd-bench`, a load generator for etcd v3 over its JSON gateway (HTTP/1.1),
  * the counterpart of cairn-bench for `make bench-cluster`. It owns: option parsing, a small
  * HTTP/1.1 client (request writer, incremental response parser with Content-Length and
- * chunked bodies), base64, the event engine that drives the connections, the per-thread
- * latency histograms and the text/JSON report.
+ * chunked bodies), base64, the HTTP side of the event engine (bench/event_engine.c, shared
+ * with cairn-bench, drives the connections), the per-thread latency histograms and the
+ * text/JSON report.
  *
  *   etcd-bench [options] put|get|load                      (etcd-bench --help for the list)
  *
@@ -13,7 +14,7 @@
  * request into a gRPC call to the same member, so etcd's CPU per request includes that
  * translation: a native gRPC client would cost etcd less.
  *
- * The engine mirrors cairn-bench's event engine: --threads loop threads (default 1), each
+ * The engine is cairn-bench's event engine: --threads loop threads (default 1), each
  * running epoll over its share of the -c connections, non-blocking sockets, HTTP/1.1
  * keep-alive, exactly one request outstanding per connection (send it, read the whole
  * answer, send the next; no pipelining). Connection i talks to member i mod M of the -h
@@ -35,21 +36,17 @@
  * thread after the threads have joined; the same histogram and the same report lines as
  * cairn-bench, so scripts parse both tools' outputs alike.
  *
- * Memory: every buffer belongs to the connection or worker that uses it and is freed at
- * teardown; parsed answers point into the connection's buffers.
+ * Memory: every buffer belongs to the connection (the engine's, or its ev_conn_t) or worker
+ * that uses it and is freed at teardown; parsed answers point into the connection's buffers.
  */
 #include "bench/bench_common.h"
+#include "bench/event_engine.h"
 #include "bench/pb_frames.h" /* pbf_buf_t: a growable byte buffer */
 
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -58,9 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,11 +71,9 @@
 #define MAX_OPS 1000000000000ull
 #define MAX_TIMEOUT_MS 3600000u
 #define KEY_BUF 32
-#define RETRY_SLEEP_NS 10000000L        /* after a connection-class error: 10 ms */
 #define ERRMSG_LEN 512                  /* the first error, as reported */
 #define DETAIL_LEN 400                  /* an error's details while it is formatted */
 #define BODY_EXCERPT 160                /* bytes of an error answer's body quoted */
-#define CONNECT_TIMEOUT_MS 2000u        /* per address tried */
 #define MAX_ANSWER_BYTES (64u << 20)    /* the largest answer body accepted */
 #define MAX_HEAD_BYTES 65536u           /* status line + headers (and chunk-size lines) */
 #define DEFAULT_PORT "2379"
@@ -416,9 +409,7 @@ typedef struct bench_cfg {
     uint64_t seed;
 } bench_cfg_t;
 
-typedef struct conn conn_t;
-
-/* One loop thread: an epoll set over its share of the connections. */
+/* One loop thread: the program's side of eng.loops[id] (whose user it is). */
 typedef struct worker {
     pthread_t thread;
     unsigned id;
@@ -430,11 +421,6 @@ typedef struct worker {
     _Atomic uint64_t end_ns;        /* when this worker's phase ended; 0 while it runs */
     char first_error[ERRMSG_LEN];   /* first error seen, for the report ("" if none) */
     unsigned first_error_conn;
-    int epfd;                       /* owned by main (-1: none) */
-    conn_t **conns;                 /* this loop's connections (the array is owned by main) */
-    unsigned n_conns, active;       /* active: connections whose phase has not ended */
-    bool need_scan;                 /* a connection waits to be served by scan */
-    uint64_t next_timer_ns;         /* earliest deadline among this loop's connections */
 } worker_t;
 
 static bench_cfg_t cfg;
@@ -476,412 +462,60 @@ static void count_error(worker_t *wk, unsigned conn_id, op_t op, err_t code, con
     }
 }
 
-/* ------------------------------------------------------------------ members
- *
- * -h is resolved once at setup: host[:port] or [v6addr][:port] entries (the port defaults
- * to 2379). Every address of every member goes into one list, in host-list order; a
- * connection tries them from its member's first address on, each for up to 2 s, and wraps
- * around once. */
-
-typedef struct member {
-    char label[300];                /* "host:port" as written; also the Host header */
-    unsigned first_target;          /* its first address in targets */
-} member_t;
-
-typedef struct target {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    unsigned member;                /* index in members */
-} target_t;
-
-static member_t *members;           /* owned by this module for the whole run */
-static unsigned n_members;
-static target_t *targets;
-static unsigned n_targets;
-
-/* Splits one host-list entry s[0..len) into host and port; false with *why on a bad entry. */
-static bool parse_entry(const char *s, size_t len, char *host, size_t host_cap, char *port,
-                        size_t port_cap, char *why, size_t why_len)
-{
-    const char *h = s, *p = NULL;
-    size_t h_len = len, p_len = 0;
-    if (len > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (!close || (close + 1 < s + len && close[1] != ':')) {
-            snprintf(why, why_len, "'%.*s': expected [address] or [address]:port", (int)len, s);
-            return false;
-        }
-        h = s + 1;
-        h_len = (size_t)(close - h);
-        if (close + 1 < s + len) {
-            p = close + 2;
-            p_len = (size_t)(s + len - p);
-        }
-    } else {
-        const char *colon = memchr(s, ':', len);
-        /* One colon separates the port; more than one is a bare IPv6 address. */
-        if (colon && !memchr(colon + 1, ':', (size_t)(s + len - colon - 1))) {
-            h_len = (size_t)(colon - s);
-            p = colon + 1;
-            p_len = (size_t)(s + len - p);
-        }
-    }
-    unsigned long port_num = 0;
-    for (size_t i = 0; p && i < p_len && port_num <= 65535; i++)
-        port_num = (p[i] >= '0' && p[i] <= '9') ? port_num * 10 + (unsigned long)(p[i] - '0')
-                                                : 65536;
-    if (h_len == 0 || h_len >= host_cap ||
-        (p && (p_len == 0 || port_num == 0 || port_num > 65535))) {
-        snprintf(why, why_len, "'%.*s': expected host:port with a port in 1-65535", (int)len,
-                 s);
-        return false;
-    }
-    memcpy(host, h, h_len);
-    host[h_len] = '\0';
-    if (p)
-        snprintf(port, port_cap, "%lu", port_num);
-    else
-        snprintf(port, port_cap, "%s", DEFAULT_PORT);
-    return true;
-}
-
-/* Fills members and targets from cfg.hosts. A member that does not resolve is reported and
- * skipped (its connections start at the next member); -1 (message printed) if the list is
- * bad or nothing resolves. */
-static int resolve_members(void)
-{
-    size_t cap = 1;
-    for (const char *q = cfg.hosts; *q; q++)
-        cap += *q == ',';
-    members = calloc(cap, sizeof *members);
-    if (!members) {
-        fprintf(stderr, PROG ": out of memory for the host list\n");
-        return -1;
-    }
-    const char *entry = cfg.hosts;
-    for (;;) {
-        const char *end = strchr(entry, ',');
-        if (!end)
-            end = entry + strlen(entry);
-        const char *b = entry, *e = end;
-        while (b < e && (*b == ' ' || *b == '\t'))
-            b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        char host[256], port[8], why[ERRMSG_LEN];
-        if (b == e) {
-            fprintf(stderr, PROG ": empty entry in host list '%s'\n", cfg.hosts);
-            return -1;
-        }
-        if (!parse_entry(b, (size_t)(e - b), host, sizeof host, port, sizeof port, why,
-                         sizeof why)) {
-            fprintf(stderr, PROG ": host list: %s\n", why);
-            return -1;
-        }
-        member_t *m = &members[n_members];
-        snprintf(m->label, sizeof m->label, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
-                 port);
-        m->first_target = n_targets;
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_NUMERICSERV};
-        struct addrinfo *res = NULL;
-        int gai = getaddrinfo(host, port, &hints, &res);
-        if (gai != 0)
-            fprintf(stderr, PROG ": %s: %s (skipped)\n", m->label, gai_strerror(gai));
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
-                continue;
-            target_t *grown = realloc(targets, (n_targets + 1) * sizeof *grown);
-            if (!grown) {
-                freeaddrinfo(res);
-                fprintf(stderr, PROG ": out of memory for the host list\n");
-                return -1;
-            }
-            targets = grown;
-            target_t *t = &targets[n_targets++];
-            memset(t, 0, sizeof *t);
-            memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
-            t->addr_len = ai->ai_addrlen;
-            t->member = n_members;
-        }
-        if (res)
-            freeaddrinfo(res);
-        n_members++;
-        if (!*end)
-            break;
-        entry = end + 1;
-    }
-    if (n_targets == 0) {
-        fprintf(stderr, PROG ": no member of '%s' resolves to an address\n", cfg.hosts);
-        return -1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ connections
  *
- * Each connection is a small state machine run by its loop thread:
+ * The connections, their connecting, failover and deadlines are bench/event_engine.c's;
+ * here are the HTTP requests and answers and their counting. -h is resolved once at setup:
+ * host[:port] or [v6addr][:port] entries (the port defaults to 2379); connection i starts
+ * at member i mod M.
  *
- *   IDLE --issue--> [CONNECTING] --> SENDING <--> WAITING --answer--> (issue the next one)
- *                                        \___ error ___> IDLE, or BACKOFF (10 ms) after a
- *                                                        connection error; DONE at the end
- *
- * One request is outstanding while SENDING or WAITING. An answer other than 200 keeps the
- * connection (HTTP framing is intact); a broken connection (eio, then a 10 ms pause), no
- * connectable member (econnect, same pause), no answer before the deadline (timeout) or a
- * malformed answer (proto) close it, and the next request reconnects, starting at the next
- * member. An answer with "Connection: close" closes it after the answer; the next request
- * reconnects to the same member. */
+ * An answer other than 200 keeps the connection (HTTP framing is intact); a broken
+ * connection (eio, then a 10 ms pause), no connectable member (econnect, same pause), no
+ * answer before the deadline (timeout) or a malformed answer (proto) close it, and the next
+ * request reconnects, starting at the next member. An answer with "Connection: close"
+ * closes it after the answer; the next request reconnects to the same member. */
 
-typedef enum { C_IDLE, C_CONNECTING, C_SENDING, C_WAITING, C_BACKOFF, C_DONE } cstate_t;
-
-#define EV_BATCH 256                    /* events taken per epoll_wait */
-#define EV_READ_CHUNK 16384u            /* free space offered to each recv */
-#define EV_MAX_NAP_NS 50000000ull       /* idle loops look at the stop flag every 50 ms */
-
-struct conn {
-    unsigned id;                    /* 0..concurrency-1 */
-    worker_t *wk;                   /* the loop that runs it */
-    int fd;                         /* -1: not connected */
-    cstate_t state;
-    bool want_out;                  /* EPOLLOUT is in fd's interest set */
-    unsigned member;                /* the member connected to (or to connect to next) */
-    unsigned target, targets_tried; /* while connecting: the address tried, how many so far */
-    char connect_why[DETAIL_LEN];   /* why this round's attempts failed */
-    uint64_t timer_ns;              /* CONNECTING: this attempt's end; BACKOFF: retry time */
-    uint64_t req_deadline_ns;       /* the request's end (--timeout-ms) */
-    pbf_buf_t out;                  /* the request; out_sent bytes have left */
-    size_t out_sent;
-    pbf_buf_t in;                   /* bytes of the answer received so far */
-    pbf_buf_t chunks;               /* a chunked answer's body, de-chunked */
+/* What etcd-bench keeps per connection: the engine's user state (zeroed at setup). */
+typedef struct ev_conn {
+    http_answer_t answer;           /* the answer ev_parse found (points into the conn's in
+                                     * or into chunks) */
+    pbf_buf_t chunks;               /* a chunked answer's body, de-chunked (owned) */
     op_t op;                        /* the request in flight */
-    bool may_resend;                /* nothing left yet: one retry on the next member allowed */
-    uint64_t t_req_ns;              /* when the request started */
     uint64_t next_load_key;         /* load: this connection writes id, id+C, id+2C, ... */
-};
+} ev_conn_t;
 
-static conn_t *conns;               /* concurrency entries, owned by main */
+static ee_engine_t eng;             /* the event engine's loops and connections */
+static char timeout_why[64];        /* "no answer within N ms" */
 
-static const char *conn_label(const conn_t *c)
+static ev_conn_t *ev_of(const ee_conn_t *c)
 {
-    return members[c->member].label;
+    return c->user;
 }
 
-static void arm_timer(worker_t *wk, uint64_t at)
+static worker_t *ev_worker(const ee_conn_t *c)
 {
-    if (at < wk->next_timer_ns)
-        wk->next_timer_ns = at;
+    return c->loop->user;
 }
 
-static void conn_close(conn_t *c)
+/* ee_ops_t.failed */
+static void ev_failed(ee_conn_t *c, int code, const char *detail)
 {
-    if (c->fd >= 0) {
-        close(c->fd); /* also leaves the epoll set: the fd is never duplicated */
-        c->fd = -1;
-    }
-    c->want_out = false;
-    c->in.len = 0;
-}
-
-static void set_out_interest(conn_t *c, bool want)
-{
-    if (c->want_out == want)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
-    if (epoll_ctl(c->wk->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->want_out = want;
-}
-
-/* Is the idle connection still usable (no EOF, no bytes nobody asked for)? */
-static bool conn_alive(const conn_t *c)
-{
-    char byte;
-    ssize_t got = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-}
-
-static void conn_done(conn_t *c)
-{
-    c->state = C_DONE;
-    c->wk->active--;
-}
-
-/* The request in flight failed with `code`: count it, close the connection if its stream can
- * no longer be trusted, and let the connection go on. */
-static void conn_fail(conn_t *c, err_t code, bool close_conn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void conn_fail(conn_t *c, err_t code, bool close_conn, const char *fmt, ...)
-{
-    char detail[DETAIL_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    worker_t *wk = c->wk;
-    count_error(wk, c->id, c->op, code, detail);
-    c->out.len = c->out_sent = 0;
-    if (close_conn) {
-        conn_close(c);
-        if (code != E_CONNECT)
-            c->member = (c->member + 1) % n_members; /* the next request tries another */
-    }
-    if (code == E_CONNECT || code == E_IO) {
-        c->state = C_BACKOFF; /* do not spin against a member that is down */
-        c->timer_ns = bench_now_ns() + RETRY_SLEEP_NS;
-        arm_timer(wk, c->timer_ns);
-    } else {
-        c->state = C_IDLE;
-        wk->need_scan = true;
-    }
-}
-
-/* The address being tried failed: note why and move to the next one. */
-static void target_failed(conn_t *c, const char *why)
-{
-    if (c->connect_why[0])
-        bench_append_text(c->connect_why, sizeof c->connect_why, "; ");
-    bench_append_text(c->connect_why, sizeof c->connect_why,
-                      members[targets[c->target].member].label);
-    bench_append_text(c->connect_why, sizeof c->connect_why, ": ");
-    bench_append_text(c->connect_why, sizeof c->connect_why, why);
-    c->target = (c->target + 1) % n_targets;
-    c->targets_tried++;
-}
-
-static void conn_write(conn_t *c);
-
-/* Connected to c->target: send the pending request, if any. */
-static void conn_connected(conn_t *c)
-{
-    bench_tune_socket(c->fd);
-    c->member = targets[c->target].member;
-    if (c->out.len > 0) {
-        conn_write(c);
-    } else {
-        set_out_interest(c, false);
-        c->state = C_IDLE;
-        c->wk->need_scan = true;
-    }
-}
-
-/* Tries the addresses from c->target on until one connects or is in progress; after the last
- * one, the request fails with econnect. */
-static void connect_next(conn_t *c)
-{
-    while (c->targets_tried < n_targets) {
-        char why[ERRMSG_LEN];
-        int fd = -1;
-        const target_t *t = &targets[c->target];
-        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
-        if (r >= 0) {
-            struct epoll_event ev = {.events = EPOLLIN | (r == 1 ? EPOLLOUT : 0u),
-                                     .data.ptr = c};
-            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                c->fd = fd;
-                c->want_out = r == 1;
-                if (r == 0) {
-                    conn_connected(c);
-                } else {
-                    c->state = C_CONNECTING;
-                    c->timer_ns = bench_now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
-                    arm_timer(c->wk, c->timer_ns);
-                }
-                return;
-            }
-            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
-            close(fd);
-        }
-        target_failed(c, why);
-    }
-    conn_fail(c, E_CONNECT, false, "%s", c->connect_why);
-}
-
-/* A round of attempts starting at the first address of member `start`. */
-static void connect_start(conn_t *c, unsigned start)
-{
-    c->targets_tried = 0;
-    c->target = members[start].first_target % n_targets;
-    c->connect_why[0] = '\0';
-    connect_next(c);
-}
-
-/* The in-progress connect finished (writable or an error) or timed out (timed_out). */
-static void connect_finished(conn_t *c, bool timed_out)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (timed_out)
-        err = ETIMEDOUT;
-    else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == 0) {
-        conn_connected(c);
-        return;
-    }
-    conn_close(c);
-    target_failed(c, err == ETIMEDOUT ? "connect timed out" : strerror(err));
-    connect_next(c);
-}
-
-/* Setup: connects c to its member (or the ones after it) before the first phase, waiting up
- * to 2 s per address. 0, or -1 with the reasons in c->connect_why. */
-static int connect_sync(conn_t *c)
-{
-    c->targets_tried = 0;
-    c->target = members[c->member].first_target % n_targets;
-    c->connect_why[0] = '\0';
-    while (c->targets_tried < n_targets) {
-        char why[ERRMSG_LEN];
-        int fd = -1;
-        const target_t *t = &targets[c->target];
-        int r = bench_open_nonblocking(&t->addr, t->addr_len, &fd, why, sizeof why);
-        if (r == 1) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int n;
-            do
-                n = poll(&pfd, 1, (int)CONNECT_TIMEOUT_MS);
-            while (n < 0 && errno == EINTR);
-            int err = n == 0 ? ETIMEDOUT : n < 0 ? errno : 0;
-            socklen_t len = sizeof err;
-            if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-            if (err) {
-                snprintf(why, sizeof why, "%s",
-                         err == ETIMEDOUT ? "connect timed out" : strerror(err));
-                close(fd);
-                r = -1;
-            }
-        }
-        if (r >= 0) {
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-            if (epoll_ctl(c->wk->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                bench_tune_socket(fd);
-                c->fd = fd;
-                c->want_out = false;
-                c->member = targets[c->target].member;
-                return 0;
-            }
-            snprintf(why, sizeof why, "epoll_ctl: %s", strerror(errno));
-            close(fd);
-        }
-        target_failed(c, why);
-    }
-    return -1;
+    count_error(ev_worker(c), c->id, ev_of(c)->op, (err_t)code, detail);
 }
 
 /* ------------------------------------------------------------------ requests */
 
-/* Writes the HTTP request for c->op on key k into c->out. false: out of memory. */
-static bool build_request(conn_t *c, uint64_t k)
+/* Writes the HTTP request for the connection's op on key k into c->out. false: out of
+ * memory. */
+static bool build_request(ee_conn_t *c, uint64_t k)
 {
     char key[KEY_BUF], key64[KEY_BUF * 2];
     size_t key_len = key_text(key, k);
     size_t key64_len = b64_encode((const uint8_t *)key, key_len, key64);
-    const worker_t *wk = c->wk;
+    const worker_t *wk = ev_worker(c);
     const char *path, *mid = "", *tail;
     size_t value_len = 0;
-    if (c->op == OP_PUT) {
+    if (ev_of(c)->op == OP_PUT) {
         path = "/v3/kv/put";
         mid = "\",\"value\":\"";
         value_len = wk->value_b64_len;
@@ -896,7 +530,7 @@ static bool build_request(conn_t *c, uint64_t k)
     int head_len = snprintf(head, sizeof head,
                             "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                             "Content-Length: %zu\r\n\r\n",
-                            path, conn_label(c), body_len);
+                            path, ee_label(c), body_len);
     if (head_len < 0 || (size_t)head_len >= sizeof head)
         return false;
     c->out.len = c->out_sent = 0;
@@ -916,78 +550,34 @@ static bool build_request(conn_t *c, uint64_t k)
     return true;
 }
 
-/* Sends the request, connecting first if the connection is down. */
-static void conn_send(conn_t *c)
+/* ee_ops_t.issue: starts the next operation, or ends the connection's phase when there is
+ * none. */
+static void ev_issue(ee_conn_t *c)
 {
-    c->may_resend = true;
-    c->req_deadline_ns = c->t_req_ns + cfg.timeout_ms * 1000000ull;
-    arm_timer(c->wk, c->req_deadline_ns);
-    if (c->fd < 0)
-        connect_start(c, c->member);
-    else
-        conn_write(c);
-}
-
-/* Writes what is left of c->out; WAITING once all of it is out, SENDING while the socket is
- * full. */
-static void conn_write(conn_t *c)
-{
-    while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
-                         MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->state = C_SENDING;
-            set_out_interest(c, true);
-            return;
-        }
-        int err = n < 0 ? errno : EPIPE;
-        if (c->out_sent == 0 && c->may_resend) {
-            /* Nothing left: the request was never seen. Once more, on the next member. */
-            c->may_resend = false;
-            conn_close(c);
-            connect_start(c, (c->member + 1) % n_members);
-            return;
-        }
-        conn_fail(c, E_IO, true, "%s: send: %s", conn_label(c), strerror(err));
-        return;
-    }
-    c->state = C_WAITING;
-    set_out_interest(c, false);
-}
-
-/* Starts the next operation, or ends the connection's phase when there is none. */
-static void conn_issue(conn_t *c)
-{
-    worker_t *wk = c->wk;
+    ev_conn_t *s = ev_of(c);
     uint64_t k;
     if (phase_workload == WL_LOAD) {
-        if (c->next_load_key >= cfg.keys || !may_issue_one_more()) {
-            conn_done(c);
+        if (s->next_load_key >= cfg.keys || !may_issue_one_more()) {
+            ee_done(c);
             return;
         }
-        k = c->next_load_key;
-        c->next_load_key += cfg.concurrency;
-        c->op = OP_PUT;
+        k = s->next_load_key;
+        s->next_load_key += cfg.concurrency;
+        s->op = OP_PUT;
     } else {
         if (!may_issue_one_more()) {
-            conn_done(c);
+            ee_done(c);
             return;
         }
-        k = bench_rng_next(&wk->rng) % cfg.keys;
-        c->op = phase_workload == WL_GET ? OP_GET : OP_PUT;
+        k = bench_rng_next(&ev_worker(c)->rng) % cfg.keys;
+        s->op = phase_workload == WL_GET ? OP_GET : OP_PUT;
     }
     c->t_req_ns = bench_now_ns();
     if (!build_request(c, k)) {
-        conn_fail(c, E_NOMEM, false, "building the request");
+        ee_fail(c, E_NOMEM, false, "building the request");
         return;
     }
-    conn_send(c);
+    ee_send(c);
 }
 
 /* Quotes up to BODY_EXCERPT bytes of a body into dst (control bytes shown as '?'). */
@@ -1001,195 +591,78 @@ static void body_excerpt(char *dst, size_t cap, const uint8_t *body, size_t n)
     dst[k] = '\0';
 }
 
-/* A complete answer to the request in flight. */
-static void conn_answer(conn_t *c, const http_answer_t *a)
+/* ee_ops_t.parse: one HTTP answer at the start of c->in. */
+static ee_parse_t ev_parse(ee_conn_t *c, size_t *answer_len)
+{
+    ev_conn_t *s = ev_of(c);
+    char why[DETAIL_LEN];
+    switch (http_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &s->chunks, &s->answer, why,
+                       sizeof why)) {
+    case HTTP_NEED_MORE:
+        return EE_PARSE_NEED_MORE;
+    case HTTP_BAD:
+        ee_fail(c, E_PROTO, true, "%s: %s", ee_label(c), why);
+        return EE_PARSE_FAILED;
+    case HTTP_DONE:
+        break;
+    }
+    *answer_len = s->answer.consumed;
+    return EE_PARSE_ANSWER;
+}
+
+/* ee_ops_t.answer: a complete answer to the request in flight (the one ev_parse found). */
+static void ev_answer(ee_conn_t *c, bool early)
 {
     uint64_t t1 = bench_now_ns();
-    worker_t *wk = c->wk;
+    ev_conn_t *s = ev_of(c);
+    worker_t *wk = ev_worker(c);
+    http_answer_t *a = &s->answer;
     char excerpt[BODY_EXCERPT + 1];
+    if (early) {
+        /* Answered before the whole request left: the rest would be read as a new request. */
+        a->close = true;
+        if (a->status == 200) {
+            ee_fail(c, E_PROTO, true, "%s: answer before the request was sent", ee_label(c));
+            return;
+        }
+    }
     if (a->status != 200) {
         body_excerpt(excerpt, sizeof excerpt, a->body, a->body_len);
-        conn_fail(c, E_HTTP, a->close, "%s: HTTP %d: %s", conn_label(c), a->status, excerpt);
+        ee_fail(c, E_HTTP, a->close, "%s: HTTP %d: %s", ee_label(c), a->status, excerpt);
         return;
     }
     if (a->body_len == 0 || a->body[0] != '{') {
         body_excerpt(excerpt, sizeof excerpt, a->body, a->body_len);
-        conn_fail(c, E_PROTO, true, "%s: 200 answer without a JSON object: '%s'",
-                  conn_label(c), excerpt);
+        ee_fail(c, E_PROTO, true, "%s: 200 answer without a JSON object: '%s'", ee_label(c),
+                excerpt);
         return;
     }
     if (json_has_field(a->body, a->body_len, "error")) {
         body_excerpt(excerpt, sizeof excerpt, a->body, a->body_len);
-        conn_fail(c, E_SERVER, a->close, "%s: %s", conn_label(c), excerpt);
+        ee_fail(c, E_SERVER, a->close, "%s: %s", ee_label(c), excerpt);
         return;
     }
-    bench_hist_record(&wk->stats[c->op].hist, t1 - c->t_req_ns);
-    if (c->op == OP_GET && !json_has_field(a->body, a->body_len, "kvs"))
+    bench_hist_record(&wk->stats[s->op].hist, t1 - c->t_req_ns);
+    if (s->op == OP_GET && !json_has_field(a->body, a->body_len, "kvs"))
         wk->stats[OP_GET].notfound++;
     atomic_fetch_add_explicit(&wk->progress_ops, 1, memory_order_relaxed);
-    c->out.len = c->out_sent = 0;
     if (a->close)
-        conn_close(c); /* the next request reconnects to the same member */
-    conn_issue(c);
+        ee_close(c); /* the next request reconnects to the same member */
+    ev_issue(c);
 }
 
-/* The socket is readable (or has an error or a hang-up). */
-static void conn_readable(conn_t *c)
-{
-    if (c->state != C_SENDING && c->state != C_WAITING) {
-        /* No request in flight: the server closed the connection or sent bytes nobody asked
-         * for. Either way it cannot carry the next request: the next one reconnects. */
-        conn_close(c);
-        return;
-    }
-    if (!pbf_buf_reserve(&c->in, EV_READ_CHUNK)) {
-        conn_fail(c, E_NOMEM, true, "no memory for an answer");
-        return;
-    }
-    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-    if (n == 0) {
-        conn_fail(c, E_IO, true, "%s: connection closed by the server", conn_label(c));
-        return;
-    }
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return; /* level-triggered: it comes back */
-        conn_fail(c, E_IO, true, "%s: receive: %s", conn_label(c), strerror(errno));
-        return;
-    }
-    c->in.len += (size_t)n;
-    http_answer_t a;
-    char why[DETAIL_LEN];
-    switch (http_parse(c->in.data, c->in.len, MAX_ANSWER_BYTES, &c->chunks, &a, why,
-                       sizeof why)) {
-    case HTTP_NEED_MORE:
-        return;
-    case HTTP_BAD:
-        conn_fail(c, E_PROTO, true, "%s: %s", conn_label(c), why);
-        return;
-    case HTTP_DONE:
-        break;
-    }
-    if (a.consumed != c->in.len) {
-        conn_fail(c, E_PROTO, true, "%s: bytes nobody asked for after the answer",
-                  conn_label(c));
-        return;
-    }
-    if (c->state == C_SENDING) {
-        /* Answered before the whole request left: the rest would be read as a new request. */
-        a.close = true;
-        if (a.status == 200) {
-            conn_fail(c, E_PROTO, true, "%s: answer before the request was sent",
-                      conn_label(c));
-            return;
-        }
-    }
-    c->in.len = 0; /* a.body stays valid: nothing writes into c->in until the next recv */
-    conn_answer(c, &a);
-}
-
-static void conn_on_event(conn_t *c, uint32_t events)
-{
-    if (c->fd < 0)
-        return;
-    switch (c->state) {
-    case C_CONNECTING:
-        connect_finished(c, false);
-        return;
-    case C_SENDING:
-        /* Read first: an early answer (a refusal) or an error explains a stalled send. */
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-            conn_readable(c);
-            if (c->state != C_SENDING)
-                return;
-        }
-        if (events & EPOLLOUT)
-            conn_write(c);
-        return;
-    default:
-        conn_readable(c);
-        return;
-    }
-}
-
-/* Serves what waits on time or on the loop: new requests of idle connections, the end of a
- * pause, connect and request deadlines. Recomputes the loop's next timer. */
-static void scan(worker_t *wk, uint64_t now)
-{
-    wk->need_scan = false;
-    bool stopping = atomic_load_explicit(&stop_requested, memory_order_relaxed);
-    uint64_t next = now + EV_MAX_NAP_NS;
-    for (unsigned i = 0; i < wk->n_conns; i++) {
-        conn_t *c = wk->conns[i];
-        switch (c->state) {
-        case C_IDLE:
-            conn_issue(c);
-            break;
-        case C_BACKOFF:
-            if (stopping || now >= c->timer_ns)
-                conn_issue(c);
-            break;
-        case C_CONNECTING:
-            if (now >= c->timer_ns)
-                connect_finished(c, true);
-            break;
-        case C_SENDING:
-        case C_WAITING:
-            if (now >= c->req_deadline_ns)
-                conn_fail(c, E_TIMEOUT, true, "%s: no answer within %u ms", conn_label(c),
-                          cfg.timeout_ms);
-            break;
-        case C_DONE:
-            break;
-        }
-        if ((c->state == C_BACKOFF || c->state == C_CONNECTING) && c->timer_ns < next)
-            next = c->timer_ns;
-        if ((c->state == C_SENDING || c->state == C_WAITING) && c->req_deadline_ns < next)
-            next = c->req_deadline_ns;
-    }
-    wk->next_timer_ns = next;
-}
+static const ee_ops_t ev_ops = {
+    .issue = ev_issue, .parse = ev_parse, .answer = ev_answer, .failed = ev_failed,
+    .after_break = NULL,
+};
 
 static void *event_loop_main(void *arg)
 {
     worker_t *wk = arg;
-    struct epoll_event evs[EV_BATCH];
-    wk->active = wk->n_conns;
-    wk->next_timer_ns = bench_now_ns() + EV_MAX_NAP_NS;
-    wk->need_scan = false;
-    for (unsigned i = 0; i < wk->n_conns; i++) {
-        conn_t *c = wk->conns[i];
-        c->state = C_IDLE;
-        c->next_load_key = c->id;
-        if (c->fd >= 0 && !conn_alive(c))
-            conn_close(c); /* closed between phases: reconnect quietly */
-    }
-    for (unsigned i = 0; i < wk->n_conns; i++)
-        conn_issue(wk->conns[i]);
-    while (wk->active > 0) {
-        uint64_t now = bench_now_ns();
-        int timeout_ms = 0;
-        if (!wk->need_scan && wk->next_timer_ns > now)
-            timeout_ms = (int)((wk->next_timer_ns - now + 999999) / 1000000);
-        int n = epoll_wait(wk->epfd, evs, EV_BATCH, timeout_ms);
-        if (n < 0 && errno != EINTR) {
-            int err = errno;
-            fprintf(stderr, PROG ": epoll_wait (loop %u): %s; stopping the run\n", wk->id,
-                    strerror(err));
-            atomic_store(&stop_requested, true);
-            for (unsigned i = 0; i < wk->n_conns; i++) {
-                conn_t *c = wk->conns[i];
-                if (c->state == C_CONNECTING || c->state == C_SENDING || c->state == C_WAITING)
-                    conn_fail(c, E_IO, true, "event loop failed: epoll_wait: %s", strerror(err));
-            }
-            break;
-        }
-        for (int i = 0; i < n; i++)
-            conn_on_event(evs[i].data.ptr, evs[i].events);
-        now = bench_now_ns();
-        if (wk->need_scan || now >= wk->next_timer_ns)
-            scan(wk, now);
-    }
+    ee_loop_t *loop = &eng.loops[wk->id];
+    for (unsigned i = 0; i < loop->n_conns; i++)
+        ev_of(loop->conns[i])->next_load_key = loop->conns[i]->id;
+    ee_loop_run(loop);
     atomic_store(&wk->end_ns, bench_now_ns());
     return NULL;
 }
@@ -1632,34 +1105,24 @@ static void print_first_errors(const worker_t *ws)
  * connection open before the run. Exits 1 if one cannot connect. */
 static void setup(worker_t *ws)
 {
-    if (resolve_members() != 0)
+    snprintf(timeout_why, sizeof timeout_why, "no answer within %u ms", cfg.timeout_ms);
+    ee_config_t ec = {
+        .prog = PROG, .hosts = cfg.hosts, .default_port = DEFAULT_PORT, .node_noun = "member",
+        .concurrency = cfg.concurrency, .threads = cfg.threads, .spread = true,
+        .failover = EE_FAILOVER_ON_ERROR, .request_timeout_ns = cfg.timeout_ms * 1000000ull,
+        .timeout_why = timeout_why,
+        .err_connect = E_CONNECT, .err_io = E_IO, .err_timeout = E_TIMEOUT,
+        .err_nomem = E_NOMEM, .err_proto = E_PROTO,
+        .conn_user_size = sizeof(ev_conn_t), .ops = &ev_ops, .stop = &stop_requested,
+    };
+    if (ee_setup(&eng, &ec) != 0)
         exit(1);
-    conns = calloc(cfg.concurrency, sizeof *conns);
-    if (!conns) {
-        fprintf(stderr, PROG ": out of memory for %u connections\n", cfg.concurrency);
-        exit(1);
-    }
-    for (unsigned t = 0; t < cfg.threads; t++) {
-        ws[t].epfd = epoll_create1(EPOLL_CLOEXEC);
-        ws[t].conns = calloc(cfg.concurrency / cfg.threads + 1, sizeof *ws[t].conns);
-        if (ws[t].epfd < 0 || !ws[t].conns) {
-            fprintf(stderr, PROG ": cannot set up event loop %u: %s\n", t,
-                    ws[t].epfd < 0 ? strerror(errno) : "out of memory");
-            exit(1);
-        }
-    }
+    for (unsigned t = 0; t < cfg.threads; t++)
+        eng.loops[t].user = &ws[t];
     for (unsigned i = 0; i < cfg.concurrency; i++) {
-        conn_t *c = &conns[i];
-        worker_t *wk = &ws[i % cfg.threads];
-        c->id = i;
-        c->wk = wk;
-        c->fd = -1;
-        c->state = C_DONE;
-        c->member = i % n_members;
-        wk->conns[wk->n_conns++] = c;
-        if (connect_sync(c) != 0) {
+        if (ee_connect_sync(&eng, i) != 0) {
             fprintf(stderr, PROG ": connecting to %s (connection %u): %s\n", cfg.hosts, i,
-                    c->connect_why);
+                    eng.conns[i].connect_why);
             exit(1);
         }
     }
@@ -1667,21 +1130,11 @@ static void setup(worker_t *ws)
 
 static void teardown(worker_t *ws)
 {
-    for (unsigned i = 0; i < cfg.threads; i++) {
-        if (ws[i].epfd >= 0)
-            close(ws[i].epfd);
-        free(ws[i].conns);
+    for (unsigned i = 0; i < cfg.threads; i++)
         free(ws[i].value_b64);
-    }
-    for (unsigned i = 0; conns && i < cfg.concurrency; i++) {
-        conn_close(&conns[i]);
-        pbf_buf_free(&conns[i].out);
-        pbf_buf_free(&conns[i].in);
-        pbf_buf_free(&conns[i].chunks);
-    }
-    free(conns);
-    free(members);
-    free(targets);
+    for (unsigned i = 0; eng.conns && i < cfg.concurrency; i++)
+        pbf_buf_free(&ev_of(&eng.conns[i])->chunks);
+    ee_teardown(&eng);
     free(ws);
 }
 
@@ -1711,7 +1164,6 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < cfg.threads; i++) {
         ws[i].id = i;
-        ws[i].epfd = -1;
         ws[i].rng = bench_rng_next(&seed_state);
         for (size_t b = 0; b < cfg.value_size; b++)
             value[b] = (uint8_t)bench_rng_next(&ws[i].rng);
