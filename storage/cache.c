@@ -12,7 +12,7 @@
 #include <xxhash.h>
 
 #define CACHE_MIN_BUCKETS 64u
-#define ENTRY_OVERHEAD 24u        /* malloc's header and rounding, the table slot */
+#define ENTRY_OVERHEAD 32u        /* malloc's rounding, two table slots */
 #define MAX_VALUE_SHARE 64u       /* a value above limit/64 bytes is never cached */
 #define DATA_ROUND 32u            /* data[] is allocated in steps of this: a new version of
                                    * an object is usually the same size, give or take a few
@@ -121,11 +121,11 @@ static entry_t *find(store_cache_t *c, uint64_t h, const store_key_t *k)
     return NULL;
 }
 
-/* Doubles the table when it is fuller than one entry per bucket (no-op when out of memory:
- * the chains just get longer). */
+/* Doubles the table when it holds more than one entry per two buckets: every hop along a
+ * chain is a cache miss (no-op when out of memory: the chains just get longer). */
 static void maybe_grow(store_cache_t *c)
 {
-    if (c->count < c->nbuckets)
+    if (c->count * 2 < c->nbuckets)
         return;
     uint32_t n = c->nbuckets * 2;
     entry_t **t = calloc(n, sizeof *t);
