@@ -661,9 +661,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
              n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
         goto failed;
     }
-    /* the memory backend is already in memory: no cache in front of it */
-    n->kv.obj_cache.limit =
-        n->cfg.storage.kind == STORE_ENGINE_MEMORY ? 0 : n->cfg.vnode_cache_bytes;
+    n->kv.obj_cache.limit = vnode_cache_limit(&n->cfg);
     n->kv.vnodes = vnode_table_new(ring_size(kv_ring(&n->kv)));
     if (!(n->kv.buckets = bucket_store_open(&n->cfg, why, sizeof why))) {
         node_errorf(err, errlen, "buckets: %s", why);

@@ -250,6 +250,11 @@ static int op_end(vnode_t *v, bool locked, int rc, char *err, size_t errlen)
     return rc;
 }
 
+uint64_t vnode_cache_limit(const node_config_t *cfg)
+{
+    return cfg->storage.kind == STORE_ENGINE_MEMORY ? 0 : cfg->vnode_cache_bytes;
+}
+
 /* The object cache (storage/cache.h) stays coherent because these three are the only
  * writers of the backend: a read fills it, a successful write replaces the entry, and a
  * failed write or a delete drops it (after a failure the backend is the only truth). */

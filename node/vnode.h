@@ -26,6 +26,10 @@ void vnode_table_free(vnode_table_t *t);
 /* The live vnode of partition p, or RT_NOPID while it is (re)starting. */
 rt_pid_t vnode_pid(const kv_node_t *kv, uint32_t partition);
 
+/* The object cache budget for kv->obj_cache.limit: cfg->vnode_cache_bytes, or 0 with the
+ * memory backend (already in memory). Set it before the first vnode starts. */
+uint64_t vnode_cache_limit(const node_config_t *cfg);
+
 /* Starts the vnode supervisor (simple_one_for_one, linked to the caller) and one vnode per
  * partition of kv->ring owned by this node. Blocking (call from the node's start-up code,
  * not from a scheduler-hot path). Returns 0 with *sup, or a negative RT_E* code with a

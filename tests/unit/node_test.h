@@ -41,6 +41,7 @@ typedef struct node_test_opts {
     store_engine_kind_t engine; /* with vnodes: LevelDB or memory */
     uint64_t node_id;           /* the node part of the vnodes' actors */
     bool buckets;               /* the bucket store */
+    bool no_object_cache;       /* vnode.cache_size = 0 (else the default, with LevelDB) */
 } node_test_opts_t;
 
 static inline int node_test_rm_entry(const char *path, const struct stat *sb, int flag,
@@ -121,6 +122,9 @@ static inline void node_test_setup(node_test_t *t, node_test_opts_t o)
     t->cfg.storage.cache_bytes = 1u << 20;
     t->kv.cfg = &t->cfg;
     t->kv.node_id = o.node_id;
+    if (o.no_object_cache)
+        t->cfg.vnode_cache_bytes = 0;
+    t->kv.obj_cache.limit = vnode_cache_limit(&t->cfg); /* LevelDB tests run with the cache */
     if (o.buckets)
         node_test_open_buckets(t);
     if (o.vnodes) {
@@ -140,6 +144,8 @@ static inline void node_test_teardown(node_test_t *t)
 {
     node_test_stop_vnodes(t);
     rt_test_stop();
+    cr_assert_eq(atomic_load(&t->kv.obj_cache.used), 0,
+                 "every vnode's object cache gave its bytes back");
     bucket_store_close(t->kv.buckets);
     t->kv.buckets = NULL;
     vnode_table_free(t->kv.vnodes);

@@ -28,6 +28,14 @@ static void setup_kind(store_engine_kind_t kind)
 }
 
 static void setup_ldb(void) { setup_kind(STORE_ENGINE_LEVELDB); }
+static void setup_ldb_nocache(void)
+{
+    node_test_setup(&fx, (node_test_opts_t){.what = "kv", .q = Q, .vnodes = true,
+                                            .engine = STORE_ENGINE_LEVELDB, .node_id = NODE_ID,
+                                            .buckets = true, .no_object_cache = true});
+    fx.cfg.request_timeout_ms = 10000;
+    next_id = 1;
+}
 static void setup_mem(void) { setup_kind(STORE_ENGINE_MEMORY); }
 
 static void teardown(void)
@@ -38,6 +46,7 @@ static void teardown(void)
 
 TestSuite(node_kv, .init = setup_ldb, .fini = teardown, .timeout = 60);
 TestSuite(node_kv_mem, .init = setup_mem, .fini = teardown, .timeout = 60);
+TestSuite(node_kv_nocache, .init = setup_ldb_nocache, .fini = teardown, .timeout = 60);
 
 /* ---------------------------------------------------------------- requests and replies */
 
@@ -550,6 +559,67 @@ Test(node_kv_mem, read_repair_after_a_vnode_lost_its_data)
     res_free(&r);
     cr_assert(replicas_become("b", "lost", AT_VALUE, 5000), "the emptied replica was repaired");
     cr_assert_geq(atomic_load(&fx.kv.stats.read_repairs), 1);
+}
+
+/* ---------------------------------------------------------------- the object cache */
+
+/* Every read and write goes through the vnodes' object cache (storage/cache.h) here; what a
+ * client reads must always be the last write, the delete, or what a restarted vnode reads
+ * back from LevelDB. */
+Test(node_kv, object_cache_answers_and_stays_coherent)
+{
+    const store_cache_budget_t *oc = &fx.kv.obj_cache;
+    cr_assert_gt(oc->limit, 0, "the LevelDB fixture runs with the cache");
+    put_ok("b", "c", "one");
+    uint64_t hits0 = atomic_load(&oc->hits);
+    expect_single("b", "c", "one");
+    cr_assert_geq(atomic_load(&oc->hits), hits0 + 3, "all three replicas read from the cache");
+    cr_assert_geq(atomic_load(&oc->entries), 3);
+
+    for (int i = 0; i < 20; i++) { /* rewrites: each one read back at once */
+        char v[64];
+        snprintf(v, sizeof v, "version-%d%s", i, i % 2 ? "-and-some-longer-text" : "");
+        res_t r = get_ok("b", "c");
+        put_req_t p;
+        put_init(&p, "b", "c", v);
+        p.r.has_vclock = 1;
+        p.r.vclock = r.get->vclock;
+        run_put_ok(&p);
+        res_free(&r);
+        expect_single("b", "c", v);
+    }
+
+    del_ok("b", "c");
+    res_t r = get_ok("b", "c");
+    cr_assert_eq(r.get->n_content, 0, "a delete is seen at once");
+    res_free(&r);
+
+    put_ok("b", "d", "durable");
+    uint32_t parts[3];
+    preflist("b", "d", parts);
+    uint64_t before = atomic_load(&oc->used);
+    for (int i = 0; i < 3; i++) { /* a restarted vnode starts empty and reads LevelDB */
+        rt_pid_t old = node_test_crash_vnode(&fx, parts[i]);
+        node_test_wait_restarted(&fx, parts[i], old);
+    }
+    cr_assert_lt(atomic_load(&oc->used), before, "the crashed vnodes' caches were freed");
+    uint64_t misses0 = atomic_load(&oc->misses);
+    expect_single("b", "d", "durable");
+    cr_assert_geq(atomic_load(&oc->misses), misses0 + 3);
+    expect_single("b", "d", "durable");
+}
+
+Test(node_kv_nocache, object_cache_off_serves_from_leveldb)
+{
+    put_ok("b", "k", "v1");
+    expect_single("b", "k", "v1");
+    del_ok("b", "k");
+    res_t r = get_ok("b", "k");
+    cr_assert_eq(r.get->n_content, 0);
+    res_free(&r);
+    const store_cache_budget_t *oc = &fx.kv.obj_cache;
+    cr_assert_eq(atomic_load(&oc->hits) + atomic_load(&oc->misses), 0, "nothing went to a cache");
+    cr_assert_eq(atomic_load(&oc->entries), 0);
 }
 
 /* ---------------------------------------------------------------- delete */
