@@ -71,6 +71,8 @@ typedef struct ae_s {
     ae_job_t *job;               /* CHECKING: the chunk being checked (owned) */
     size_t next_key;             /* of job->keys */
     uint32_t inflight;
+    bool stopped;                /* a get was refused: the pass ends once those in flight
+                                  * answer, and does not count as done */
     double tokens;               /* gets that may start now */
     uint64_t req_seq;
 } ae_t;
@@ -257,6 +259,7 @@ static void ae_start_pass(ae_t *s)
     s->partition = p;
     s->pass_start_ns = rt_now_ns();
     s->pass_keys = 0;
+    s->stopped = false;
     if (!ae_submit(s, ae_job_new(s->kv, ring, p, NULL)))
         ae_pass_end(s, false);
 }
@@ -290,6 +293,7 @@ static void ae_check_some(ae_t *s)
             else { /* finish the gets in flight, then end the pass */
                 s->next_key = j->n;
                 j->more = false;
+                s->stopped = true;
             }
             return;
         }
@@ -314,7 +318,7 @@ static void ae_checking_step(ae_t *s)
             ae_pass_end(s, false);
         return;
     }
-    ae_pass_end(s, true);
+    ae_pass_end(s, !s->stopped);
 }
 
 static void ae_on_chunk(ae_t *s, rt_msg_t *m)
