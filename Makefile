@@ -44,7 +44,7 @@ tsan_CFLAGS    := -O1 -g -fsanitize=thread -DRT_POOL_MALLOC
 release_LDFLAGS :=
 # Release programs use jemalloc (as Debian's redis-server does): under the node's mix of
 # threads (a request's buffers are allocated on one scheduler and freed on another) glibc's
-# malloc cost a third of cairnd's CPU per get; see docs/benchmarks.md. Sanitizer builds keep
+# malloc cost about a quarter of cairnd's CPU per get; see docs/benchmarks.md. Sanitizer builds keep
 # the libc allocator, which the sanitizers replace.
 release_MALLOC := -ljemalloc
 asan_LDFLAGS   := -fsanitize=address,undefined

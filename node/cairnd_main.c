@@ -21,7 +21,7 @@
  * sanitizer builds do not, and there this is an unused string). Transparent huge pages for
  * the heap: LevelDB's memtables and the object cache are pointer-chasing structures spread
  * over hundreds of MB, and with 4 KiB pages nearly every hop is also a TLB miss; huge pages
- * cut cairnd's CPU per put by about a sixth on the node benchmark (docs/benchmarks.md).
+ * cut cairnd's CPU per put by about a tenth on the node benchmark (docs/benchmarks.md).
  * MALLOC_CONF in the environment still overrides it. */
 const char *malloc_conf = "thp:always,metadata_thp:auto";
 

@@ -1008,8 +1008,8 @@ static int vnode_init(void *state, void *arg)
         return RT_R_INIT_FAILED;
     }
     v->is_memory = strcmp(v->backend->ops->name, "memory") == 0;
-    if (!v->is_memory)
-        v->cache = store_cache_new(&kv->obj_cache); /* NULL when off or out of memory */
+    /* NULL when off (vnode_cache_limit: always with the memory backend) or out of memory */
+    v->cache = store_cache_new(&kv->obj_cache);
     if (!v->is_memory &&
         asprintf(&v->meta_path, "%s/leveldb/%" PRIu32 "/" VNODE_META_FILE, data_root(kv),
                  v->partition) < 0)
