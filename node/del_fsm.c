@@ -184,16 +184,17 @@ static int del_handle(void *state, rt_msg_t *m)
     del_fsm_t *s = state;
     if (s->c.finished)
         return RT_STOP;
-    if (coord_is_sub_reply(m, s->sub_id)) {
+    if (coord_is_timeout(&s->c, m)) {
+        if (m->type == COORD_MSG_TIMEOUT)
+            s->c.timer = 0;
+        coord_fail(&s->c, "timeout");
+    } else if (coord_is_sub_reply(m, s->sub_id)) {
         if (s->phase != DEL_PAUSE)
             del_on_sub_reply(s, m);
     } else if (m->type == DEL_MSG_REAP) {
         /* step 4: its answer is not awaited (it goes to this pid after we are gone) */
         submit_get(s, s->c.req_id ^ SUB_REAP_TAG, NODE_QUORUM_ALL, true);
         coord_finish(&s->c);
-    } else if (m->type == COORD_MSG_TIMEOUT) {
-        s->c.timer = 0;
-        coord_fail(&s->c, "timeout");
     }
     return s->c.finished ? RT_STOP : RT_CONTINUE;
 }

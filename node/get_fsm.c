@@ -389,7 +389,16 @@ static int get_handle(void *state, rt_msg_t *m)
         return RT_STOP;
     bool failed;
     rt_ref_t ref = coord_call_ref(m, &failed);
-    if (ref) {
+    if (coord_is_timeout(&s->c, m)) {
+        if (m->type == COORD_MSG_TIMEOUT)
+            s->c.timer = 0;
+        if (!s->c.replied)
+            coord_reply_error(&s->c, "timeout");
+        if (!s->c.finished) {
+            get_final_action(s); /* read-repair what did answer (Riak's finalize) */
+            coord_finish(&s->c);
+        }
+    } else if (ref) {
         coord_replica_t *r = coord_replica_by_ref(&s->t, ref);
         if (r) {
             if (failed)
@@ -397,14 +406,6 @@ static int get_handle(void *state, rt_msg_t *m)
             else
                 get_on_reply(s, r, m);
             get_step(s);
-        }
-    } else if (m->type == COORD_MSG_TIMEOUT) {
-        s->c.timer = 0;
-        if (!s->c.replied)
-            coord_reply_error(&s->c, "timeout");
-        if (!s->c.finished) {
-            get_final_action(s); /* read-repair what did answer (Riak's finalize) */
-            coord_finish(&s->c);
         }
     }
     return s->c.finished ? RT_STOP : RT_CONTINUE;

@@ -406,7 +406,11 @@ static int put_handle(void *state, rt_msg_t *m)
         return RT_STOP;
     bool failed;
     rt_ref_t ref = coord_call_ref(m, &failed);
-    if (ref) {
+    if (coord_is_timeout(&s->c, m)) {
+        if (m->type == COORD_MSG_TIMEOUT)
+            s->c.timer = 0;
+        coord_fail(&s->c, "timeout");
+    } else if (ref) {
         coord_replica_t *r = coord_replica_by_ref(&s->t, ref);
         if (r && failed) {
             put_record(s, r, QUORUM_REPLY_ERROR);
@@ -422,9 +426,6 @@ static int put_handle(void *state, rt_msg_t *m)
     } else if (coord_is_sub_reply(m, s->precheck_id)) {
         if (s->phase == PUT_PRECHECK)
             put_on_precheck(s, m);
-    } else if (m->type == COORD_MSG_TIMEOUT) {
-        s->c.timer = 0;
-        coord_fail(&s->c, "timeout");
     }
     return s->c.finished ? RT_STOP : RT_CONTINUE;
 }
