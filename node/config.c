@@ -625,6 +625,7 @@ static const conf_key_t keys[] = {
     NUM("runtime.schedulers", schedulers, 0, 1024),
     NUM("runtime.workers", workers, 1, 256),
     NUM("runtime.idle_spin", idle_spin, 0, 1000000),
+    BOOL("runtime.io_thread", io_thread),
     /* cluster */
     DUR("cluster.heartbeat_interval", heartbeat_ms, 10, 60 * SEC),
     DUR("cluster.node_timeout", node_timeout_ms, 50, 600 * SEC),

@@ -58,6 +58,7 @@ typedef struct node_config_s {
     unsigned schedulers;                 /* 0: one per CPU */
     unsigned workers;                    /* worker pool threads, default 4 */
     unsigned idle_spin;                  /* scheduler idle spin rounds (rt_config_t) */
+    bool io_thread;                      /* sockets on a thread of their own (rt_config_t) */
 
     /* cluster */
     uint32_t heartbeat_ms;               /* node-link heartbeat when idle, default 1000 */

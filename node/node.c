@@ -625,8 +625,9 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
 
     rt_config_t rc;
     rt_config_default(&rc);
-    /* 0: one scheduler per CPU but one, which is left to the I/O loop thread (on 2 CPUs
-     * this measured 15-25% more requests/s at 25% less CPU per request than 2). */
+    /* 0: one scheduler per CPU but one, which is left to LevelDB's compactions, the worker
+     * pool and clients on the same host (on 2 CPUs with the load generator alongside, one
+     * scheduler measured less CPU per request and half the p99 of two: docs/benchmarks.md). */
     rc.schedulers = n->cfg.schedulers;
     if (rc.schedulers == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -634,6 +635,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     }
     rc.workers = n->cfg.workers;
     rc.idle_spin = n->cfg.idle_spin;
+    rc.io_thread = n->cfg.io_thread;
     rc.heartbeat_ms = n->cfg.heartbeat_ms;
     rc.net_timeout_ms = n->cfg.node_timeout_ms;
     rc.node_name = n->cfg.nodename;

@@ -1,7 +1,8 @@
 /*
  * io.h — process-owned TCP sockets (runtime/io.c) and the blocking-work pool (runtime/work.c).
  *
- * Sockets live on the runtime's libuv loop thread. Each one is owned by a process (or a
+ * Sockets live on the runtime's libuv loop ("the loop thread": scheduler 0's thread, or a
+ * thread of its own with rt_config_t.io_thread; runtime/loop.c). Each one is owned by a process (or a
  * non-scheduler thread's mailbox) and reports everything as RT_MSG_TCP messages to its owner,
  * Erlang's ports in spirit: bytes arrive as DATA messages while the socket is active; a passive
  * socket is not read at all, so a slow owner makes the peer's writes back up (TCP flow control).

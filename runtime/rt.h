@@ -340,6 +340,10 @@ typedef struct rt_config {
                               * 2000, ~100-300 µs: lowest wake-up latency; fewer rounds
                               * leave more CPU to other threads on a busy host; 0: sleep
                               * at once) */
+    bool io_thread;          /* sockets and timers on a thread of their own; false (default):
+                              * scheduler 0 polls them between process turns and sleeps in
+                              * their wait, so a request reaches its process on the thread
+                              * that read it (no hand-over, no wake-up) */
     /* Distribution (runtime/dist.h); node_name NULL: not distributed. */
     const char *node_name;   /* "name@host:port"; the node listens on host:port (port 0:
                               * a free one, and rt_node_self() names the bound port) */

@@ -234,7 +234,8 @@ extern _Thread_local rt_tls_t rt__tls;
 /* ------------------------------------------------------------------ schedulers */
 
 void rt__make_runnable(rt_proc_t *p);       /* p->sched was just won by the caller */
-int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin);
+int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin,
+                    bool host_loop); /* host_loop: scheduler 0 runs the I/O loop */
 void rt__sched_stop(void);
 bool rt__on_scheduler(void);
 void rt__run_init(rt_proc_t *p, void *arg, int *reason); /* runs beh->init under a jump */
@@ -245,10 +246,15 @@ void rt__pool_thread_flush(void);
 rt_msg_t *rt__sig_new(uint32_t type, rt_pid_t from, size_t size);
 void rt__msg_deliver_to_handler(rt_proc_t *p, rt_msg_t *m); /* runs handle(), may not return */
 
-/* ------------------------------------------------------------------ the loop thread */
+/* ------------------------------------------------------------------ the I/O loop */
 
-int rt__loop_start(void);
+int rt__loop_start(bool own_thread); /* own_thread false: scheduler 0 hosts it (loop.c) */
 void rt__loop_stop(void);
+bool rt__loop_hosted(void);
+void rt__loop_adopt(void);     /* the hosting scheduler's thread, once: it is the loop's now */
+void rt__loop_poll(bool wait); /* hosting scheduler: run jobs and ready I/O; wait: sleep until
+                                * I/O, a due timer or rt__loop_wake */
+void rt__loop_wake(void);      /* any thread: end the host's wait in rt__loop_poll(true) */
 /* Runs fn(arg) on the loop thread, soon. Safe from any thread (also the loop itself). */
 void rt__loop_call(void (*fn)(void *arg), void *arg);
 struct uv_loop_s *rt__loop(void);

@@ -51,9 +51,9 @@ int rt_start(const rt_config_t *cfg)
     atomic_store(&rt__g.next_ref, ((((uint64_t)getpid() << 40) ^ ((uint64_t)time(NULL) << 20)) | 1));
     rt__procs_init(c.max_procs);
     rt__timers_init();
-    int rc = rt__loop_start();
+    int rc = rt__loop_start(c.io_thread);
     if (rc == 0)
-        rc = rt__sched_start(c.schedulers, c.batch, c.slice_us, c.idle_spin);
+        rc = rt__sched_start(c.schedulers, c.batch, c.slice_us, c.idle_spin, !c.io_thread);
     if (rc == 0 && (rc = rt__work_start(c.workers)) != 0)
         rt__sched_stop();
     if (rc != 0) {

@@ -12,6 +12,11 @@
  * A process woken by a process runs on the waker's scheduler (cache locality). An idle
  * scheduler spins briefly, then sleeps; a scheduler with surplus work hands one process to a
  * sleeping peer and wakes it (work sharing rather than stealing: the lists stay owner-only).
+ *
+ * Scheduler 0 hosts the I/O loop unless rt_config_t.io_thread gives it a thread (loop.c):
+ * it polls for I/O without waiting every POLL_EVERY process turns and whenever it runs out
+ * of work, and it sleeps in the loop's wait instead of on its condition variable, so a
+ * wake-up for it is a uv_async wake-up.
  */
 #include "runtime/rt_internal.h"
 
@@ -22,6 +27,7 @@
 #include <time.h>
 
 #define STREAK_MAX 16
+#define POLL_EVERY 32 /* process turns between I/O polls of a busy hosting scheduler */
 
 typedef struct rt_sched {
     unsigned index;
@@ -31,6 +37,7 @@ typedef struct rt_sched {
     rt_qnode_t *yield_h, *yield_t;
     unsigned nlocal;
     unsigned streak;
+    bool hosts_loop;      /* scheduler 0 unless the loop has its own thread */
     atomic_int sleeping;
     atomic_int idle;      /* 1 while it has nothing to run (spinning or asleep) */
     pthread_mutex_t mx;
@@ -91,6 +98,10 @@ static void sched_wake(rt_sched_t *s)
 {
     /* seq_cst: pairs with the sleeper's store of sleeping=1 before its final inbox check */
     if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst)) {
+        if (s->hosts_loop) {
+            rt__loop_wake();
+            return;
+        }
         pthread_mutex_lock(&s->mx);
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mx);
@@ -301,8 +312,25 @@ static bool drain_inbox(rt_sched_t *s)
     return got;
 }
 
+/* The hosting scheduler's sleep: in the loop's wait, which I/O, a due timer or a wake-up for
+ * this scheduler (sched_wake) ends. */
+static void sched_sleep_in_loop(rt_sched_t *s)
+{
+    rt__dist_flush_thread();
+    atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+    atomic_fetch_add(&S.n_sleeping, 1);
+    if (!rt__q_maybe_nonempty(&s->inbox) && !atomic_load(&S.stop))
+        rt__loop_poll(true);
+    atomic_fetch_sub(&S.n_sleeping, 1);
+    atomic_store_explicit(&s->sleeping, 0, memory_order_seq_cst);
+}
+
 static void sched_sleep(rt_sched_t *s)
 {
+    if (s->hosts_loop) {
+        sched_sleep_in_loop(s);
+        return;
+    }
     rt__dist_flush_thread();
     pthread_mutex_lock(&s->mx);
     atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
@@ -322,8 +350,15 @@ static void *sched_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "cairn-sched%u", s->index);
     pthread_setname_np(pthread_self(), name);
-    unsigned idle = 0;
+    if (s->hosts_loop)
+        rt__loop_adopt();
+    unsigned idle = 0, since_poll = 0;
     while (!atomic_load_explicit(&S.stop, memory_order_relaxed)) {
+        if (s->hosts_loop && (since_poll >= POLL_EVERY || (idle & 7) == 1)) {
+            /* busy: every POLL_EVERY turns; idle: at once and every 8th spin round */
+            since_poll = 0;
+            rt__loop_poll(false);
+        }
         rt_proc_t *p = next_local(s);
         if (!p) {
             if (drain_inbox(s))
@@ -353,6 +388,7 @@ static void *sched_main(void *arg)
             drain_inbox(s);
         share_work(s);
         run_process(s, p);
+        since_poll++;
     }
     rt__dist_flush_thread();
     rt__procs_thread_exit();
@@ -360,7 +396,8 @@ static void *sched_main(void *arg)
     return NULL;
 }
 
-int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin)
+int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin,
+                    bool host_loop)
 {
     memset(&S, 0, sizeof S);
     S.n = n;
@@ -371,6 +408,7 @@ int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle
     for (unsigned i = 0; i < n; i++) {
         rt_sched_t *s = &S.s[i];
         s->index = i;
+        s->hosts_loop = host_loop && i == 0;
         rt__q_init(&s->inbox);
         pthread_mutex_init(&s->mx, NULL);
         pthread_cond_init(&s->cv, NULL);
@@ -390,6 +428,8 @@ void rt__sched_stop(void)
 {
     atomic_store(&S.stop, 1);
     for (unsigned i = 0; i < S.n; i++) {
+        if (S.s[i].hosts_loop)
+            rt__loop_wake();
         pthread_mutex_lock(&S.s[i].mx);
         pthread_cond_broadcast(&S.s[i].cv);
         pthread_mutex_unlock(&S.s[i].mx);

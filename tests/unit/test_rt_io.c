@@ -30,6 +30,17 @@ static void start(void)
 }
 static void stop(void) { rt_stop(2000); }
 
+/* The same runtime with the I/O loop on a thread of its own instead of scheduler 0. */
+static void start_io_thread(void)
+{
+    rt_config_t c;
+    rt_config_default(&c);
+    c.schedulers = 2;
+    c.workers = 4;
+    c.io_thread = true;
+    cr_assert_eq(rt_start(&c), 0);
+}
+
 /* The ASan build checks leaks inside the test (Criterion does not fail a test on the
  * LeakSanitizer report printed at exit). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -377,7 +388,7 @@ static const rt_behaviour_t client_beh = {.name = "client", .state_size = sizeof
 static bool only_one_socket(void) { return rt_sock_count() == 1; }
 static bool no_sockets(void) { return rt_sock_count() == 0; }
 
-Test(rt_io, echo_server_20_clients_100_round_trips)
+static void echo_server_round_trips(void)
 {
     int port = 0;
     rt_pid_t listener;
@@ -406,6 +417,12 @@ Test(rt_io, echo_server_20_clients_100_round_trips)
     cr_assert(wait_until(no_sockets, 5000), "the listener's socket outlived it");
     stop_and_check_leaks();
 }
+
+Test(rt_io, echo_server_20_clients_100_round_trips) { echo_server_round_trips(); }
+
+TestSuite(rt_io_thread, .init = start_io_thread, .fini = stop, .timeout = 30);
+
+Test(rt_io_thread, echo_server_20_clients_100_round_trips) { echo_server_round_trips(); }
 
 /* ================================================================== raw peers for the tests */
 
