@@ -26,7 +26,7 @@ typedef struct store_config_s {
     store_engine_kind_t kind;
     const char *data_dir;       /* LevelDB: partitions live in <data_dir>/leveldb/<partition> */
     size_t cache_bytes;         /* LevelDB block cache shared by every partition (0: 64 MiB) */
-    size_t write_buffer_bytes;  /* per partition (0: 4 MiB) */
+    size_t write_buffer_bytes;  /* per partition (0: 1 MiB) */
     int max_open_files;         /* per partition (0: 200) */
     bool compression;           /* Snappy */
     int bloom_bits;             /* bits per key of the bloom filter, 0 = none */
@@ -34,7 +34,7 @@ typedef struct store_config_s {
     unsigned sync_interval_ms;  /* STORE_SYNC_INTERVAL: at most this old an unsynced write */
 } store_config_t;
 
-/* Defaults: LevelDB, 64 MiB cache, 4 MiB write buffer, Snappy, bloom 10, sync none. */
+/* Defaults: LevelDB, 64 MiB cache, 1 MiB write buffer, Snappy, bloom 10, sync none. */
 store_config_t store_config_default(const char *data_dir);
 
 typedef struct store_engine_s store_engine_t;
