@@ -104,8 +104,6 @@ int rt__loop_start(bool own_thread)
     return 0;
 }
 
-bool rt__loop_hosted(void) { return L.hosted; }
-
 void rt__loop_adopt(void) { on_loop = true; }
 
 void rt__loop_poll(bool wait)

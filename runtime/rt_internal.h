@@ -250,7 +250,6 @@ void rt__msg_deliver_to_handler(rt_proc_t *p, rt_msg_t *m); /* runs handle(), ma
 
 int rt__loop_start(bool own_thread); /* own_thread false: scheduler 0 hosts it (loop.c) */
 void rt__loop_stop(void);
-bool rt__loop_hosted(void);
 void rt__loop_adopt(void);     /* the hosting scheduler's thread, once: it is the loop's now */
 void rt__loop_poll(bool wait); /* hosting scheduler: run jobs and ready I/O; wait: sleep until
                                 * I/O, a due timer or rt__loop_wake */
