@@ -96,19 +96,6 @@ void jsonl_arena_free(jsonl_arena_t *arena)
     arena->used = 0;
 }
 
-const char *jsonl_type_name(jsonl_type_t type)
-{
-    switch (type) {
-    case JSONL_NULL: return "null";
-    case JSONL_BOOL: return "bool";
-    case JSONL_NUMBER: return "number";
-    case JSONL_STRING: return "string";
-    case JSONL_ARRAY: return "array";
-    case JSONL_OBJECT: return "object";
-    }
-    return "unknown";
-}
-
 /* ------------------------------------------------------------------ the parser */
 
 typedef struct parser {

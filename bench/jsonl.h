@@ -79,9 +79,6 @@ void jsonl_arena_reset(jsonl_arena_t *arena);
 /* Frees every block; the arena is then empty and may be used again. */
 void jsonl_arena_free(jsonl_arena_t *arena);
 
-/* "null", "bool", "number", "string", "array", "object". */
-const char *jsonl_type_name(jsonl_type_t type);
-
 /* ------------------------------------------------------------------ look-ups
  * Each takes any value (or NULL) and answers "absent" (NULL or false) when it is not of the
  * kind asked for, so a chain of look-ups needs no checks in between. Member look-ups return

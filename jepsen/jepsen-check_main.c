@@ -434,19 +434,26 @@ static void element_op(const jsonl_value_t *line, long lineno, int k, int node, 
         e->list_off = pool_take(list, &e->list_n);
 }
 
-static void client_op(const jsonl_value_t *line, long lineno)
+/* A line's "time" (a JSON number already checked), as int64; out of range is refused. */
+static int64_t time_of(const jsonl_value_t *tm, const char *path, long lineno)
+{
+    int64_t t;
+    if (!jsonl_to_int64(tm, &t))
+        die("%s:%ld: time out of range", path, lineno);
+    return t;
+}
+
+static void client_op(const jsonl_value_t *line, int64_t time, long lineno)
 {
     const char *type = jsonl_get_string(line, "type"), *f = jsonl_get_string(line, "f");
     const char *key = jsonl_get_string(line, "key");
-    const jsonl_value_t *tm = jsonl_get(line, "time"), *pr = jsonl_get(line, "process");
-    if (!type || !f || !key || !tm || tm->type != JSONL_NUMBER || !pr || pr->type != JSONL_NUMBER)
+    int64_t process;
+    if (!type || !f || !key || !jsonl_to_int64(jsonl_get(line, "process"), &process))
         die("line %ld: a client op needs time, process, type, f and key", lineno);
     int k = key_index(key);
     const char *node_name = jsonl_get_string(line, "node");
     int node = node_index(node_name);
-    int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
-    long process = (long)pr->integer;
-    proc_slot_t *ps = proc_find(process, true);
+    proc_slot_t *ps = proc_find((long)process, true);
     int64_t invoked = ps->invoke_time;
     if (!strcmp(type, "invoke"))
         ps->invoke_time = time;
@@ -524,11 +531,11 @@ static int history_line(void *ctx, const jsonl_value_t *line, long lineno)
     const jsonl_value_t *pr = jsonl_get(line, "process"), *tm = jsonl_get(line, "time");
     if (!tm || tm->type != JSONL_NUMBER)
         die("%s:%ld: no time", path, lineno);
-    int64_t time = tm->is_int ? tm->integer : (int64_t)tm->number;
+    int64_t time = time_of(tm, path, lineno);
     if (pr && pr->type == JSONL_STRING && !strcmp(pr->string, "nemesis")) {
         nemesis_op(line, time);
     } else {
-        client_op(line, lineno);
+        client_op(line, time, lineno);
         final_read_failed(line);
     }
     return 0;
@@ -582,7 +589,7 @@ static int conv_line(void *ctx, const jsonl_value_t *line, long lineno)
     const jsonl_value_t *tm = jsonl_get(line, "time");
     if (!tm || tm->type != JSONL_NUMBER)
         die("%s:%ld: no time", path, lineno);
-    int64_t t = tm->is_int ? tm->integer : (int64_t)tm->number;
+    int64_t t = time_of(tm, path, lineno);
     const char *event = jsonl_get_string(line, "event");
     const char *key = jsonl_get_string(line, "key");
     if (event && !strcmp(event, "heal")) {
@@ -590,11 +597,11 @@ static int conv_line(void *ctx, const jsonl_value_t *line, long lineno)
     } else if (event && !strcmp(event, "end")) {
         r->ended = true;
         r->end_time = t;
-        const jsonl_value_t *c = jsonl_get(line, "converged");
-        r->end_converged = c && c->type == JSONL_BOOL && c->boolean;
-        const jsonl_value_t *l = jsonl_get(line, "limit_s");
-        if (l && l->type == JSONL_NUMBER)
-            r->limit_s = l->is_int ? (long)l->integer : (long)l->number;
+        bool converged = false;
+        r->end_converged = jsonl_get_bool(line, "converged", &converged) && converged;
+        int64_t limit;
+        if (jsonl_to_int64(jsonl_get(line, "limit_s"), &limit))
+            r->limit_s = (long)limit;
     } else if (key) {
         const jsonl_value_t *c = jsonl_get(line, "converged");
         if (!c || c->type != JSONL_BOOL)
@@ -652,8 +659,11 @@ static void check_convergence(const char *path)
             continue;
         }
         qsort(secs[g], n[g], sizeof secs[g][0], cmp_double);
+        const double *x = secs[g];
+        size_t m = n[g];
+        double median = m % 2 ? x[m / 2] : (x[m / 2 - 1] + x[m / 2]) / 2; /* as the report's */
         snprintf(groups[g], sizeof groups[g], "%s keys=%zu max=%.1fs median=%.1fs",
-                 g ? "unread" : "read", n[g], secs[g][n[g] - 1], secs[g][n[g] / 2]);
+                 g ? "unread" : "read", m, x[m - 1], median);
     }
     bool valid = never == 0 && r.ended && r.end_converged;
     verdict("convergence", valid,

@@ -151,16 +151,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* splitmix64 */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
+static double rng_unit(uint64_t *s) { return (double)(bench_rng_next(s) >> 11) / 9007199254740992.0; }
 
 /* ---------------------------------------------------------------- a growable text buffer */
 
@@ -564,7 +555,7 @@ static void *worker_main(void *arg)
             if (atomic_load(&stop_requested) || mono_ns() >= end)
                 break;
         }
-        int k = (int)(rng_next(&w->rng) % (uint64_t)opt.keys);
+        int k = (int)(bench_rng_next(&w->rng) % (uint64_t)opt.keys);
         double dice = rng_unit(&w->rng);
         if (dice < opt.read_ratio)
             set_read(w, k);

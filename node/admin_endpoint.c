@@ -57,7 +57,7 @@ static void node_down(admin_state_t *s, const char *name)
 
 /* ---------------------------------------------------------------- replies */
 
-static void send_resp(rt_pid_t to, const Cairn__Admin__AdminResp *resp)
+void admin_send_resp(rt_pid_t to, const Cairn__Admin__AdminResp *resp)
 {
     size_t n = cairn__admin__admin_resp__get_packed_size(resp);
     rt_msg_t *m = rt_msg_new(CAIRN__ADMIN__MSG_TYPE__ADMIN_RESPONSE, n);
@@ -65,7 +65,7 @@ static void send_resp(rt_pid_t to, const Cairn__Admin__AdminResp *resp)
     rt_send(to, m);
 }
 
-static void resp_init(Cairn__Admin__AdminResp *r, const admin_state_t *s, uint64_t req_id, bool ok)
+void admin_resp_init(Cairn__Admin__AdminResp *r, const char *version, uint64_t req_id, bool ok)
 {
     cairn__admin__admin_resp__init(r);
     r->has_req_id = 1;
@@ -73,15 +73,15 @@ static void resp_init(Cairn__Admin__AdminResp *r, const admin_state_t *s, uint64
     r->has_ok = 1;
     r->ok = ok;
     r->node = (char *)rt_node_self();
-    r->version = (char *)s->ctx->version;
+    r->version = (char *)version;
 }
 
 static void reply_error(const admin_state_t *s, rt_pid_t to, uint64_t req_id, const char *why)
 {
     Cairn__Admin__AdminResp r;
-    resp_init(&r, s, req_id, false);
+    admin_resp_init(&r, s->ctx->version, req_id, false);
     r.errmsg = (char *)why;
-    send_resp(to, &r);
+    admin_send_resp(to, &r);
 }
 
 /* ---------------------------------------------------------------- status */
@@ -190,9 +190,9 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     st.storage_backend = kv->cfg->storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb";
 
     Cairn__Admin__AdminResp r;
-    resp_init(&r, s, req_id, true);
+    admin_resp_init(&r, s->ctx->version, req_id, true);
     r.status = &st;
-    send_resp(to, &r);
+    admin_send_resp(to, &r);
 }
 
 /* ---------------------------------------------------------------- crash-vnode */
@@ -233,9 +233,9 @@ static void crash_vnode(admin_state_t *s, rt_pid_t to, uint64_t req_id,
     snprintf(text, sizeof text, "vnode %u (<%u.%u.%u>) told to crash; its supervisor restarts it",
              p, v.node, v.id, v.serial);
     Cairn__Admin__AdminResp r;
-    resp_init(&r, s, req_id, true);
+    admin_resp_init(&r, s->ctx->version, req_id, true);
     r.message = text;
-    send_resp(to, &r);
+    admin_send_resp(to, &r);
 }
 
 /* ---------------------------------------------------------------- the process */
@@ -253,9 +253,9 @@ static void handle_request(admin_state_t *s, const rt_msg_t *m)
     switch (req->has_command ? req->command : 0) {
     case CAIRN__ADMIN__COMMAND__PING: {
         Cairn__Admin__AdminResp r;
-        resp_init(&r, s, id, true);
+        admin_resp_init(&r, s->ctx->version, id, true);
         r.message = "pong";
-        send_resp(m->from, &r);
+        admin_send_resp(m->from, &r);
         break;
     }
     case CAIRN__ADMIN__COMMAND__STATUS: reply_status(s, m->from, id); break;

@@ -13,6 +13,7 @@
 #define CAIRN_NODE_ADMIN_ENDPOINT_H
 
 #include "node/kv.h"
+#include "proto/admin.pb-c.h"
 
 #include <stdatomic.h>
 
@@ -28,5 +29,11 @@ typedef struct admin_ctx_s {
 
 /* The endpoint's behaviour; init arg: admin_ctx_t * (borrowed). A supervisor child. */
 extern const rt_behaviour_t admin_endpoint_behaviour;
+
+/* An AdminResp header: req_id, ok, this node's name and `version` (borrowed, as the node
+ * name). Also used by the processes the endpoint starts (replica_probe.c). */
+void admin_resp_init(Cairn__Admin__AdminResp *r, const char *version, uint64_t req_id, bool ok);
+/* Packs resp into an ADMIN_RESPONSE message to `to`. */
+void admin_send_resp(rt_pid_t to, const Cairn__Admin__AdminResp *resp);
 
 #endif

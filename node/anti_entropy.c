@@ -47,12 +47,11 @@ typedef struct ae_job_s {
     size_t nbytes, capbytes;
     ae_key_t *keys;          /* owned */
     size_t n, cap;
-    bool from_set;
-    uint8_t *from;           /* the key to resume after: type, bucket, key (owned) */
+    uint8_t *from;           /* the key to resume after: type, bucket, key (owned; NULL:
+                              * from the start) */
     uint32_t from_type_n, from_bucket_n, from_key_n;
-    bool more;               /* stopped at AE_CHUNK_KEYS: resume after the last key seen */
-    uint8_t *last;           /* the last key the fold saw (owned; any partition) */
-    uint32_t last_type_n, last_bucket_n, last_key_n;
+    bool more;               /* stopped at AE_CHUNK_KEYS: resume after keys[n - 1], the
+                              * last key the fold saw */
     int rc;
     char err[256];
 } ae_job_t;
@@ -95,23 +94,7 @@ static void ae_job_free(void *arg)
     free(j->bytes);
     free(j->keys);
     free(j->from);
-    free(j->last);
     free(j);
-}
-
-/* Copies k's three parts into one new buffer (*out, owned by the caller). */
-static void ae_key_copy(const store_key_t *k, uint8_t **out, uint32_t *tn, uint32_t *bn,
-                        uint32_t *kn)
-{
-    size_t n = k->type.n + k->bucket.n + k->key.n;
-    uint8_t *b = ae_xrealloc(*out, n);
-    memcpy(b, k->type.p, k->type.n);
-    memcpy(b + k->type.n, k->bucket.p, k->bucket.n);
-    memcpy(b + k->type.n + k->bucket.n, k->key.p, k->key.n);
-    *out = b;
-    *tn = (uint32_t)k->type.n;
-    *bn = (uint32_t)k->bucket.n;
-    *kn = (uint32_t)k->key.n;
 }
 
 static size_t ae_push_bytes(ae_job_t *j, const void *p, size_t n)
@@ -132,7 +115,6 @@ static int ae_fold_cb(void *arg, const store_key_t *k, const uint8_t *val, size_
     (void)val;
     (void)len;
     ae_job_t *j = arg;
-    ae_key_copy(k, &j->last, &j->last_type_n, &j->last_bucket_n, &j->last_key_n);
     uint64_t h = ring_hash_key(k->type.p, k->type.n, k->bucket.p, k->bucket.n, k->key.p, k->key.n);
     if (ring_first_partition(j->ring, h) == j->partition) {
         if (j->n == j->cap) {
@@ -167,7 +149,7 @@ static rt_msg_t *ae_job_run(void *arg)
     ae_job_t *j = arg;
     store_fold_t f = {.values = false};
     store_key_t after;
-    if (j->from_set) {
+    if (j->from) {
         after.type = (store_slice_t){j->from, j->from_type_n};
         after.bucket = (store_slice_t){j->from + j->from_type_n, j->from_bucket_n};
         after.key = (store_slice_t){j->from + j->from_type_n + j->from_bucket_n, j->from_key_n};
@@ -180,7 +162,8 @@ static rt_msg_t *ae_job_run(void *arg)
     return m;
 }
 
-/* A job for partition p after prev's last key (prev NULL: from the start). */
+/* A job for partition p after prev's last key (prev NULL or empty: from the start). The
+ * three parts of a key sit back to back in prev->bytes (ae_push_bytes). */
 static ae_job_t *ae_job_new(const kv_node_t *kv, const ring_t *ring, uint32_t p,
                             const ae_job_t *prev)
 {
@@ -190,14 +173,14 @@ static ae_job_t *ae_job_new(const kv_node_t *kv, const ring_t *ring, uint32_t p,
     j->kv = kv;
     j->ring = ring;
     j->partition = p;
-    if (prev && prev->last) {
-        size_t n = (size_t)prev->last_type_n + prev->last_bucket_n + prev->last_key_n;
+    if (prev && prev->n) {
+        const ae_key_t *last = &prev->keys[prev->n - 1];
+        size_t n = (size_t)last->type_n + last->bucket_n + last->key_n;
         j->from = ae_xrealloc(NULL, n);
-        memcpy(j->from, prev->last, n);
-        j->from_type_n = prev->last_type_n;
-        j->from_bucket_n = prev->last_bucket_n;
-        j->from_key_n = prev->last_key_n;
-        j->from_set = true;
+        memcpy(j->from, prev->bytes + last->type_at, n);
+        j->from_type_n = last->type_n;
+        j->from_bucket_n = last->bucket_n;
+        j->from_key_n = last->key_n;
     }
     return j;
 }
@@ -280,12 +263,8 @@ static void ae_check_some(ae_t *s)
         req.has_timeout = 1;
         req.timeout = AE_GET_TIMEOUT_MS;
         Riak__RpbGetReq *copy = (Riak__RpbGetReq *)kvobj_pb_clone(&req.base);
-        if (!copy) {
-            ae_pass_end(s, false);
-            return;
-        }
-        int rc = kv_get(s->kv, s->self, ++s->req_seq, copy);
-        if (rc != 0) { /* overload or draining: leave the rest for a later pass */
+        int rc = copy ? kv_get(s->kv, s->self, ++s->req_seq, copy) : -1;
+        if (rc != 0) { /* overload, draining, out of memory: leave the rest for later */
             rt_debug("anti-entropy: partition %u: get refused (%d): pass stopped", s->partition,
                      rc);
             if (s->inflight == 0)

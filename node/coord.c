@@ -96,10 +96,12 @@ uint32_t coord_remaining_ms(const coord_t *c)
     return spent >= c->timeout_ms ? 1 : (uint32_t)(c->timeout_ms - spent);
 }
 
-bool coord_is_timeout(const coord_t *c, const rt_msg_t *m)
+bool coord_timed_out(coord_t *c, const rt_msg_t *m)
 {
-    if (m->type == COORD_MSG_TIMEOUT)
+    if (m->type == COORD_MSG_TIMEOUT) {
+        c->timer = 0;
         return true;
+    }
     return !c->replied && c->timeout_ms &&
            rt_now_ns() - c->start_ns >= (uint64_t)c->timeout_ms * 1000000u;
 }

@@ -69,11 +69,12 @@ void coord_start_timer(coord_t *c, bool has_timeout, uint32_t timeout);
 void coord_cancel_timer(coord_t *c);
 /* What is left of the request's time budget (at least 1 ms). */
 uint32_t coord_remaining_ms(const coord_t *c);
-/* Whether m is the request's timeout: COORD_MSG_TIMEOUT, or any message handled once the
- * budget is spent with no reply sent yet. A timer fires only when its scheduler polls, so a
- * reply queued while a long handler held that scheduler (the I/O loop runs on scheduler 0)
- * can come before the timer's message; the request still ends as "timeout". */
-bool coord_is_timeout(const coord_t *c, const rt_msg_t *m);
+/* Whether handling m ends the request as a timeout: m is COORD_MSG_TIMEOUT (then c->timer is
+ * cleared: it fired), or any message handled once the budget is spent with no reply sent
+ * yet. A timer fires only when its scheduler polls, so a reply queued while a long handler
+ * held that scheduler (the I/O loop runs on scheduler 0) can come before the timer's
+ * message; the request still ends as "timeout". */
+bool coord_timed_out(coord_t *c, const rt_msg_t *m);
 
 /* Sends the connection its reply (taken), after recording the stats. Once only. */
 void coord_reply(coord_t *c, rt_msg_t *reply, bool ok);

@@ -184,9 +184,7 @@ static int del_handle(void *state, rt_msg_t *m)
     del_fsm_t *s = state;
     if (s->c.finished)
         return RT_STOP;
-    if (coord_is_timeout(&s->c, m)) {
-        if (m->type == COORD_MSG_TIMEOUT)
-            s->c.timer = 0;
+    if (coord_timed_out(&s->c, m)) {
         coord_fail(&s->c, "timeout");
     } else if (coord_is_sub_reply(m, s->sub_id)) {
         if (s->phase != DEL_PAUSE)

@@ -389,9 +389,7 @@ static int get_handle(void *state, rt_msg_t *m)
         return RT_STOP;
     bool failed;
     rt_ref_t ref = coord_call_ref(m, &failed);
-    if (coord_is_timeout(&s->c, m)) {
-        if (m->type == COORD_MSG_TIMEOUT)
-            s->c.timer = 0;
+    if (coord_timed_out(&s->c, m)) {
         if (!s->c.replied)
             coord_reply_error(&s->c, "timeout");
         if (!s->c.finished) {

@@ -406,9 +406,7 @@ static int put_handle(void *state, rt_msg_t *m)
         return RT_STOP;
     bool failed;
     rt_ref_t ref = coord_call_ref(m, &failed);
-    if (coord_is_timeout(&s->c, m)) {
-        if (m->type == COORD_MSG_TIMEOUT)
-            s->c.timer = 0;
+    if (coord_timed_out(&s->c, m)) {
         coord_fail(&s->c, "timeout");
     } else if (ref) {
         coord_replica_t *r = coord_replica_by_ref(&s->t, ref);

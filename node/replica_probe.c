@@ -8,6 +8,7 @@
  */
 #include "node/replica_probe.h"
 
+#include "node/admin_endpoint.h"
 #include "node/coord.h"
 #include "node/kvobj.h"
 #include "runtime/dist.h"
@@ -46,31 +47,12 @@ typedef struct probe_arg_s {
     Cairn__Admin__AdminReq *req;
 } probe_arg_t;
 
-static void probe_send(rt_pid_t to, const Cairn__Admin__AdminResp *resp)
-{
-    size_t n = cairn__admin__admin_resp__get_packed_size(resp);
-    rt_msg_t *m = rt_msg_new(CAIRN__ADMIN__MSG_TYPE__ADMIN_RESPONSE, n);
-    cairn__admin__admin_resp__pack(resp, m->data);
-    rt_send(to, m);
-}
-
-static void probe_resp_init(const probe_t *s, Cairn__Admin__AdminResp *r, bool ok)
-{
-    cairn__admin__admin_resp__init(r);
-    r->has_req_id = 1;
-    r->req_id = s->req->has_req_id ? s->req->req_id : 0;
-    r->has_ok = 1;
-    r->ok = ok;
-    r->node = (char *)rt_node_self();
-    r->version = (char *)s->version;
-}
-
 static void probe_fail(probe_t *s, const char *why)
 {
     Cairn__Admin__AdminResp r;
-    probe_resp_init(s, &r, false);
+    admin_resp_init(&r, s->version, s->req->has_req_id ? s->req->req_id : 0, false);
     r.errmsg = (char *)why;
-    probe_send(s->reply_to, &r);
+    admin_send_resp(s->reply_to, &r);
     s->replied = true;
 }
 
@@ -149,10 +131,10 @@ static void probe_reply(probe_t *s)
         }
     }
     Cairn__Admin__AdminResp r;
-    probe_resp_init(s, &r, true);
+    admin_resp_init(&r, s->version, s->req->has_req_id ? s->req->req_id : 0, true);
     r.n_replicas = s->n_keys;
     r.replicas = krp;
-    probe_send(s->reply_to, &r);
+    admin_send_resp(s->reply_to, &r);
     s->replied = true;
     free(kr);
     free(krp);

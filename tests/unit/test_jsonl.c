@@ -28,14 +28,6 @@
 
 static jsonl_arena_t arena;
 
-static uint64_t next_random(uint64_t *state) /* splitmix64 */
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void arena_done(void)
 {
     jsonl_arena_free(&arena);
@@ -343,11 +335,11 @@ Test(jsonl, mutated_lines_never_crash)
     for (int round = 0; round < 20000; round++) {
         memcpy(buf, seed_line, len);
         size_t n = len;
-        int edits = 1 + (int)(next_random(&state) % 4);
+        int edits = 1 + (int)(bench_rng_next(&state) % 4);
         for (int e = 0; e < edits; e++) {
-            size_t at = (size_t)(next_random(&state) % n);
-            switch (next_random(&state) % 3) {
-            case 0: buf[at] = alphabet[next_random(&state) % (sizeof alphabet - 1)]; break;
+            size_t at = (size_t)(bench_rng_next(&state) % n);
+            switch (bench_rng_next(&state) % 3) {
+            case 0: buf[at] = alphabet[bench_rng_next(&state) % (sizeof alphabet - 1)]; break;
             case 1: n = at + 1; break; /* truncate */
             default: memmove(buf + at, buf + at + 1, n - at - 1); n = n > 1 ? n - 1 : 1; break;
             }
