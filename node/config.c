@@ -345,6 +345,25 @@ static void print_bool(const node_config_t *c, const conf_key_t *k, char *buf, s
     snprintf(buf, n, "%s", *(const bool *)cfield(c, k) ? "on" : "off");
 }
 
+/* --- on, off or auto (an int: 1, 0, NODE_AUTO) */
+static int set_auto_bool(node_config_t *c, const conf_key_t *k, const char *v, char *err,
+                         size_t errlen)
+{
+    bool b;
+    if (!strcasecmp(v, "auto"))
+        *(int *)field(c, k) = NODE_AUTO;
+    else if (parse_bool(v, &b))
+        *(int *)field(c, k) = b;
+    else
+        return node_errorf(err, errlen, "'%s' is not on, off or auto", v);
+    return 0;
+}
+static void print_auto_bool(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
+{
+    int x = *(const int *)cfield(c, k);
+    snprintf(buf, n, "%s", x == NODE_AUTO ? "auto" : x ? "on" : "off");
+}
+
 /* --- quorum values: a number in [min, max], or one/quorum/all */
 static int set_quorum(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                       size_t errlen)
@@ -656,6 +675,7 @@ static const conf_key_t keys[] = {
     DUR("request.list_timeout", list_timeout_ms, 1, DAY),
     NUM("vnode.queue_max", vnode_queue_max, 1, 10000000),
     SIZE("vnode.cache_size", vnode_cache_bytes, 0, 1024 * GB),
+    SPECIAL("vnode.write_thread", vnode_write_thread, set_auto_bool, print_auto_bool),
     {"delete_mode", set_delete_mode, print_delete_mode, F(delete_delay_ms), 1, DAY},
     SIZE("object.size.warning_threshold", object_warn_bytes, 1, 1 * GB),
     SIZE("object.size.maximum", object_max_bytes, 1, 1 * GB),
@@ -718,6 +738,7 @@ void node_config_default(node_config_t *c)
     c->list_timeout_ms = 480000;
     c->vnode_queue_max = 10000;
     c->vnode_cache_bytes = 128 * MB;
+    c->vnode_write_thread = NODE_AUTO;
     c->delete_mode = DELETE_MODE_DELAY;
     c->delete_delay_ms = 3000;
     c->object_warn_bytes = 5u << 20;

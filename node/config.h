@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #define NODE_CONFIG_STR 256
+#define NODE_AUTO (-1) /* an on/off/auto key set to auto */
 #define NODE_QUORUM_DEFAULT 4294967291u /* Riak's symbolic quorum values (riak-facts 6.4) */
 #define NODE_QUORUM_ALL 4294967292u
 #define NODE_QUORUM_QUORUM 4294967293u
@@ -89,7 +90,11 @@ typedef struct node_config_s {
     uint32_t list_timeout_ms;            /* list keys/buckets default 480000 */
     uint64_t vnode_cache_bytes;          /* the object cache's budget for all vnodes
                                           * (storage/cache.h); 0: off */
-    uint32_t vnode_queue_max;            /* a vnode mailbox beyond this answers OVERLOAD
+    int vnode_write_thread;              /* puts' LevelDB writes on node/write_queue.c's thread:
+                                          * 1 on, 0 off, NODE_AUTO (default): on when the node
+                                          * may use more CPUs than it has schedulers */
+    uint32_t vnode_queue_max;            /* NOT ENFORCED YET (docs/configuration.md): meant as
+                                          * a vnode mailbox beyond this answers OVERLOAD
                                           * (default 10000) */
     delete_mode_t delete_mode;           /* default DELETE_MODE_DELAY */
     uint32_t delete_delay_ms;            /* DELETE_MODE_DELAY: default 3000 */

@@ -94,6 +94,7 @@ void kv_stats_record(kv_stats_t *s, kv_op_t op, uint64_t start_ns, bool ok);
 /* ---------------------------------------------------------------- the node context */
 typedef struct vnode_table_s vnode_table_t;   /* node/vnode.h */
 typedef struct bucket_store_s bucket_store_t; /* node/bucket.h */
+typedef struct write_queue_s write_queue_t;   /* node/write_queue.h */
 
 /* The published cluster state: the ring manager (node/ring_mgr.c) installs each new state
  * with kv_publish; readers on any thread take kv_cstate/kv_ring without a reference count.
@@ -107,6 +108,7 @@ typedef struct kv_node_s {
     uint64_t node_id;             /* 64-bit hash of the node name: the node part of actors */
     store_engine_t *engine;       /* shared by every vnode's backend */
     vnode_table_t *vnodes;        /* partition -> current vnode pid */
+    write_queue_t *writes;        /* the writer thread of vnodes' puts (NULL: they write inline) */
     bucket_store_t *buckets;      /* bucket properties */
     kv_stats_t stats;
     store_cache_budget_t obj_cache; /* every vnode's object cache (vnode.cache_size) */

@@ -16,6 +16,7 @@
 #include "node/listener.h"
 #include "node/ring_mgr.h"
 #include "node/vnode.h"
+#include "node/write_queue.h"
 #include "ring/ring.h"
 #include "runtime/dist.h"
 #include "runtime/sup.h"
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -579,6 +581,24 @@ static int wait_vnodes_up(node_t *n, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- start / stop */
 
+/* vnode.write_thread: auto puts LevelDB writes on the writer thread only when it can run
+ * beside the schedulers. On a node held to as many CPUs as it has schedulers (taskset), the
+ * hop to the writer is pure cost: put at n_val=3 lost 13% of its rate (docs/benchmarks.md). */
+static bool want_write_thread(const node_config_t *cfg, unsigned schedulers)
+{
+    if (cfg->storage.kind != STORE_ENGINE_LEVELDB || cfg->vnode_write_thread == 0)
+        return false;
+    if (cfg->vnode_write_thread > 0)
+        return true;
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
+    bool on = cpus > (long)schedulers;
+    rt_info("vnode.write_thread = auto: %s (%ld CPU(s) for %u scheduler(s))",
+            on ? "puts write on the writer thread" : "puts write inline", cpus, schedulers);
+    return on;
+}
+
 static void release(node_t *n)
 {
     if (n->rt_started) {
@@ -586,6 +606,7 @@ static void release(node_t *n)
             rt_demonitor(n->top_mon, RT_DEMONITOR_FLUSH);
         rt_stop(NODE_TREE_STOP_MS);
     }
+    wq_stop(n->kv.writes); /* after rt_stop: every vnode, and so every write, is done */
     bucket_store_close(n->kv.buckets);
     vnode_table_free(n->kv.vnodes);
     store_engine_free(n->kv.engine);
@@ -664,6 +685,11 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         goto failed;
     }
     n->kv.obj_cache.limit = vnode_cache_limit(&n->cfg);
+    if (want_write_thread(&n->cfg, rc.schedulers) && (e = wq_start(&n->kv.writes)) != 0) {
+        node_errorf(err, errlen, "vnode.write_thread: cannot start the writer thread: %s",
+                    strerror(-e));
+        goto failed;
+    }
     n->kv.vnodes = vnode_table_new(ring_size(kv_ring(&n->kv)));
     if (!(n->kv.buckets = bucket_store_open(&n->cfg, why, sizeof why))) {
         node_errorf(err, errlen, "buckets: %s", why);

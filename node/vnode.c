@@ -39,10 +39,21 @@
  *
  * Durability: a reply is sent only after the backend write returned. With
  * STORE_SYNC_INTERVAL a timer calls store_sync every sync_interval_ms.
+ *
+ * Writes on the writer thread (node/write_queue.h; vnode.write_thread, on by default with
+ * LevelDB). A put's store_put runs on the node's writer thread instead of the scheduler's.
+ * While it is out the vnode is "waiting": every other message it receives is kept, in
+ * order, in its own FIFO (rt_msg_keep), and handled once VNODE_MSG_WRITE_DONE has arrived
+ * and the put has been answered. So the vnode still handles one request at a time and each
+ * sees every write before it, exactly as when it writes inline; the cache is updated when
+ * the write is done, as before. The inline path remains for the memory backend, after an
+ * error (the slot lock must be held, see above) and with the writer off. terminate waits for
+ * a write that is still out before it closes the backend.
  */
 #include "node/vnode.h"
 
 #include "node/kvobj.h"
+#include "node/write_queue.h"
 #include "runtime/sup.h"
 #include "storage/object.h"
 
@@ -71,7 +82,10 @@
 #define VNODE_META_FILE "CAIRN-VNODE"
 #define VNODE_META_MAGIC "cairn-vnode-meta"
 
-enum { VNODE_MSG_SYNC_TICK = KV_MSG_PRIVATE + 0 };
+enum {
+    VNODE_MSG_SYNC_TICK = KV_MSG_PRIVATE + 0,
+    VNODE_MSG_WRITE_DONE = KV_MSG_PRIVATE + 4, /* from the writer thread: the write is done */
+};
 
 static const store_slice_t default_type = {(const uint8_t *)"default", 7};
 
@@ -227,6 +241,20 @@ typedef struct vnode_s {
     char *meta_path;        /* NULL for the memory backend */
     bool published;
     bool retired;           /* VNODE_MSG_RETIRE succeeded: terminate removes the data */
+    /* The put whose write is on the writer thread (active: the vnode is waiting). */
+    struct {
+        bool active;
+        wq_job_t job;           /* job.key = &key, job.val = bytes */
+        rt_msg_t *req;          /* the request, owned while waiting: key points into it */
+        store_key_t key;
+        Cairn__Kv__VnodePutResp *resp;
+        uint8_t *bytes;         /* the encoded object (owned) */
+        size_t len;
+        bool coordinated;       /* the reply carries the object */
+    } wait;
+    /* Messages received while waiting, oldest first: owned (rt_msg_keep), handled after. */
+    rt_msg_t **kept;
+    size_t kept_head, kept_n, kept_cap;
 } vnode_t;
 
 /* ---------------------------------------------------------------- backend operations */
@@ -255,9 +283,10 @@ uint64_t vnode_cache_limit(const node_config_t *cfg)
     return cfg->storage.kind == STORE_ENGINE_MEMORY ? 0 : cfg->vnode_cache_bytes;
 }
 
-/* The object cache (storage/cache.h) stays coherent because these three are the only
- * writers of the backend: a read fills it, a successful write replaces the entry, and a
- * failed write or a delete drops it (after a failure the backend is the only truth). */
+/* The object cache (storage/cache.h) stays coherent because these three (and the writer
+ * thread's put, finished by put_write_done) are the only writers of the backend: a read fills
+ * it, a successful write replaces the entry, and a failed write or a delete drops it (after a
+ * failure the backend is the only truth). */
 static int vn_get(vnode_t *v, const store_key_t *k, store_val_t *out, char *err, size_t errlen)
 {
     if (store_cache_get(v->cache, k, out))
@@ -269,15 +298,21 @@ static int vn_get(vnode_t *v, const store_key_t *k, store_val_t *out, char *err,
     return op_end(v, locked, rc, err, errlen);
 }
 
+/* The cache after a write of val under k that returned rc (inline or on the writer). */
+static void cache_written(vnode_t *v, const store_key_t *k, const void *val, size_t len, int rc)
+{
+    if (rc == 0)
+        store_cache_put(v->cache, k, val, len);
+    else
+        store_cache_erase(v->cache, k);
+}
+
 static int vn_put(vnode_t *v, const store_key_t *k, const void *val, size_t len, char *err,
                   size_t errlen)
 {
     bool locked = op_begin(v);
     int rc = store_put(v->backend, k, val, len);
-    if (rc == 0)
-        store_cache_put(v->cache, k, val, len);
-    else
-        store_cache_erase(v->cache, k);
+    cache_written(v, k, val, len, rc);
     return op_end(v, locked, rc, err, errlen);
 }
 
@@ -598,25 +633,24 @@ static void put_fail(Cairn__Kv__VnodePutResp *resp, Cairn__Kv__Status st, const 
     set_failure(&resp->status, &resp->errmsg, st, msg);
 }
 
-/* Encodes and stores o under k. 0, or -1 with the reason in err. */
-static int store_object(vnode_t *v, const store_key_t *k, const store_obj_t *o, uint8_t **bytes,
-                        size_t *len, char *err, size_t errlen)
+/* Encodes o into *bytes (malloc'ed). 0, or -1 with the reason in err. */
+static int encode_object(const store_obj_t *o, uint8_t **bytes, size_t *len, char *err,
+                         size_t errlen)
 {
     int rc = store_obj_encode(o, bytes, len);
     if (rc < 0) {
         snprintf(err, errlen, "cannot encode object: %s", store_strerror(rc));
         return -1;
     }
-    if (vn_put(v, k, *bytes, *len, err, errlen) < 0) {
-        free(*bytes);
-        *bytes = NULL;
-        return -1;
-    }
     return 0;
 }
 
+/* The two kinds of put decide what to store; handle_put stores it. Each leaves either a
+ * failure in resp (and *bytes NULL), or in *bytes the encoded object to write (resp's status
+ * then set once it is written), or, for a replica write that changes nothing, *bytes NULL
+ * and status OK. */
 static void put_coordinated(vnode_t *v, const Cairn__Kv__VnodePutReq *req, const store_key_t *k,
-                            Cairn__Kv__VnodePutResp *resp)
+                            Cairn__Kv__VnodePutResp *resp, uint8_t **bytes, size_t *len)
 {
     char err[300];
     if (!req->content) {
@@ -659,16 +693,10 @@ static void put_coordinated(vnode_t *v, const Cairn__Kv__VnodePutReq *req, const
         put_fail(resp, CAIRN__KV__STATUS__FAILED, store_strerror(rc));
         goto done;
     }
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    if (store_object(v, k, out, &bytes, &len, err, sizeof err) < 0) {
+    if (encode_object(out, bytes, len, err, sizeof err) < 0) {
         put_fail(resp, CAIRN__KV__STATUS__FAILED, err);
         goto done;
     }
-    resp->status = CAIRN__KV__STATUS__OK;
-    resp->has_object = 1;
-    resp->object.data = bytes; /* malloc'ed: freed with the reply */
-    resp->object.len = len;
     if (warn) {
         resp->has_warn = 1;
         resp->warn = warn;
@@ -681,7 +709,7 @@ done:
 }
 
 static void put_replica(vnode_t *v, const Cairn__Kv__VnodePutReq *req, const store_key_t *k,
-                        Cairn__Kv__VnodePutResp *resp)
+                        Cairn__Kv__VnodePutResp *resp, uint8_t **bytes, size_t *len)
 {
     char err[300];
     if (!req->has_object) {
@@ -700,16 +728,13 @@ static void put_replica(vnode_t *v, const Cairn__Kv__VnodePutReq *req, const sto
     store_props_t props = props_of(v, req->props);
     unsigned warn = 0;
     store_obj_merge(stored, in, &props, &out, &warn);
-    if (!stored || !store_obj_equal(out, stored)) {
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        if (store_object(v, k, out, &bytes, &len, err, sizeof err) < 0) {
-            put_fail(resp, CAIRN__KV__STATUS__FAILED, err);
-            goto done;
-        }
-        free(bytes);
+    if ((!stored || !store_obj_equal(out, stored)) &&
+        encode_object(out, bytes, len, err, sizeof err) < 0) {
+        put_fail(resp, CAIRN__KV__STATUS__FAILED, err);
+        goto done;
     }
-    resp->status = CAIRN__KV__STATUS__OK;
+    if (!*bytes)
+        resp->status = CAIRN__KV__STATUS__OK;
     if (warn) {
         resp->has_warn = 1;
         resp->warn = warn;
@@ -718,6 +743,71 @@ done:
     store_obj_free(out);
     store_obj_free(stored);
     store_obj_free(in);
+}
+
+/* The outcome of storing bytes (taken): OK, with the object in the reply for a coordinated
+ * write (freed with the reply), or the failure. */
+static void put_written(Cairn__Kv__VnodePutResp *resp, int rc, const char *err, uint8_t *bytes,
+                        size_t len, bool coordinated)
+{
+    if (rc < 0) {
+        put_fail(resp, CAIRN__KV__STATUS__FAILED, err);
+        free(bytes);
+        return;
+    }
+    resp->status = CAIRN__KV__STATUS__OK;
+    if (coordinated) {
+        resp->has_object = 1;
+        resp->object.data = bytes;
+        resp->object.len = len;
+    } else {
+        free(bytes);
+    }
+}
+
+/* Hands the write of bytes under k to the writer thread when it can (see the top of the
+ * file). true: the vnode now waits, owning m, resp and bytes until put_write_done. */
+static bool put_write_begin(vnode_t *v, rt_msg_t *m, const store_key_t *k,
+                            Cairn__Kv__VnodePutResp *resp, uint8_t *bytes, size_t len,
+                            bool coordinated)
+{
+    write_queue_t *q = v->kv->writes;
+    if (!q || v->is_memory || v->after_error)
+        return false;
+    rt_msg_keep(m); /* no-op for a kept message being handled again: it is ours already */
+    v->wait.active = true;
+    v->wait.req = m;
+    v->wait.key = *k; /* its slices point into m */
+    v->wait.resp = resp;
+    v->wait.bytes = bytes;
+    v->wait.len = len;
+    v->wait.coordinated = coordinated;
+    v->wait.job = (wq_job_t){.backend = v->backend, .key = &v->wait.key, .val = bytes,
+                             .len = len, .reply_to = v->self,
+                             .done_type = VNODE_MSG_WRITE_DONE};
+    wq_submit(q, &v->wait.job);
+    return true;
+}
+
+/* VNODE_MSG_WRITE_DONE: what vn_put does after the backend's write, then the reply. */
+static void put_write_done(vnode_t *v)
+{
+    if (!v->wait.active) {
+        rt_warn("vnode %" PRIu32 ": write-done with no write out (ignored)", v->partition);
+        return;
+    }
+    int rc = v->wait.job.rc;
+    char err[300];
+    cache_written(v, &v->wait.key, v->wait.bytes, v->wait.len, rc);
+    op_end(v, false, rc, err, sizeof err);
+    Cairn__Kv__VnodePutResp *resp = v->wait.resp;
+    put_written(resp, rc, err, v->wait.bytes, v->wait.len, v->wait.coordinated);
+    rt_reply(rt_call_from(v->wait.req), rt_msg_pb(KV_MSG_VNODE_PUT_RESP, &resp->base, NULL));
+    rt_msg_free(v->wait.req);
+    v->wait.active = false;
+    v->wait.req = NULL;
+    v->wait.resp = NULL;
+    v->wait.bytes = NULL;
 }
 
 static void handle_put(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodePutReq *req)
@@ -731,12 +821,22 @@ static void handle_put(vnode_t *v, rt_msg_t *m, const Cairn__Kv__VnodePutReq *re
     const char *refused = request_key(v, req->has_partition, req->partition, req->has_type,
                                       req->type, req->has_bucket, req->bucket,
                                       req->has_key, req->key, &k);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    bool coordinated = req->has_coordinate && req->coordinate;
     if (refused)
         put_fail(resp, CAIRN__KV__STATUS__FAILED, refused);
-    else if (req->has_coordinate && req->coordinate)
-        put_coordinated(v, req, &k, resp);
+    else if (coordinated)
+        put_coordinated(v, req, &k, resp, &bytes, &len);
     else
-        put_replica(v, req, &k, resp);
+        put_replica(v, req, &k, resp, &bytes, &len);
+    if (bytes) {
+        if (put_write_begin(v, m, &k, resp, bytes, len, coordinated))
+            return; /* answered by put_write_done */
+        char err[300];
+        int rc = vn_put(v, &k, bytes, len, err, sizeof err);
+        put_written(resp, rc, err, bytes, len, coordinated);
+    }
     rt_reply(rt_call_from(m), rt_msg_pb(KV_MSG_VNODE_PUT_RESP, &resp->base, NULL));
 }
 
@@ -916,9 +1016,8 @@ static void arm_sync_timer(vnode_t *v)
                       rt_msg_new(VNODE_MSG_SYNC_TICK, 0));
 }
 
-static int vnode_handle(void *state, rt_msg_t *m)
+static int dispatch(vnode_t *v, rt_msg_t *m)
 {
-    vnode_t *v = state;
     const ProtobufCMessage *pb = rt_msg_pb_get(m);
     switch (m->type) {
     case KV_MSG_VNODE_GET:
@@ -962,10 +1061,83 @@ static int vnode_handle(void *state, rt_msg_t *m)
     }
 }
 
+/* Keeps m (received while waiting) for later; false when out of memory. */
+static bool keep_for_later(vnode_t *v, rt_msg_t *m)
+{
+    if (v->kept_n == v->kept_cap) {
+        size_t cap = v->kept_cap ? v->kept_cap * 2 : 16;
+        rt_msg_t **k = malloc(cap * sizeof *k);
+        if (!k)
+            return false;
+        for (size_t i = 0; i < v->kept_n; i++)
+            k[i] = v->kept[(v->kept_head + i) % v->kept_cap];
+        free(v->kept);
+        v->kept = k;
+        v->kept_head = 0;
+        v->kept_cap = cap;
+    }
+    rt_msg_keep(m);
+    v->kept[(v->kept_head + v->kept_n) % v->kept_cap] = m;
+    v->kept_n++;
+    return true;
+}
+
+static rt_msg_t *take_kept(vnode_t *v)
+{
+    rt_msg_t *m = v->kept[v->kept_head];
+    v->kept_head = (v->kept_head + 1) % v->kept_cap;
+    v->kept_n--;
+    return m;
+}
+
+/* Handles the messages kept while waiting, in order, until one starts a new wait. */
+static int handle_kept(vnode_t *v)
+{
+    while (!v->wait.active && v->kept_n) {
+        rt_msg_t *m = take_kept(v);
+        int rc = dispatch(v, m);
+        if (v->wait.req != m)
+            rt_msg_free(m);
+        if (rc != RT_CONTINUE)
+            return rc; /* the rest are freed by terminate */
+    }
+    return RT_CONTINUE;
+}
+
+static int vnode_handle(void *state, rt_msg_t *m)
+{
+    vnode_t *v = state;
+    if (m->type == VNODE_MSG_WRITE_DONE) {
+        put_write_done(v);
+        return handle_kept(v);
+    }
+    if (!v->wait.active)
+        return dispatch(v, m);
+    if (!keep_for_later(v, m)) {
+        vnode_refuse(m, "vnode out of memory");
+        rt_warn("vnode %" PRIu32 ": out of memory keeping a message of type %" PRIu32
+                " while a write is out (refused)", v->partition, m->type);
+    }
+    return RT_CONTINUE;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static void vnode_release(vnode_t *v)
 {
+    if (v->wait.active) { /* the writer must be done with the backend before it closes */
+        wq_wait(v->kv->writes, &v->wait.job);
+        free(v->wait.bytes);
+        if (v->wait.resp)
+            cairn__kv__vnode_put_resp__free_unpacked(v->wait.resp, NULL);
+        rt_msg_free(v->wait.req);
+        v->wait.active = false;
+    }
+    while (v->kept_n)
+        rt_msg_free(take_kept(v));
+    free(v->kept);
+    v->kept = NULL;
+    v->kept_cap = 0;
     if (v->published) {
         uint64_t mine = pid_pack(v->self);
         atomic_compare_exchange_strong(&v->kv->vnodes->pids[v->partition], &mine, 0);

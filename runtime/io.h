@@ -145,6 +145,13 @@ typedef struct rt_work_done {
 } rt_work_done_t;
 rt_msg_t *rt_work_done(uint64_t tag, int64_t result);
 
+/* A thread the application starts itself to serve processes (node/write_queue.c's writer):
+ * rt_service_thread_enter() before its first rt_send makes it a service thread like the
+ * pool's workers (no mailbox; its messages come from RT_NOPID); rt_service_thread_exit()
+ * before it returns hands back the message memory it cached. Not for scheduler threads. */
+void rt_service_thread_enter(void);
+void rt_service_thread_exit(void);
+
 /* Jobs queued and not started / running right now (diagnostics, tests). */
 unsigned rt_work_queued(void);
 unsigned rt_work_running(void);

@@ -31,10 +31,22 @@ static struct {
     bool stopping;           /* workers exit instead of taking more jobs */
 } W = {.mx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
+void rt_service_thread_enter(void)
+{
+    if (!rt__tls.sched)
+        rt__tls.service = true;
+}
+
+void rt_service_thread_exit(void)
+{
+    if (rt__tls.service)
+        rt__pool_thread_flush();
+}
+
 static void *worker_main(void *unused)
 {
     (void)unused;
-    rt__tls.service = true;
+    rt_service_thread_enter();
     pthread_mutex_lock(&W.mx);
     for (;;) {
         while (!W.head && !W.stopping)
@@ -61,7 +73,7 @@ static void *worker_main(void *unused)
         pthread_mutex_lock(&W.mx);
     }
     pthread_mutex_unlock(&W.mx);
-    rt__pool_thread_flush();
+    rt_service_thread_exit();
     return NULL;
 }
 

@@ -96,6 +96,7 @@ Test(node_config, defaults_are_riaks)
     cr_assert_eq(b->old_vclock, 86400);
     char err[256] = "";
     cr_assert_eq(node_config_validate(&c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.vnode_write_thread, NODE_AUTO);
     char buf[300];
     cr_assert_str_eq(node_config_log_path(&c, buf, sizeof buf), "./data/cairnd.log");
 }
@@ -149,6 +150,12 @@ Test(node_config, sizes_durations_booleans_quorums)
     cr_assert_eq(c.delete_delay_ms, 10000);
     set_ok(&c, "storage.backend", "memory");
     cr_assert_eq(c.storage.kind, STORE_ENGINE_MEMORY);
+    set_ok(&c, "vnode.write_thread", "off");
+    cr_assert_eq(c.vnode_write_thread, 0);
+    set_ok(&c, "vnode.write_thread", "on");
+    cr_assert_eq(c.vnode_write_thread, 1);
+    set_ok(&c, "vnode.write_thread", "AUTO");
+    cr_assert_eq(c.vnode_write_thread, NODE_AUTO);
     set_ok(&c, "storage.sync", "interval");
     set_ok(&c, "storage.sync_interval", "200ms");
     cr_assert_eq(c.storage.sync, STORE_SYNC_INTERVAL);
@@ -194,6 +201,7 @@ Test(node_config, bad_values_are_refused_with_a_reason)
     set_bad("request.timeout", "0", "out of range");
     set_bad("request.timeout", "", "empty value");
     set_bad("buckets.default.allow_mult", "maybe", "not a boolean");
+    set_bad("vnode.write_thread", "sometimes", "not on, off or auto");
     set_bad("buckets.default.allow_mult", "1", "not a boolean");
     set_bad("buckets.default.r", "twoo", "not a quorum");
     set_bad("buckets.default.r", "0", "out of range");
