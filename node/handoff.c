@@ -79,6 +79,9 @@ typedef struct act_s {
     char target[RING_NODE_NAME_MAX];
     uint64_t objects, bytes; /* sent by the running (or last) sender */
     uint64_t start_ns;       /* when the running (or last) sender started */
+    bool again;              /* idle, but a foreign vnode here still has data to hand to
+                              * its owner, who is up: a pass is still to come (a sender slot
+                              * is free, a back-off ends, or a write landed since the last) */
 } act_t;
 
 
@@ -622,6 +625,7 @@ typedef struct xfer_s {
     rt_pid_t pid;
     rt_ref_t retire;         /* the VNODE_MSG_RETIRE call in flight (0: none) */
     bool was_owner;          /* the foreign vnode is an old owner's (else a fallback's) */
+    bool again;              /* mirrors act_t.again */
     uint32_t failures;       /* in a row: the back-off */
     uint64_t not_before_ns;  /* after a failure: no new sender before this */
 } xfer_t;
@@ -667,9 +671,22 @@ static void set_phase(service_t *s, uint32_t p, xfer_phase_t phase, const char *
             a->start_ns = rt_now_ns();
         }
         a->phase = (int)phase;
+        a->again = x->again = false; /* any move ends the wait for another pass */
         a->was_owner = x->was_owner;
         snprintf(a->target, sizeof a->target, "%s", x->target);
     }
+    pthread_mutex_unlock(&act_lock);
+}
+
+/* Marks partition p as waiting for another hand-off pass (see act_t.again), or not. */
+static void set_again(service_t *s, uint32_t p, bool again)
+{
+    if (s->x[p].again == again)
+        return;
+    s->x[p].again = again;
+    pthread_mutex_lock(&act_lock);
+    if (act_table && p < act_q)
+        act_table[p].again = again;
     pthread_mutex_unlock(&act_lock);
 }
 
@@ -684,7 +701,8 @@ size_t handoff_activity(handoff_activity_t *out, size_t max)
                            : a->phase == XFER_HANDING  ? "sending"
                            : a->phase == XFER_REPORTED ? "sent; waiting for the ownership switch"
                            : a->phase == XFER_RETIRING ? "sent; retiring the local copy"
-                                                       : NULL;
+                           : a->again ? "waiting for a hand-off pass"
+                                      : NULL;
         if (!what)
             continue;
         if (count < max) {
@@ -767,12 +785,18 @@ static void back_off(xfer_t *x)
 static void check_foreign(service_t *s, uint32_t p, const cstate_t *cs, uint64_t now)
 {
     xfer_t *x = &s->x[p];
-    if (x->phase != XFER_IDLE || now < x->not_before_ns || s->senders >= handoff_limit(s->kv))
+    if (x->phase != XFER_IDLE)
         return;
     uint32_t owner = ring_owner(cstate_ring(cs), p);
     const char *target = cstate_member_name(cs, owner);
-    if (!target || !rt_node_is_up(target))
-        return; /* a fallback keeps the data until its owner is back */
+    if (!target || !rt_node_is_up(target)) {
+        set_again(s, p, false); /* a fallback keeps the data until its owner is back */
+        return;
+    }
+    if (now < x->not_before_ns || s->senders >= handoff_limit(s->kv)) {
+        set_again(s, p, true); /* `transfers` must not look idle meanwhile */
+        return;
+    }
     start_sender(s, p, target, true);
 }
 
@@ -816,6 +840,8 @@ static void check(service_t *s)
         }
         if (!rt_pid_is_nil(vnode_pid(s->kv, p)) && !vnode_should_run(s->kv, p))
             check_foreign(s, p, cs, now);
+        else
+            set_again(s, p, false); /* not foreign (any more): nothing left to hand off */
     }
 }
 
@@ -844,6 +870,7 @@ static void on_retire_answer(service_t *s, uint32_t p, int32_t answer)
         x->was_owner = false;
     } else if (answer == 1) { /* a write landed meanwhile: another pass soon */
         x->not_before_ns = rt_now_ns() + (uint64_t)HANDOFF_RETRY_MS * 1000000u;
+        set_again(s, p, true); /* until check() looks again: `transfers` must not look idle */
     } else if (answer < 0) {
         rt_warn("handoff: partition %" PRIu32 " could not retire: %s", p,
                 store_strerror(answer));

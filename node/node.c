@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,24 +580,6 @@ static int wait_vnodes_up(node_t *n, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- start / stop */
 
-/* vnode.write_thread: auto puts LevelDB writes on the writer thread only when it can run
- * beside the schedulers. On a node held to as many CPUs as it has schedulers (taskset), the
- * hop to the writer is pure cost: put at n_val=3 lost 13% of its rate (docs/benchmarks.md). */
-static bool want_write_thread(const node_config_t *cfg, unsigned schedulers)
-{
-    if (cfg->storage.kind != STORE_ENGINE_LEVELDB || cfg->vnode_write_thread == 0)
-        return false;
-    if (cfg->vnode_write_thread > 0)
-        return true;
-    cpu_set_t set;
-    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                          : sysconf(_SC_NPROCESSORS_ONLN);
-    bool on = cpus > (long)schedulers;
-    rt_info("vnode.write_thread = auto: %s (%ld CPU(s) for %u scheduler(s))",
-            on ? "puts write on the writer thread" : "puts write inline", cpus, schedulers);
-    return on;
-}
-
 static void release(node_t *n)
 {
     if (n->rt_started) {
@@ -685,7 +666,12 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         goto failed;
     }
     n->kv.obj_cache.limit = vnode_cache_limit(&n->cfg);
-    if (want_write_thread(&n->cfg, rc.schedulers) && (e = wq_start(&n->kv.writes)) != 0) {
+    /* vnode.write_thread = auto: the writer itself decides, from its CPU affinity, whether
+     * to take puts (node/write_queue.h); on one CPU the hop is pure cost: put lost 6-11% of
+     * its rate with it (docs/benchmarks.md, "Sixth sitting"). */
+    if (n->cfg.vnode_write_thread != 0 && n->cfg.storage.kind == STORE_ENGINE_LEVELDB &&
+        (e = wq_start(n->cfg.vnode_write_thread == NODE_AUTO ? rc.schedulers : 0,
+                      &n->kv.writes)) != 0) {
         node_errorf(err, errlen, "vnode.write_thread: cannot start the writer thread: %s",
                     strerror(-e));
         goto failed;

@@ -40,15 +40,16 @@
  * Durability: a reply is sent only after the backend write returned. With
  * STORE_SYNC_INTERVAL a timer calls store_sync every sync_interval_ms.
  *
- * Writes on the writer thread (node/write_queue.h; vnode.write_thread, on by default with
- * LevelDB). A put's store_put runs on the node's writer thread instead of the scheduler's.
+ * Writes on the writer thread (node/write_queue.h; vnode.write_thread, default auto: while
+ * the node has a CPU beyond its schedulers). A put's store_put then runs on the node's
+ * writer thread instead of the scheduler's.
  * While it is out the vnode is "waiting": every other message it receives is kept, in
  * order, in its own FIFO (rt_msg_keep), and handled once VNODE_MSG_WRITE_DONE has arrived
  * and the put has been answered. So the vnode still handles one request at a time and each
  * sees every write before it, exactly as when it writes inline; the cache is updated when
  * the write is done, as before. The inline path remains for the memory backend, after an
- * error (the slot lock must be held, see above) and with the writer off. terminate waits for
- * a write that is still out before it closes the backend.
+ * error (the slot lock must be held, see above), and with the writer off or inactive.
+ * terminate waits for a write that is still out before it closes the backend.
  */
 #include "node/vnode.h"
 
@@ -772,7 +773,7 @@ static bool put_write_begin(vnode_t *v, rt_msg_t *m, const store_key_t *k,
                             bool coordinated)
 {
     write_queue_t *q = v->kv->writes;
-    if (!q || v->is_memory || v->after_error)
+    if (!q || !wq_active(q) || v->is_memory || v->after_error)
         return false;
     rt_msg_keep(m); /* no-op for a kept message being handled again: it is ours already */
     v->wait.active = true;

@@ -4,7 +4,8 @@
  * Owns: the thread, the FIFO of submitted jobs (a mutex and two condition variables: "work
  * arrived" for the writer, "a job finished" for wq_wait). The writer takes the whole queue at
  * each wake-up and writes it out before it sleeps again, so under load one wake-up serves
- * many puts; the submitter signals only a writer that is actually asleep.
+ * many puts; the submitter signals only a writer that is actually asleep. In auto mode the
+ * writer also wakes once a second to re-check its CPU affinity.
  */
 #include "node/write_queue.h"
 
@@ -12,7 +13,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#define AUTO_CHECK_MS 1000
 
 struct write_queue_s {
     pthread_mutex_t mx;
@@ -22,19 +28,74 @@ struct write_queue_s {
     bool writer_asleep;
     bool stopping;
     unsigned waiters;            /* threads in wq_wait */
+    unsigned schedulers;         /* auto mode against this many; 0: always active */
+    bool checked;                /* the writer's; auto mode has logged its first decision */
+    atomic_bool active;
     pthread_t thread;
 };
+
+bool wq_active(const write_queue_t *q)
+{
+    return atomic_load_explicit(&q->active, memory_order_relaxed);
+}
+
+/* Auto mode: active when this thread may run on more CPUs than there are schedulers. */
+static void check_affinity(write_queue_t *q)
+{
+    if (!q->schedulers)
+        return;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    long cpus = CPU_COUNT(&set);
+    bool on = cpus > (long)q->schedulers;
+    if (on != atomic_load(&q->active) || !q->checked) {
+        rt_info("vnode.write_thread = auto: puts write %s (%ld CPU(s) for %u scheduler(s))",
+                on ? "on the writer thread" : "inline", cpus, q->schedulers);
+        atomic_store(&q->active, on);
+    }
+    q->checked = true;
+}
+
+static bool reached(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static struct timespec deadline_after_ms(unsigned ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
 
 static void *writer_main(void *arg)
 {
     write_queue_t *q = arg;
     rt_service_thread_enter();
+    check_affinity(q);
+    struct timespec next_check = deadline_after_ms(AUTO_CHECK_MS);
     pthread_mutex_lock(&q->mx);
     for (;;) {
         while (!q->head && !q->stopping) {
             q->writer_asleep = true;
-            pthread_cond_wait(&q->work_cv, &q->mx);
+            int rc = q->schedulers ? pthread_cond_timedwait(&q->work_cv, &q->mx, &next_check)
+                                   : pthread_cond_wait(&q->work_cv, &q->mx);
             q->writer_asleep = false;
+            if (rc == ETIMEDOUT) {
+                pthread_mutex_unlock(&q->mx);
+                check_affinity(q);
+                next_check = deadline_after_ms(AUTO_CHECK_MS);
+                pthread_mutex_lock(&q->mx);
+            }
         }
         if (!q->head)
             break; /* stopping with nothing left */
@@ -57,6 +118,10 @@ static void *writer_main(void *arg)
             if (m)
                 rt_send(to, m); /* to a process that is gone: freed there */
         }
+        if (q->schedulers && reached(&next_check)) { /* busy: no timed wait has fired */
+            check_affinity(q);
+            next_check = deadline_after_ms(AUTO_CHECK_MS);
+        }
         pthread_mutex_lock(&q->mx);
     }
     pthread_mutex_unlock(&q->mx);
@@ -64,13 +129,19 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int wq_start(write_queue_t **out)
+int wq_start(unsigned schedulers, write_queue_t **out)
 {
     write_queue_t *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
+    q->schedulers = schedulers;
+    atomic_init(&q->active, true); /* auto mode: until the writer's first check */
     pthread_mutex_init(&q->mx, NULL);
-    pthread_cond_init(&q->work_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&q->done_cv, NULL);
     int rc = pthread_create(&q->thread, NULL, writer_main, q);
     if (rc != 0) {

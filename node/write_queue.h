@@ -19,6 +19,12 @@
  *
  * Jobs run one at a time in submission order. Any thread may submit; wq_wait blocks (for
  * the process's terminate, which must not leave the writer a backend it is about to close).
+ *
+ * Auto mode: the hop to the writer only pays when the writer has a CPU the schedulers do not
+ * fill. Started with a scheduler count, the writer checks its CPU affinity (which `taskset
+ * -a` or a cgroup cpuset may change while the node runs) at start and then every second,
+ * and wq_active says whether submitters should use it now; a submitter that is told no
+ * writes inline, as with the writer off.
  */
 #ifndef CAIRN_NODE_WRITE_QUEUE_H
 #define CAIRN_NODE_WRITE_QUEUE_H
@@ -42,9 +48,12 @@ typedef struct wq_job_s {
 
 typedef struct write_queue_s write_queue_t;
 
-/* Starts the writer thread. 0 and *out, or a negative errno (thread creation failed). Call
- * after rt_start: the writer sends runtime messages. */
-int wq_start(write_queue_t **out);
+/* Starts the writer thread. schedulers 0: always active; else auto mode against that many
+ * schedulers. 0 and *out, or a negative errno (thread creation failed). Call after rt_start:
+ * the writer sends runtime messages. */
+int wq_start(unsigned schedulers, write_queue_t **out);
+/* Whether submitters should hand their writes over now (see auto mode). Any thread. */
+bool wq_active(const write_queue_t *q);
 /* Stops and joins the writer; every submitted job must be done (wq_wait) or its submitter's
  * process gone with the runtime. NULL: no-op. */
 void wq_stop(write_queue_t *q);

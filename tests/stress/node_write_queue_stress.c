@@ -107,7 +107,7 @@ int main(void)
     store_config_t cfg = store_config_default("/nonexistent");
     cfg.kind = STORE_ENGINE_MEMORY;
     CHECK(store_engine_new(&cfg, &g_eng) == 0, "memory engine");
-    CHECK(wq_start(&g_q) == 0, "wq_start");
+    CHECK(wq_start(0, &g_q) == 0, "wq_start");
     rt_pid_t pids[NPROC];
     for (unsigned i = 0; i < NPROC; i++)
         CHECK(rt_spawn(&proc_beh, (void *)(uintptr_t)i, &pids[i]) == 0, "spawn %u", i);
