@@ -661,6 +661,7 @@ static void set_phase(service_t *s, uint32_t p, xfer_phase_t phase, const char *
 {
     xfer_t *x = &s->x[p];
     x->phase = phase;
+    x->again = false; /* any move ends the wait for another pass */
     if (target && target != x->target)
         snprintf(x->target, sizeof x->target, "%s", target);
     pthread_mutex_lock(&act_lock);
@@ -671,7 +672,7 @@ static void set_phase(service_t *s, uint32_t p, xfer_phase_t phase, const char *
             a->start_ns = rt_now_ns();
         }
         a->phase = (int)phase;
-        a->again = x->again = false; /* any move ends the wait for another pass */
+        a->again = false;
         a->was_owner = x->was_owner;
         snprintf(a->target, sizeof a->target, "%s", x->target);
     }

@@ -57,24 +57,10 @@ static void check_affinity(write_queue_t *q)
     q->checked = true;
 }
 
-static bool reached(const struct timespec *t)
+/* The next affinity check (auto mode), on rt_now_ns's clock (CLOCK_MONOTONIC, as work_cv). */
+static uint64_t next_check_after_now(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
-static struct timespec deadline_after_ms(unsigned ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    return t;
+    return rt_now_ns() + (uint64_t)AUTO_CHECK_MS * 1000000u;
 }
 
 static void *writer_main(void *arg)
@@ -82,18 +68,20 @@ static void *writer_main(void *arg)
     write_queue_t *q = arg;
     rt_service_thread_enter();
     check_affinity(q);
-    struct timespec next_check = deadline_after_ms(AUTO_CHECK_MS);
+    uint64_t next_check = next_check_after_now();
     pthread_mutex_lock(&q->mx);
     for (;;) {
         while (!q->head && !q->stopping) {
             q->writer_asleep = true;
-            int rc = q->schedulers ? pthread_cond_timedwait(&q->work_cv, &q->mx, &next_check)
+            struct timespec until = {(time_t)(next_check / 1000000000u),
+                                     (long)(next_check % 1000000000u)};
+            int rc = q->schedulers ? pthread_cond_timedwait(&q->work_cv, &q->mx, &until)
                                    : pthread_cond_wait(&q->work_cv, &q->mx);
             q->writer_asleep = false;
             if (rc == ETIMEDOUT) {
                 pthread_mutex_unlock(&q->mx);
                 check_affinity(q);
-                next_check = deadline_after_ms(AUTO_CHECK_MS);
+                next_check = next_check_after_now();
                 pthread_mutex_lock(&q->mx);
             }
         }
@@ -118,9 +106,9 @@ static void *writer_main(void *arg)
             if (m)
                 rt_send(to, m); /* to a process that is gone: freed there */
         }
-        if (q->schedulers && reached(&next_check)) { /* busy: no timed wait has fired */
+        if (q->schedulers && rt_now_ns() >= next_check) { /* busy: no timed wait fired */
             check_affinity(q);
-            next_check = deadline_after_ms(AUTO_CHECK_MS);
+            next_check = next_check_after_now();
         }
         pthread_mutex_lock(&q->mx);
     }
