@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* jemalloc's options, read before main (release builds link jemalloc, see the Makefile; the
@@ -207,6 +208,31 @@ static int wait_for_stop(node_t *n, const sigset_t *stop_signals, int *reason)
     }
 }
 
+/* Raises the soft limit on open descriptors to the hard one: client connections and
+ * LevelDB's table files (leveldb.max_open_files, 1000 in the node layout) both need them,
+ * and many systems start processes at a soft 1024. A shortfall is logged, not fatal:
+ * LevelDB closes table files it cannot keep, and the listener refuses what it cannot take. */
+static void raise_fd_limit(const node_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    store_config_t st = store_config_resolved(&cfg->storage);
+    rlim_t open_files = (rlim_t)st.max_open_files;
+    if (st.layout == STORE_LAYOUT_PARTITION)
+        open_files *= cfg->ring_size; /* per partition */
+    rlim_t want = (rlim_t)cfg->max_connections + open_files + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        fprintf(stderr, "cairnd: warning: open-file limit %llu is below the %llu that "
+                "protobuf.max_connections and leveldb.max_open_files may need (ulimit -n)\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
     node_config_t cfg;
@@ -228,6 +254,7 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&cfg);
 
     node_t *n = NULL;
     char err[1024];

@@ -284,6 +284,40 @@ static void print_size_key(const node_config_t *c, const conf_key_t *k, char *bu
     print_size(buf, n, load_uint(cfield(c, k), k->width));
 }
 
+/* --- sizes and ints whose default depends on leveldb.layout: "auto" is stored as 0 */
+static int set_size_auto(node_config_t *c, const conf_key_t *k, const char *v, char *err,
+                         size_t errlen)
+{
+    if (!strcasecmp(v, "auto")) {
+        store_uint(field(c, k), k->width, 0);
+        return 0;
+    }
+    return set_size(c, k, v, err, errlen);
+}
+static void print_size_auto(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
+{
+    if (load_uint(cfield(c, k), k->width) == 0)
+        snprintf(buf, n, "auto");
+    else
+        print_size_key(c, k, buf, n);
+}
+static int set_int_auto(node_config_t *c, const conf_key_t *k, const char *v, char *err,
+                        size_t errlen)
+{
+    if (!strcasecmp(v, "auto")) {
+        *(int *)field(c, k) = 0;
+        return 0;
+    }
+    return set_int(c, k, v, err, errlen);
+}
+static void print_int_auto(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
+{
+    if (*(const int *)cfield(c, k) == 0)
+        snprintf(buf, n, "auto");
+    else
+        print_int(c, k, buf, n);
+}
+
 /* --- durations (fields in milliseconds) */
 static int set_duration(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                         size_t errlen)
@@ -563,6 +597,22 @@ static void print_backend(const node_config_t *c, const conf_key_t *k, char *buf
     snprintf(buf, n, "%s", c->storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb");
 }
 
+static int set_layout(node_config_t *c, const conf_key_t *k, const char *v, char *err,
+                      size_t errlen)
+{
+    if (!strcasecmp(v, "node"))
+        c->storage.layout = STORE_LAYOUT_NODE;
+    else if (!strcasecmp(v, "partition"))
+        c->storage.layout = STORE_LAYOUT_PARTITION;
+    else
+        return node_errorf(err, errlen, "'%s' is not a LevelDB layout (node, partition)", v);
+    return 0;
+}
+static void print_layout(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", c->storage.layout == STORE_LAYOUT_PARTITION ? "partition" : "node");
+}
+
 static int set_sync(node_config_t *c, const conf_key_t *k, const char *v, char *err, size_t errlen)
 {
     if (!strcasecmp(v, "none"))
@@ -659,9 +709,12 @@ static const conf_key_t keys[] = {
     SPECIAL("storage.backend", storage.kind, set_backend, print_backend),
     SPECIAL("storage.sync", storage.sync, set_sync, print_sync),
     DUR("storage.sync_interval", storage.sync_interval_ms, 1, 3600 * SEC),
+    SPECIAL("leveldb.layout", storage.layout, set_layout, print_layout),
     SIZE("leveldb.cache_size", storage.cache_bytes, 1 * MB, 1024 * GB),
-    SIZE("leveldb.write_buffer_size", storage.write_buffer_bytes, 64 * KB, 1 * GB),
-    INT("leveldb.max_open_files", storage.max_open_files, 16, 65536),
+    {"leveldb.write_buffer_size", set_size_auto, print_size_auto, F(storage.write_buffer_bytes),
+     64 * KB, 1 * GB},
+    {"leveldb.max_open_files", set_int_auto, print_int_auto, F(storage.max_open_files), 16,
+     65536},
     INT("leveldb.bloom_bits", storage.bloom_bits, 0, 64),
     BOOL("leveldb.compression", storage.compression),
     /* client protocol */
@@ -738,7 +791,7 @@ void node_config_default(node_config_t *c)
     c->list_timeout_ms = 480000;
     c->vnode_queue_max = 10000;
     c->vnode_cache_bytes = 128 * MB;
-    c->vnode_write_thread = NODE_AUTO;
+    c->vnode_write_thread = 0; /* off: grouped on the scheduler (docs/benchmarks.md) */
     c->delete_mode = DELETE_MODE_DELAY;
     c->delete_delay_ms = 3000;
     c->object_warn_bytes = 5u << 20;

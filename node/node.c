@@ -666,12 +666,14 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         goto failed;
     }
     n->kv.obj_cache.limit = vnode_cache_limit(&n->cfg);
-    /* vnode.write_thread = auto: the writer itself decides, from its CPU affinity, whether
-     * to take puts (node/write_queue.h); on one CPU the hop is pure cost: put lost 6-11% of
-     * its rate with it (docs/benchmarks.md, "Sixth sitting"). */
-    if (n->cfg.vnode_write_thread != 0 && n->cfg.storage.kind == STORE_ENGINE_LEVELDB &&
-        (e = wq_start(n->cfg.vnode_write_thread == NODE_AUTO ? rc.schedulers : 0,
-                      &n->kv.writes)) != 0) {
+    /* Puts write in groups (node/write_queue.h). vnode.write_thread = auto: the writer
+     * thread itself decides, from its CPU affinity, whether to take them; on one CPU the hop
+     * is pure cost (docs/benchmarks.md, "Sixth sitting"). */
+    wq_mode_t wq_mode = n->cfg.vnode_write_thread == NODE_AUTO ? WQ_AUTO
+                        : n->cfg.vnode_write_thread                ? WQ_ON
+                                                                   : WQ_OFF;
+    if (n->cfg.storage.kind == STORE_ENGINE_LEVELDB &&
+        (e = wq_start(wq_mode, rc.schedulers, &n->kv.writes)) != 0) {
         node_errorf(err, errlen, "vnode.write_thread: cannot start the writer thread: %s",
                     strerror(-e));
         goto failed;

@@ -9,9 +9,10 @@
  * only takes object keys (storage/key.h: every encoded key starts with 0x10, and there is no
  * raw-key operation), and a reserved object key would be visited by every fold and make
  * store_is_empty false for an empty partition. So the record lives beside the data, in the
- * partition's own LevelDB directory (<data_dir>/leveldb/<p>/CAIRN-VNODE; LevelDB ignores
- * files whose names it does not own), written atomically (temp file, fsync, rename, fsync of
- * the directory). Removing the partition directory removes both. The memory backend keeps
+ * partition's directory (<data_dir>/leveldb/<p>/CAIRN-VNODE; in the partition layout that is
+ * the partition's LevelDB directory, and LevelDB ignores files whose names it does not own),
+ * written atomically (temp file, fsync, rename, fsync of the directory). A retired vnode
+ * removes the directory (with the partition layout's data files). The memory backend keeps
  * nothing across a restart, so it has no record: every start is a fresh epoch.
  *   - No (or unreadable) record: a fresh epoch, max(Unix seconds now, last epoch this
  *     process used for the partition + 1), and the write sequence starts at 0. A vnode that
@@ -28,9 +29,10 @@
  * (a mutex plus the published backend pointer):
  *   - LevelDB: a fold is an iterator on an implicit snapshot, safe beside the vnode's
  *     writes, so the vnode does not take the slot lock for its own operations. After an
- *     operation failed, ldb.c closes and reopens the database at the next operation; the
- *     vnode then takes the slot lock for its operations until one succeeds, so a reopen never
- *     runs beside a fold's iterator.
+ *     operation failed, ldb.c closes and reopens the database at the next operation; it
+ *     does so holding the database's rwlock exclusively (every operation and fold holds it
+ *     shared), and the vnode also takes the slot lock for its operations until one
+ *     succeeds.
  *   - memory: mem.c's skip list is not safe for a reader beside a writer, so the vnode takes
  *     the slot lock around every operation on a memory backend (it is for tests and
  *     experiments; a fold holds the lock for one bounded chunk at a time).
@@ -40,15 +42,15 @@
  * Durability: a reply is sent only after the backend write returned. With
  * STORE_SYNC_INTERVAL a timer calls store_sync every sync_interval_ms.
  *
- * Writes on the writer thread (node/write_queue.h; vnode.write_thread, default auto: while
- * the node has a CPU beyond its schedulers). A put's store_put then runs on the node's
- * writer thread instead of the scheduler's.
+ * Grouped writes (node/write_queue.h; vnode.write_thread). A put's write goes to the node's
+ * write queue, which writes it with others in one group: at the end of the scheduler's pass
+ * (default), or on the writer thread.
  * While it is out the vnode is "waiting": every other message it receives is kept, in
  * order, in its own FIFO (rt_msg_keep), and handled once VNODE_MSG_WRITE_DONE has arrived
  * and the put has been answered. So the vnode still handles one request at a time and each
  * sees every write before it, exactly as when it writes inline; the cache is updated when
- * the write is done, as before. The inline path remains for the memory backend, after an
- * error (the slot lock must be held, see above), and with the writer off or inactive.
+ * the write is done, as before. The inline path remains for the memory backend and after an
+ * error (the slot lock must be held, see above).
  * terminate waits for a write that is still out before it closes the backend.
  */
 #include "node/vnode.h"
@@ -766,14 +768,14 @@ static void put_written(Cairn__Kv__VnodePutResp *resp, int rc, const char *err, 
     }
 }
 
-/* Hands the write of bytes under k to the writer thread when it can (see the top of the
- * file). true: the vnode now waits, owning m, resp and bytes until put_write_done. */
+/* Hands the write of bytes under k to the node's write queue when it can (see the top of
+ * the file). true: the vnode now waits, owning m, resp and bytes until put_write_done. */
 static bool put_write_begin(vnode_t *v, rt_msg_t *m, const store_key_t *k,
                             Cairn__Kv__VnodePutResp *resp, uint8_t *bytes, size_t len,
                             bool coordinated)
 {
     write_queue_t *q = v->kv->writes;
-    if (!q || !wq_active(q) || v->is_memory || v->after_error)
+    if (!q || v->is_memory || v->after_error)
         return false;
     rt_msg_keep(m); /* no-op for a kept message being handled again: it is ours already */
     v->wait.active = true;

@@ -1,11 +1,21 @@
 /*
- * write_queue.c — the node's writer thread (API and protocol in node/write_queue.h).
+ * write_queue.c — the node's writes: the writer thread, and grouping at the end of a
+ * scheduler's pass (API and protocol in node/write_queue.h).
  *
- * Owns: the thread, the FIFO of submitted jobs (a mutex and two condition variables: "work
- * arrived" for the writer, "a job finished" for wq_wait). The writer takes the whole queue at
- * each wake-up and writes it out before it sleeps again, so under load one wake-up serves
- * many puts; the submitter signals only a writer that is actually asleep. In auto mode the
- * writer also wakes once a second to re-check its CPU affinity.
+ * Owns: the writer thread and its FIFO of submitted jobs (a mutex and two condition
+ * variables: "work arrived" for the writer, "a job finished" for wq_wait), and each scheduler
+ * thread's pass list (thread-local): the jobs written at the end of that thread's pass.
+ *
+ * Every write goes out in a group (write_group -> store_write_group: in the node layout one
+ * LevelDB write, so one log append, for up to GROUP_MAX puts of any partitions).
+ *   - Writer active: the writer takes the whole queue at each wake-up and writes it before it
+ *     sleeps again. A submitter on a scheduler thread does not wake a sleeping writer itself:
+ *     it notes the queue in a thread-local, and the runtime's pass hook (rt_set_pass_hook)
+ *     wakes the writer once at the end of the scheduler's pass.
+ *   - Writer inactive (off, or auto with too few CPUs): the job joins the scheduler thread's
+ *     pass list, and the pass hook writes that list there as one group: no thread hop, and
+ *     still one log append per pass instead of one per put.
+ * In auto mode the writer also wakes once a second to re-check its CPU affinity.
  */
 #include "node/write_queue.h"
 
@@ -19,6 +29,7 @@
 #include <time.h>
 
 #define AUTO_CHECK_MS 1000
+#define GROUP_MAX 64 /* writes per group commit */
 
 struct write_queue_s {
     pthread_mutex_t mx;
@@ -27,12 +38,50 @@ struct write_queue_s {
     wq_job_t *head, *tail;
     bool writer_asleep;
     bool stopping;
+    bool has_thread;             /* false: vnode.write_thread = off */
     unsigned waiters;            /* threads in wq_wait */
     unsigned schedulers;         /* auto mode against this many; 0: always active */
     bool checked;                /* the writer's; auto mode has logged its first decision */
     atomic_bool active;
     pthread_t thread;
 };
+
+/* This scheduler thread's pass: the jobs to write at its end (writer inactive) and their
+ * queue, and the queue whose sleeping writer to wake then (writer active). */
+static _Thread_local wq_job_t *pass_head, *pass_tail;
+static _Thread_local write_queue_t *pass_queue, *wake_at_end_of_pass;
+
+static wq_job_t *write_group(write_queue_t *q, wq_job_t *batch);
+
+/* Writes this thread's pass list now. */
+static void write_pass(void)
+{
+    wq_job_t *batch = pass_head;
+    write_queue_t *q = pass_queue;
+    pass_head = pass_tail = NULL;
+    while (batch)
+        batch = write_group(q, batch);
+}
+
+static void wake_writer(write_queue_t *q)
+{
+    pthread_mutex_lock(&q->mx);
+    if (q->writer_asleep && q->head)
+        pthread_cond_signal(&q->work_cv);
+    pthread_mutex_unlock(&q->mx);
+}
+
+static void on_end_of_pass(void *arg)
+{
+    (void)arg;
+    if (pass_head)
+        write_pass();
+    write_queue_t *q = wake_at_end_of_pass;
+    if (q) {
+        wake_at_end_of_pass = NULL;
+        wake_writer(q);
+    }
+}
 
 bool wq_active(const write_queue_t *q)
 {
@@ -63,6 +112,40 @@ static uint64_t next_check_after_now(void)
     return rt_now_ns() + (uint64_t)AUTO_CHECK_MS * 1000000u;
 }
 
+/* Writes up to GROUP_MAX jobs from the front of batch with one store_write_group (backends
+ * that share a database, the node layout, get one log append for all of them), marks them
+ * done and tells their submitters. Returns the jobs not yet written. */
+static wq_job_t *write_group(write_queue_t *q, wq_job_t *batch)
+{
+    store_group_op_t ops[GROUP_MAX];
+    wq_job_t *jobs[GROUP_MAX];
+    size_t n = 0;
+    for (; batch && n < GROUP_MAX; batch = batch->next, n++) {
+        jobs[n] = batch;
+        ops[n] = (store_group_op_t){
+            .backend = batch->backend,
+            .op = {.kind = STORE_OP_PUT, .key = *batch->key, .val = batch->val,
+                   .val_len = batch->len}};
+    }
+    store_write_group(ops, n);
+    for (size_t i = 0; i < n; i++) {
+        wq_job_t *j = jobs[i];
+        j->rc = ops[i].rc;
+        /* Copy what the message needs: once done is set the submitter may free j. */
+        rt_pid_t to = j->reply_to;
+        uint32_t type = j->done_type;
+        pthread_mutex_lock(&q->mx);
+        j->done = true;
+        if (q->waiters)
+            pthread_cond_broadcast(&q->done_cv);
+        pthread_mutex_unlock(&q->mx);
+        rt_msg_t *m = rt_msg_new(type, 0);
+        if (m)
+            rt_send(to, m); /* to a process that is gone: freed there */
+    }
+    return batch;
+}
+
 static void *writer_main(void *arg)
 {
     write_queue_t *q = arg;
@@ -91,21 +174,8 @@ static void *writer_main(void *arg)
         q->head = q->tail = NULL;
         pthread_mutex_unlock(&q->mx);
 
-        for (wq_job_t *j = batch, *next; j; j = next) {
-            next = j->next;
-            j->rc = store_put(j->backend, j->key, j->val, j->len);
-            /* Copy what the message needs: once done is set the submitter may free j. */
-            rt_pid_t to = j->reply_to;
-            uint32_t type = j->done_type;
-            pthread_mutex_lock(&q->mx);
-            j->done = true;
-            if (q->waiters)
-                pthread_cond_broadcast(&q->done_cv);
-            pthread_mutex_unlock(&q->mx);
-            rt_msg_t *m = rt_msg_new(type, 0);
-            if (m)
-                rt_send(to, m); /* to a process that is gone: freed there */
-        }
+        while (batch)
+            batch = write_group(q, batch);
         if (q->schedulers && rt_now_ns() >= next_check) { /* busy: no timed wait fired */
             check_affinity(q);
             next_check = next_check_after_now();
@@ -117,13 +187,14 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int wq_start(unsigned schedulers, write_queue_t **out)
+int wq_start(wq_mode_t mode, unsigned schedulers, write_queue_t **out)
 {
     write_queue_t *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
-    q->schedulers = schedulers;
-    atomic_init(&q->active, true); /* auto mode: until the writer's first check */
+    q->schedulers = mode == WQ_AUTO ? schedulers : 0;
+    q->has_thread = mode != WQ_OFF;
+    atomic_init(&q->active, mode != WQ_OFF); /* auto mode: until the writer's first check */
     pthread_mutex_init(&q->mx, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -131,7 +202,7 @@ int wq_start(unsigned schedulers, write_queue_t **out)
     pthread_cond_init(&q->work_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&q->done_cv, NULL);
-    int rc = pthread_create(&q->thread, NULL, writer_main, q);
+    int rc = q->has_thread ? pthread_create(&q->thread, NULL, writer_main, q) : 0;
     if (rc != 0) {
         pthread_cond_destroy(&q->done_cv);
         pthread_cond_destroy(&q->work_cv);
@@ -139,7 +210,9 @@ int wq_start(unsigned schedulers, write_queue_t **out)
         free(q);
         return -rc;
     }
-    pthread_setname_np(q->thread, "cairn-writer");
+    if (q->has_thread)
+        pthread_setname_np(q->thread, "cairn-writer");
+    rt_set_pass_hook(on_end_of_pass, NULL);
     *out = q;
     return 0;
 }
@@ -152,7 +225,9 @@ void wq_stop(write_queue_t *q)
     q->stopping = true;
     pthread_cond_signal(&q->work_cv);
     pthread_mutex_unlock(&q->mx);
-    pthread_join(q->thread, NULL);
+    if (q->has_thread)
+        pthread_join(q->thread, NULL);
+    rt_set_pass_hook(NULL, NULL); /* see wq_stop's contract */
     pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_mutex_destroy(&q->mx);
@@ -163,21 +238,46 @@ void wq_submit(write_queue_t *q, wq_job_t *job)
 {
     job->next = NULL;
     job->done = false;
+    bool on_scheduler = rt_on_scheduler();
+    if (!wq_active(q)) {
+        if (!on_scheduler) { /* no pass to end here: write it now */
+            write_group(q, job);
+            return;
+        }
+        if (pass_tail)
+            pass_tail->next = job;
+        else
+            pass_head = job;
+        pass_tail = job;
+        pass_queue = q;
+        return;
+    }
     pthread_mutex_lock(&q->mx);
     if (q->tail)
         q->tail->next = job;
     else
         q->head = job;
     q->tail = job;
-    if (q->writer_asleep)
+    bool wake_now = false;
+    if (q->writer_asleep) {
+        if (on_scheduler)
+            wake_at_end_of_pass = q; /* the scheduler's pass hook wakes the writer */
+        else
+            wake_now = true;
+    }
+    if (wake_now)
         pthread_cond_signal(&q->work_cv);
     pthread_mutex_unlock(&q->mx);
 }
 
 int wq_wait(write_queue_t *q, wq_job_t *job)
 {
+    if (pass_head)
+        write_pass(); /* job may be in it; either way this thread must not wait on itself */
     pthread_mutex_lock(&q->mx);
     q->waiters++;
+    if (q->writer_asleep && q->head)
+        pthread_cond_signal(&q->work_cv); /* its wake-up may still wait for our pass's end */
     while (!job->done)
         pthread_cond_wait(&q->done_cv, &q->mx);
     q->waiters--;

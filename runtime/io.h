@@ -152,6 +152,17 @@ rt_msg_t *rt_work_done(uint64_t tag, int64_t result);
 void rt_service_thread_enter(void);
 void rt_service_thread_exit(void);
 
+/* The pass hook: fn(arg) runs on each scheduler thread at the end of each pass, i.e. when it
+ * runs out of work and every few dozen turns while it stays busy (runtime/sched.c). For a
+ * service thread that batches what processes hand it: the processes note on their thread
+ * that the service has work, and the hook wakes it once for the pass. fn must not block.
+ * One hook per runtime; NULL clears it. Clear it only while no scheduler runs (after
+ * rt_stop), or a pass may still call the old fn once. */
+typedef void (*rt_pass_hook_fn)(void *arg);
+void rt_set_pass_hook(rt_pass_hook_fn fn, void *arg);
+/* Whether the calling thread is a scheduler's, i.e. one whose passes end in the hook. */
+bool rt_on_scheduler(void);
+
 /* Jobs queued and not started / running right now (diagnostics, tests). */
 unsigned rt_work_queued(void);
 unsigned rt_work_running(void);

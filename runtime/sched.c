@@ -17,7 +17,13 @@
  * it polls for I/O without waiting every POLL_EVERY process turns and whenever it runs out
  * of work, and it sleeps in the loop's wait instead of on its condition variable, so a
  * wake-up for it is a uv_async wake-up.
+ *
+ * The pass hook (rt_set_pass_hook) runs on a scheduler thread at the end of each pass: when
+ * it runs out of work, and every POLL_EVERY turns while it stays busy. A service that
+ * batches what processes hand it (node/write_queue.c) wakes its thread there, once for the
+ * whole pass, as Redis's beforeSleep does.
  */
+#include "runtime/io.h"
 #include "runtime/rt_internal.h"
 
 #include <errno.h>
@@ -45,6 +51,8 @@ typedef struct rt_sched {
 } __attribute__((aligned(64))) rt_sched_t;
 
 static struct {
+    _Atomic(rt_pass_hook_fn) pass_hook; /* set last, read first: pass_arg is valid by then */
+    void *_Atomic pass_arg;
     rt_sched_t *s;
     unsigned n;
     unsigned batch;
@@ -68,6 +76,7 @@ uint64_t rt_now_ns(void)
 }
 
 bool rt__on_scheduler(void) { return rt__tls.sched != NULL; }
+bool rt_on_scheduler(void) { return rt__tls.sched != NULL; }
 
 /* ------------------------------------------------------------------ local lists */
 
@@ -343,6 +352,19 @@ static void sched_sleep(rt_sched_t *s)
 }
 
 
+void rt_set_pass_hook(rt_pass_hook_fn fn, void *arg)
+{
+    atomic_store_explicit(&S.pass_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&S.pass_hook, fn, memory_order_release);
+}
+
+static inline void end_of_pass(void)
+{
+    rt_pass_hook_fn fn = atomic_load_explicit(&S.pass_hook, memory_order_acquire);
+    if (fn)
+        fn(atomic_load_explicit(&S.pass_arg, memory_order_relaxed));
+}
+
 static void *sched_main(void *arg)
 {
     rt_sched_t *s = arg;
@@ -354,17 +376,25 @@ static void *sched_main(void *arg)
         rt__loop_adopt();
     unsigned idle = 0, since_poll = 0;
     while (!atomic_load_explicit(&S.stop, memory_order_relaxed)) {
-        if (s->hosts_loop && (since_poll >= POLL_EVERY || (idle & 7) == 1)) {
-            /* busy: every POLL_EVERY turns; idle: at once and every 8th spin round */
+        if (since_poll >= POLL_EVERY) {
             since_poll = 0;
-            rt__loop_poll(false);
+            end_of_pass();
+            if (s->hosts_loop)
+                rt__loop_poll(false); /* busy: every POLL_EVERY turns */
+        } else if (s->hosts_loop && (idle & 7) == 1) {
+            rt__loop_poll(false); /* idle: at once and every 8th spin round */
         }
         rt_proc_t *p = next_local(s);
         if (!p) {
             if (drain_inbox(s))
                 continue;
-            if (idle == 0)
+            if (idle == 0) {
                 atomic_store_explicit(&s->idle, 1, memory_order_relaxed);
+                end_of_pass();
+                since_poll = 0;
+                if (rt__q_maybe_nonempty(&s->inbox) || s->ready_h || s->yield_h)
+                    continue; /* the hook's work woke someone here */
+            }
             rt__dist_flush_thread();
             if (++idle < S.spin_rounds) {
                 /* Every 8th round, let another runnable thread have this CPU: with more
@@ -390,6 +420,7 @@ static void *sched_main(void *arg)
         run_process(s, p);
         since_poll++;
     }
+    end_of_pass();
     rt__dist_flush_thread();
     rt__procs_thread_exit();
     rt__pool_thread_flush();

@@ -1,11 +1,13 @@
 /*
- * backend.c — the engine (per-node configuration and LevelDB's shared block cache), opening
- * a partition with the configured backend, and helpers both backends share (key buffers,
- * fold ranges, error text). Nothing here touches data; ldb.c and mem.c do.
+ * backend.c — the engine (per-node configuration, LevelDB's shared block cache, the node
+ * layout's shared database handle), opening a partition with the configured backend, group
+ * writes, and helpers both backends share (key buffers with the backend's prefix, fold
+ * ranges, error text). Nothing here touches data; ldb.c and mem.c do.
  */
 #include "storage/backend.h"
 
 #include <leveldb/c.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +16,50 @@ struct store_engine_s {
     store_config_t cfg;
     char *data_dir;
     leveldb_cache_t *cache;
+    pthread_mutex_t lock;               /* opening the shared database */
+    struct store__ldb_db_s *shared_db;  /* node layout, once a partition was opened */
 };
 
-/* A memtable of 1 MiB per partition: an insert walks a skiplist of a few thousand entries
- * whose nodes are mostly in cache. With 4 MiB (LevelDB's own default) over 64 partitions the
- * walk's cache misses were a third of a replicated put's CPU (docs/benchmarks.md). */
-#define WRITE_BUFFER_DEFAULT (1u << 20)
+/* Memtables. Partition layout: 1 MiB per partition, so an insert walks a skiplist of a few
+ * thousand entries whose nodes are mostly in cache (with 4 MiB over 64 partitions the walk's
+ * cache misses were a third of a replicated put's CPU, docs/benchmarks.md "Fifth sitting").
+ * Node layout: one memtable for every partition, 8 MiB: 1 MiB flushed and compacted so
+ * often that put cost 20-30% more CPU, 4 MiB about 5% more, 16 and 32 MiB no less
+ * (docs/benchmarks.md, "Seventh sitting"). */
+#define WRITE_BUFFER_PARTITION (1u << 20)
+#define WRITE_BUFFER_NODE (8u << 20)
+/* Open table files: per partition in the partition layout; the node's one database needs
+ * more (a table file holds about 2 MiB), and the node raises its descriptor limit. */
+#define OPEN_FILES_PARTITION 200
+#define OPEN_FILES_NODE 1000
 
 store_config_t store_config_default(const char *data_dir)
 {
     store_config_t c = {
         .kind = STORE_ENGINE_LEVELDB,
+        .layout = STORE_LAYOUT_NODE,
         .data_dir = data_dir,
         .cache_bytes = 64u << 20,
-        .write_buffer_bytes = WRITE_BUFFER_DEFAULT,
-        .max_open_files = 200,
+        .write_buffer_bytes = 0,
+        .max_open_files = 0,
         .compression = true,
         .bloom_bits = 10,
         .sync = STORE_SYNC_NONE,
         .sync_interval_ms = 0,
     };
+    return c;
+}
+
+store_config_t store_config_resolved(const store_config_t *cfg)
+{
+    store_config_t c = *cfg;
+    bool node = c.layout == STORE_LAYOUT_NODE;
+    if (!c.cache_bytes)
+        c.cache_bytes = 64u << 20;
+    if (!c.write_buffer_bytes)
+        c.write_buffer_bytes = node ? WRITE_BUFFER_NODE : WRITE_BUFFER_PARTITION;
+    if (!c.max_open_files)
+        c.max_open_files = node ? OPEN_FILES_NODE : OPEN_FILES_PARTITION;
     return c;
 }
 
@@ -46,21 +72,16 @@ int store_engine_new(const store_config_t *cfg, store_engine_t **out)
     if (cfg->sync == STORE_SYNC_INTERVAL && cfg->sync_interval_ms == 0)
         return STORE_EINVAL;
     store_engine_t *e = store_calloc(1, sizeof *e);
-    e->cfg = *cfg;
+    e->cfg = store_config_resolved(cfg);
     if (cfg->data_dir) {
         e->data_dir = strdup(cfg->data_dir);
         if (!e->data_dir)
             abort();
         e->cfg.data_dir = e->data_dir;
     }
-    if (!e->cfg.cache_bytes)
-        e->cfg.cache_bytes = 64u << 20;
-    if (!e->cfg.write_buffer_bytes)
-        e->cfg.write_buffer_bytes = WRITE_BUFFER_DEFAULT;
-    if (!e->cfg.max_open_files)
-        e->cfg.max_open_files = 200;
     if (cfg->kind == STORE_ENGINE_LEVELDB)
         e->cache = leveldb_cache_create_lru(e->cfg.cache_bytes);
+    pthread_mutex_init(&e->lock, NULL);
     *out = e;
     return 0;
 }
@@ -69,10 +90,28 @@ void store_engine_free(store_engine_t *e)
 {
     if (!e)
         return;
+    if (e->shared_db)
+        store__ldb_shared_free(e->shared_db);
     if (e->cache)
         leveldb_cache_destroy(e->cache);
+    pthread_mutex_destroy(&e->lock);
     free(e->data_dir);
     store_free(e);
+}
+
+struct store__ldb_db_s **store__engine_shared_db(store_engine_t *e)
+{
+    return &e->shared_db;
+}
+
+void store__engine_lock(store_engine_t *e)
+{
+    pthread_mutex_lock(&e->lock);
+}
+
+void store__engine_unlock(store_engine_t *e)
+{
+    pthread_mutex_unlock(&e->lock);
 }
 
 const store_config_t *store__engine_config(const store_engine_t *e)
@@ -99,6 +138,29 @@ int store_open(store_engine_t *e, uint64_t partition, store_backend_t **out, cha
         return store__mem_open(e, partition, out);
     }
     return STORE_EINVAL;
+}
+
+void store_write_group(store_group_op_t *ops, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        store_backend_t *b = ops[i].backend;
+        /* the run of ops from i whose backends share b's database */
+        size_t end = i + 1;
+        if (b->ops->write_shared && b->shared)
+            while (end < n && ops[end].backend->shared == b->shared)
+                end++;
+        if (end - i > 1) {
+            int rc = b->ops->write_shared(b, &ops[i], end - i);
+            for (size_t j = i; j < end; j++)
+                ops[j].rc = rc;
+        } else if (ops[i].op.kind == STORE_OP_PUT) {
+            ops[i].rc = store_put(b, &ops[i].op.key, ops[i].op.val, ops[i].op.val_len);
+        } else {
+            ops[i].rc = store_write(b, &ops[i].op, 1);
+        }
+        i = end;
+    }
 }
 
 void store_val_release(store_val_t *v)
@@ -141,8 +203,10 @@ int store__kbuf_key(store_backend_t *b, store__kbuf_t *kb, const store_key_t *k)
     size_t need = store_key_encoded_len(k);
     if (need > STORE_KEY_MAX)
         return store__set_err(b, STORE_EKEY, "encoded key longer than 65536 bytes");
-    long n = store_key_encode(k, kbuf_reserve(kb, need), need);
-    kb->n = (size_t)n;
+    uint8_t *p = kbuf_reserve(kb, b->prefix_n + need);
+    memcpy(p, b->prefix, b->prefix_n);
+    long n = store_key_encode(k, p + b->prefix_n, need);
+    kb->n = b->prefix_n + (size_t)n;
     return 0;
 }
 
@@ -153,12 +217,14 @@ int store__range(store_backend_t *b, const store_fold_t *f, store__range_t *r)
     if (!type || !bucket)
         bucket = NULL;
     size_t need = bucket ? 1 + 2 * (type->n + bucket->n) + 4 : 1;
-    long n = store_key_bucket_prefix(type, bucket, kbuf_reserve(&r->lo, need), need);
+    uint8_t *p = kbuf_reserve(&r->lo, b->prefix_n + need);
+    memcpy(p, b->prefix, b->prefix_n);
+    long n = store_key_bucket_prefix(type, bucket, p + b->prefix_n, need);
     if (n < 0) {
         store__range_free(r);
         return store__set_err(b, STORE_EKEY, "fold bucket has an empty type or bucket");
     }
-    r->lo.n = (size_t)n;
+    r->lo.n = b->prefix_n + (size_t)n;
     memcpy(kbuf_reserve(&r->hi, r->lo.n), r->lo.p, r->lo.n);
     r->hi.n = r->lo.n;
     r->hi.p[r->hi.n - 1]++; /* prefix ends in 0x10 or 0x01: no carry */

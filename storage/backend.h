@@ -4,10 +4,22 @@
  * A backend maps storage keys (key.h) to opaque value bytes (an encoded store_obj_t, but the
  * backend never looks inside). Two implementations share the semantics exactly, including
  * fold order (bytewise by encoded key): LevelDB (ldb.c, the default) and memory (mem.c).
- * An engine is the per-node shared part (configuration, LevelDB's block cache); a backend is
- * one open partition. A backend is used by one thread at a time (its vnode); the engine may
- * be shared by all of them. Errors: negative STORE_* codes; the backend keeps the last error's
- * text (LevelDB's own message) for store_errmsg().
+ * An engine is the per-node shared part (configuration, LevelDB's block cache and, in the
+ * node layout, the node's one LevelDB database); a backend is one open partition. A backend
+ * is used by one thread at a time (its vnode, or the writer it hands a write to); the engine
+ * may be shared by all of them. Errors: negative STORE_* codes; the backend keeps the last
+ * error's text (LevelDB's own message) for store_errmsg().
+ *
+ * LevelDB layouts (store_config_t.layout):
+ *   - node (the default): one database for the whole node, <data_dir>/leveldb-node, where
+ *     every key starts with its partition's 8-byte big-endian number. One memtable and one
+ *     log for every partition: a write walks one small skiplist instead of one of 64, and
+ *     the writes of many partitions can share one log append (store_write_group). A
+ *     partition still has its directory <data_dir>/leveldb/<p> (for the vnode's own files).
+ *   - partition: one database per partition in <data_dir>/leveldb/<p> (Riak's layout, and
+ *     Cairn's before the node layout). Dropping a partition removes its files at once.
+ * A data dir keeps the layout it was created with: opening a partition whose data is in the
+ * other layout fails with STORE_ELAYOUT and says which layout to configure.
  */
 #ifndef CAIRN_STORE_BACKEND_H
 #define CAIRN_STORE_BACKEND_H
@@ -21,21 +33,27 @@
 
 typedef enum { STORE_ENGINE_LEVELDB, STORE_ENGINE_MEMORY } store_engine_kind_t;
 typedef enum { STORE_SYNC_NONE, STORE_SYNC_ALWAYS, STORE_SYNC_INTERVAL } store_sync_t;
+typedef enum { STORE_LAYOUT_NODE, STORE_LAYOUT_PARTITION } store_layout_t;
 
 typedef struct store_config_s {
     store_engine_kind_t kind;
-    const char *data_dir;       /* LevelDB: partitions live in <data_dir>/leveldb/<partition> */
+    store_layout_t layout;      /* LevelDB: one database per node or per partition (above) */
+    const char *data_dir;       /* LevelDB: where the databases live (above) */
     size_t cache_bytes;         /* LevelDB block cache shared by every partition (0: 64 MiB) */
-    size_t write_buffer_bytes;  /* per partition (0: 1 MiB) */
-    int max_open_files;         /* per partition (0: 200) */
+    size_t write_buffer_bytes;  /* per database (0: the layout's default, see backend.c) */
+    int max_open_files;         /* per database (0: the layout's default, see backend.c) */
     bool compression;           /* Snappy */
     int bloom_bits;             /* bits per key of the bloom filter, 0 = none */
     store_sync_t sync;
     unsigned sync_interval_ms;  /* STORE_SYNC_INTERVAL: at most this old an unsynced write */
 } store_config_t;
 
-/* Defaults: LevelDB, 64 MiB cache, 1 MiB write buffer, Snappy, bloom 10, sync none. */
+/* Defaults: LevelDB in the node layout, 64 MiB cache, the layout's write buffer and open
+ * files (0), Snappy, bloom 10, sync none. */
 store_config_t store_config_default(const char *data_dir);
+
+/* cfg with every 0 ("the default") replaced by the value the engine uses for its layout. */
+store_config_t store_config_resolved(const store_config_t *cfg);
 
 typedef struct store_engine_s store_engine_t;
 typedef struct store_backend_s store_backend_t;
@@ -56,6 +74,14 @@ typedef struct store_op_s {
     const void *val;
     size_t val_len;
 } store_op_t;
+
+/* One write of a group (store_write_group): the backend it goes to, the operation (borrowed
+ * for the call, as in store_write) and, after the call, its result. */
+typedef struct store_group_op_s {
+    store_backend_t *backend;
+    store_op_t op;
+    int rc;
+} store_group_op_t;
 
 /* Called once per entry, in key order. key and val are valid only during the call (val is
  * NULL for a keys-only fold). Return 0 to go on, STORE_FOLD_STOP to stop (fold returns 0),
@@ -88,13 +114,20 @@ typedef struct store_backend_ops_s {
     int (*status)(store_backend_t *b, store_status_t *st);
     int (*sync)(store_backend_t *b);
     void (*close)(store_backend_t *b);
+    /* Optional: writes ops[0..n), all to backends with this one's `shared` database, in one
+     * atomic write; returns its result. NULL: store_write_group writes one by one. */
+    int (*write_shared)(store_backend_t *b, const store_group_op_t *ops, size_t n);
 } store_backend_ops_t;
 
 struct store_backend_s {
     const store_backend_ops_t *ops;
     uint64_t partition;
+    uint8_t prefix[8];      /* every stored key starts with these prefix_n bytes (node layout: */
+    size_t prefix_n;        /* the partition, big-endian; else none) */
+    const void *shared;     /* non-NULL: the database this backend shares with others */
     char err[256];          /* message of the last error, "" if none */
 };
+
 
 /* ---------------------------------------------------------------- engine and open */
 
@@ -102,6 +135,11 @@ struct store_backend_s {
  * backend opened from it is closed. */
 int store_engine_new(const store_config_t *cfg, store_engine_t **out);
 void store_engine_free(store_engine_t *e);
+
+/* The layout of the LevelDB data under data_dir: node if <data_dir>/leveldb-node holds a
+ * database, partition if some <data_dir>/leveldb/<p> does, else fallback (nothing yet). For
+ * offline tools that open a node's data dir without its configuration. */
+store_layout_t store_layout_of(const char *data_dir, store_layout_t fallback);
 
 /* Opens (creating if needed) the partition's store. *out: close with store_close(). On
  * failure the reason's text (LevelDB's message) goes to errbuf[0..errlen) if errbuf != NULL. */
@@ -142,7 +180,9 @@ static inline int store_is_empty(store_backend_t *b)
 {
     return b->ops->is_empty(b);
 }
-/* Deletes every byte of the partition's data; the backend stays open and empty. */
+/* Deletes every object of the partition; the backend stays open and empty. Partition layout
+ * and memory: the space is freed at once (the database's files are removed); node layout: a
+ * range delete, whose space LevelDB's compactions give back over time. */
 static inline int store_drop(store_backend_t *b)
 {
     return b->ops->drop(b);
@@ -167,6 +207,12 @@ static inline const char *store_errmsg(const store_backend_t *b)
 {
     return b->err;
 }
+
+/* Writes ops[0..n), each to its own backend, and sets each op's rc. Operations whose backends
+ * share one database (the node layout) go in one atomic write, so one log append serves all
+ * of them (group commit); the others are written one at a time, in order. Each backend must
+ * be free for this thread for the call (as for any operation). */
+void store_write_group(store_group_op_t *ops, size_t n);
 
 /* Frees a value from store_get (no-op on an empty value). */
 void store_val_release(store_val_t *v);
@@ -200,5 +246,12 @@ int store__mem_open(store_engine_t *e, uint64_t partition, store_backend_t **out
 /* The engine's parts that the backends read. */
 const store_config_t *store__engine_config(const store_engine_t *e);
 void *store__engine_cache(const store_engine_t *e); /* leveldb_cache_t *, or NULL */
+/* The node layout's shared database (ldb.c's), created by the first store_open under the
+ * engine's lock; store__ldb_shared_free closes it when the engine is freed. */
+struct store__ldb_db_s;
+struct store__ldb_db_s **store__engine_shared_db(store_engine_t *e);
+void store__engine_lock(store_engine_t *e);
+void store__engine_unlock(store_engine_t *e);
+void store__ldb_shared_free(struct store__ldb_db_s *d);
 
 #endif

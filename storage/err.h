@@ -21,7 +21,8 @@
     XX(ETOOBIG, -8, "object too large")                                         \
     XX(ESIBLINGS, -9, "too many siblings")                                      \
     XX(EKEY, -10, "invalid key (empty component or too long)")                  \
-    XX(ECLOSED, -11, "backend is not open")
+    XX(ECLOSED, -11, "backend is not open")                                     \
+    XX(ELAYOUT, -12, "data dir holds data in the other LevelDB layout")
 
 enum {
 #define STORE__ERR_ENUM(name, val, msg) STORE_##name = (val),

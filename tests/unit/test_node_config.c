@@ -96,7 +96,10 @@ Test(node_config, defaults_are_riaks)
     cr_assert_eq(b->old_vclock, 86400);
     char err[256] = "";
     cr_assert_eq(node_config_validate(&c, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(c.vnode_write_thread, NODE_AUTO);
+    cr_assert_eq(c.vnode_write_thread, 0);
+    cr_assert_eq(c.storage.layout, STORE_LAYOUT_NODE);
+    cr_assert_eq(c.storage.write_buffer_bytes, 0, "auto: the layout's default");
+    cr_assert_eq(c.storage.max_open_files, 0, "auto: the layout's default");
     char buf[300];
     cr_assert_str_eq(node_config_log_path(&c, buf, sizeof buf), "./data/cairnd.log");
 }
@@ -113,6 +116,16 @@ Test(node_config, sizes_durations_booleans_quorums)
     cr_assert_eq(c.storage.cache_bytes, (size_t)2 << 30);
     set_ok(&c, "leveldb.write_buffer_size", "512kb");
     cr_assert_eq(c.storage.write_buffer_bytes, (size_t)512 << 10);
+    set_ok(&c, "leveldb.write_buffer_size", "auto");
+    cr_assert_eq(c.storage.write_buffer_bytes, 0);
+    set_ok(&c, "leveldb.max_open_files", "500");
+    cr_assert_eq(c.storage.max_open_files, 500);
+    set_ok(&c, "leveldb.max_open_files", "Auto");
+    cr_assert_eq(c.storage.max_open_files, 0);
+    set_ok(&c, "leveldb.layout", "partition");
+    cr_assert_eq(c.storage.layout, STORE_LAYOUT_PARTITION);
+    set_ok(&c, "leveldb.layout", "node");
+    cr_assert_eq(c.storage.layout, STORE_LAYOUT_NODE);
     set_ok(&c, "object.size.maximum", "1048576");
     cr_assert_eq(c.object_max_bytes, 1048576);
     set_ok(&c, "request.timeout", "500ms");
@@ -202,6 +215,9 @@ Test(node_config, bad_values_are_refused_with_a_reason)
     set_bad("request.timeout", "", "empty value");
     set_bad("buckets.default.allow_mult", "maybe", "not a boolean");
     set_bad("vnode.write_thread", "sometimes", "not on, off or auto");
+    set_bad("leveldb.layout", "bucket", "not a LevelDB layout (node, partition)");
+    set_bad("leveldb.write_buffer_size", "1KB", "64KB");
+    set_bad("leveldb.max_open_files", "some", "");
     set_bad("buckets.default.allow_mult", "1", "not a boolean");
     set_bad("buckets.default.r", "twoo", "not a quorum");
     set_bad("buckets.default.r", "0", "out of range");

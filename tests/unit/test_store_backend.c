@@ -1,7 +1,9 @@
 /*
- * test_store_backend.c — the backend contract, run against both engines (LevelDB and memory)
- * so they cannot drift apart: binary keys, not-found, atomic batches, fold order, bucket-range
- * and resumed folds, is_empty, drop and status.
+ * test_store_backend.c — the backend contract, run against LevelDB in both layouts and the
+ * memory engine so they cannot drift apart: binary keys, not-found, atomic batches, fold
+ * order, bucket-range and resumed folds, is_empty, drop and status. In the node layout the
+ * partition under test (42) has neighbours (41, 43) in the same database, each holding an
+ * object in the same bucket; every test ends by checking they were neither seen nor touched.
  */
 #include "storage/backend.h"
 #include "store_test.h"
@@ -9,26 +11,48 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+typedef enum { LDB_NODE, LDB_PARTITION, MEMORY } variant_t;
+
 typedef struct {
     char *dir;
     store_engine_t *eng;
     store_backend_t *b;
+    store_backend_t *nb[2]; /* node layout: partitions 41 and 43 */
+    variant_t v;
 } fx_t;
 
-static fx_t open_fx(store_engine_kind_t kind)
+static const store_key_t neighbour_key = {STORE_SLICE("default"), STORE_SLICE("b"),
+                                          STORE_SLICE("key00000")};
+
+static fx_t open_fx(variant_t v)
 {
-    fx_t f = {0};
+    fx_t f = {.v = v};
     f.dir = test_tmpdir();
     store_config_t cfg = store_config_default(f.dir);
-    cfg.kind = kind;
+    cfg.kind = v == MEMORY ? STORE_ENGINE_MEMORY : STORE_ENGINE_LEVELDB;
+    cfg.layout = v == LDB_PARTITION ? STORE_LAYOUT_PARTITION : STORE_LAYOUT_NODE;
     cr_assert_eq(store_engine_new(&cfg, &f.eng), 0);
     char err[256];
     cr_assert_eq(store_open(f.eng, 42, &f.b, err, sizeof err), 0, "open: %s", err);
+    for (int i = 0; v == LDB_NODE && i < 2; i++) {
+        cr_assert_eq(store_open(f.eng, i ? 43 : 41, &f.nb[i], err, sizeof err), 0, "%s", err);
+        cr_assert_eq(store_put(f.nb[i], &neighbour_key, "n", 1), 0);
+    }
     return f;
 }
 
 static void close_fx(fx_t *f)
 {
+    for (int i = 0; i < 2; i++) {
+        if (!f->nb[i])
+            continue;
+        store_val_t v;
+        cr_assert_eq(store_get(f->nb[i], &neighbour_key, &v), 0, "neighbour %d lost its object", i);
+        cr_assert(v.n == 1 && v.p[0] == 'n');
+        store_val_release(&v);
+        cr_assert_eq(store_is_empty(f->nb[i]), 0);
+        store_close(f->nb[i]);
+    }
     store_close(f->b);
     store_engine_free(f->eng);
     test_rmdir(f->dir);
@@ -45,10 +69,11 @@ static void get_eq(store_backend_t *b, const store_key_t *k, const char *want, s
 }
 
 #define BOTH(name)                                                                   \
-    static void name(store_engine_kind_t kind);                                       \
-    Test(store_backend_leveldb, name) { name(STORE_ENGINE_LEVELDB); }                 \
-    Test(store_backend_memory, name) { name(STORE_ENGINE_MEMORY); }                   \
-    static void name(store_engine_kind_t kind)
+    static void name(variant_t kind);                                                 \
+    Test(store_backend_leveldb, name) { name(LDB_NODE); }                             \
+    Test(store_backend_leveldb_partition_layout, name) { name(LDB_PARTITION); }       \
+    Test(store_backend_memory, name) { name(MEMORY); }                                \
+    static void name(variant_t kind)
 
 BOTH(binary_keys_round_trip)
 {
@@ -234,8 +259,8 @@ BOTH(drop_leaves_nothing_behind_and_status_counts)
     cr_assert_geq(st.keys, 2000, "3000 keys estimated as %llu", (unsigned long long)st.keys);
     cr_assert_leq(st.keys, 6000);
     char path[512];
-    snprintf(path, sizeof path, "%s/leveldb/42", f.dir);
-    if (kind == STORE_ENGINE_LEVELDB)
+    snprintf(path, sizeof path, kind == LDB_NODE ? "%s/leveldb-node" : "%s/leveldb/42", f.dir);
+    if (kind != MEMORY)
         cr_assert_gt(dir_bytes(path), 1000000, "%llu bytes in %s", (unsigned long long)dir_bytes(path), path);
     cr_assert_eq(store_drop(f.b), 0);
     cr_assert_eq(store_is_empty(f.b), 1);
@@ -245,7 +270,7 @@ BOTH(drop_leaves_nothing_behind_and_status_counts)
     free(c);
     cr_assert_eq(store_status(f.b, &st), 0);
     cr_assert_eq(st.keys, 0);
-    if (kind == STORE_ENGINE_LEVELDB)
+    if (kind == LDB_PARTITION) /* the node layout's range delete frees space as it compacts */
         cr_assert_lt(dir_bytes(path), 64 * 1024, "drop removed the data files (%llu bytes left)",
                      (unsigned long long)dir_bytes(path));
     store_key_t k = TKEY("default", "b", "after");

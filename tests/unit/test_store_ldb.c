@@ -1,7 +1,9 @@
 /*
  * test_store_ldb.c — what only the LevelDB backend promises: data survives close/reopen
  * (100k real objects), synced writes survive SIGKILL, a full disk is an error and not a
- * crash (and writes resume once space returns), a second opener is told the store is locked.
+ * crash (and writes resume once space returns), a second opener is told the store is locked,
+ * partitions stay apart in both layouts, a group write spans partitions, and a data dir
+ * keeps the layout it was created with.
  */
 #include "storage/backend.h"
 #include "storage/object.h"
@@ -23,9 +25,11 @@ const char *__lsan_default_suppressions(void)
     return "leak:libcriterion.so\n";
 }
 
-static store_engine_t *engine(const char *dir, store_sync_t sync, size_t wbuf)
+static store_engine_t *engine_in(const char *dir, store_layout_t layout, store_sync_t sync,
+                                 size_t wbuf)
 {
     store_config_t cfg = store_config_default(dir);
+    cfg.layout = layout;
     cfg.sync = sync;
     cfg.sync_interval_ms = 50;
     if (wbuf)
@@ -33,6 +37,11 @@ static store_engine_t *engine(const char *dir, store_sync_t sync, size_t wbuf)
     store_engine_t *e = NULL;
     cr_assert_eq(store_engine_new(&cfg, &e), 0);
     return e;
+}
+
+static store_engine_t *engine(const char *dir, store_sync_t sync, size_t wbuf)
+{
+    return engine_in(dir, STORE_LAYOUT_NODE, sync, wbuf);
 }
 
 static store_backend_t *open_p(store_engine_t *e, uint64_t p)
@@ -60,6 +69,15 @@ static store_key_t key_for(uint64_t i, char *buf)
 {
     sprintf(buf, "key-%08llu", (unsigned long long)i);
     return (store_key_t){STORE_SLICE("default"), STORE_SLICE("bench"), STORE_SLICE_STR(buf)};
+}
+
+static bool holds_key(store_backend_t *b, const store_key_t *k)
+{
+    store_val_t v;
+    if (store_get(b, k, &v) != 0)
+        return false;
+    store_val_release(&v);
+    return true;
 }
 
 static bool holds_object(store_backend_t *b, uint64_t i)
@@ -241,16 +259,26 @@ Test(store_ldb, full_disk_is_an_error_and_writes_resume_when_space_returns, .tim
 
 Test(store_ldb, second_opener_gets_locked_with_message)
 {
-    char *dir = test_tmpdir();
-    store_engine_t *e = engine(dir, STORE_SYNC_NONE, 0);
-    store_backend_t *b = open_p(e, 9), *b2 = NULL;
-    char err[256];
-    int rc = store_open(e, 9, &b2, err, sizeof err);
-    cr_assert_eq(rc, STORE_ELOCKED, "got %s: %s", store_err_name(rc), err);
-    cr_assert_not_null(strstr(err, "LOCK"), "message: %s", err);
-    store_close(b);
-    store_engine_free(e);
-    test_rmdir(dir);
+    for (int layout = 0; layout < 2; layout++) {
+        char *dir = test_tmpdir();
+        store_engine_t *e = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        store_backend_t *b = open_p(e, 9), *b2 = NULL;
+        char err[256];
+        int rc = store_open(e, 9, &b2, err, sizeof err);
+        cr_assert_eq(rc, STORE_ELOCKED, "got %s: %s", store_err_name(rc), err);
+        cr_assert_not_null(strstr(err, "LOCK"), "message: %s", err);
+        store_close(b);
+        /* another engine on the same data dir (as a second node process would be) */
+        store_engine_t *e2 = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        b = open_p(e, 9);
+        rc = store_open(e2, layout == STORE_LAYOUT_NODE ? 10 : 9, &b2, err, sizeof err);
+        cr_assert_eq(rc, STORE_ELOCKED, "second engine: %s: %s", store_err_name(rc), err);
+        cr_assert_not_null(strstr(err, "LOCK"), "message: %s", err);
+        store_close(b);
+        store_engine_free(e2);
+        store_engine_free(e);
+        test_rmdir(dir);
+    }
 }
 
 Test(store_ldb, interval_sync_policy_and_explicit_sync)
@@ -272,21 +300,112 @@ Test(store_ldb, interval_sync_policy_and_explicit_sync)
     test_rmdir(dir);
 }
 
-Test(store_ldb, partitions_are_separate_databases)
+Test(store_ldb, partitions_are_separate_in_both_layouts)
 {
-    char *dir = test_tmpdir();
-    store_engine_t *e = engine(dir, STORE_SYNC_NONE, 0);
-    store_backend_t *a = open_p(e, 1), *b = open_p(e, 2);
-    char kb[32];
-    store_key_t k = key_for(1, kb);
-    cr_assert_eq(store_put(a, &k, "a", 1), 0);
-    store_val_t v;
-    cr_assert_eq(store_get(b, &k, &v), STORE_ENOTFOUND);
-    cr_assert_eq(store_drop(b), 0);
-    cr_assert_eq(store_get(a, &k, &v), 0, "dropping one partition leaves the other");
-    store_val_release(&v);
-    store_close(a);
-    store_close(b);
-    store_engine_free(e);
-    test_rmdir(dir);
+    for (int layout = 0; layout < 2; layout++) {
+        char *dir = test_tmpdir();
+        store_engine_t *e = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        /* 1 and 256: in the node layout their prefixes differ in different bytes */
+        store_backend_t *a = open_p(e, 1), *b = open_p(e, 256);
+        char kb[32];
+        store_key_t k = key_for(1, kb);
+        cr_assert_eq(store_put(a, &k, "a", 1), 0);
+        store_val_t v;
+        cr_assert_eq(store_get(b, &k, &v), STORE_ENOTFOUND);
+        cr_assert_eq(store_is_empty(b), 1);
+        cr_assert_eq(store_put(b, &k, "b", 1), 0);
+        cr_assert_eq(store_drop(b), 0);
+        cr_assert_eq(store_get(a, &k, &v), 0, "dropping one partition leaves the other");
+        cr_assert(v.n == 1 && v.p[0] == 'a');
+        store_val_release(&v);
+        store_close(a);
+        store_close(b);
+        store_engine_free(e);
+        test_rmdir(dir);
+    }
+}
+
+static int count_keys(void *arg, const store_key_t *k, const uint8_t *v, size_t n)
+{
+    (void)k, (void)v, (void)n;
+    ++*(int *)arg;
+    return 0;
+}
+
+Test(store_ldb, group_write_spans_partitions_in_both_layouts)
+{
+    for (int layout = 0; layout < 2; layout++) {
+        char *dir = test_tmpdir();
+        store_engine_t *e = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        store_backend_t *p[3] = {open_p(e, 3), open_p(e, 4), open_p(e, 5)};
+        char kb[6][32];
+        store_group_op_t ops[6];
+        for (int i = 0; i < 6; i++)
+            ops[i] = (store_group_op_t){.backend = p[i % 3],
+                                        .op = {.kind = STORE_OP_PUT, .key = key_for((uint64_t)i, kb[i]),
+                                               .val = "v", .val_len = 1},
+                                        .rc = 99};
+        store_write_group(ops, 6);
+        for (int i = 0; i < 6; i++) {
+            cr_assert_eq(ops[i].rc, 0, "op %d: %s", i, store_errmsg(ops[i].backend));
+            cr_assert(holds_key(p[i % 3], &ops[i].op.key));
+        }
+        for (int i = 0; i < 3; i++) {
+            int n = 0;
+            cr_assert_eq(store_fold(p[i], NULL, count_keys, &n), 0);
+            cr_assert_eq(n, 2, "partition %d holds its two keys only, not %d", i, n);
+        }
+        /* a bad key fails its group; in the node layout the group is one write: nothing of it
+         * is stored, and every op reports the error */
+        store_group_op_t bad[2] = {
+            {.backend = p[0], .op = {.kind = STORE_OP_PUT, .key = key_for(100, kb[0]), .val = "v", .val_len = 1}},
+            {.backend = p[1], .op = {.kind = STORE_OP_PUT, .key = {STORE_SLICE("default"), STORE_SLICE("b"), {NULL, 0}}, .val = "v", .val_len = 1}},
+        };
+        store_write_group(bad, 2);
+        cr_assert_eq(bad[1].rc, STORE_EKEY);
+        if (layout == STORE_LAYOUT_NODE) {
+            cr_assert_eq(bad[0].rc, STORE_EKEY);
+            cr_assert_not(holds_key(p[0], &bad[0].op.key), "a failed group stores nothing");
+            cr_assert_not_null(strstr(store_errmsg(p[0]), "empty"), "%s", store_errmsg(p[0]));
+        } else {
+            cr_assert_eq(bad[0].rc, 0, "partition layout: one write per op");
+        }
+        for (int i = 0; i < 3; i++)
+            store_close(p[i]);
+        store_engine_free(e);
+        test_rmdir(dir);
+    }
+}
+
+Test(store_ldb, a_data_dir_keeps_its_layout)
+{
+    for (int layout = 0; layout < 2; layout++) {
+        char *dir = test_tmpdir();
+        store_layout_t other = layout == STORE_LAYOUT_NODE ? STORE_LAYOUT_PARTITION : STORE_LAYOUT_NODE;
+        cr_assert_eq(store_layout_of(dir, other), other, "an empty data dir: the fallback");
+        store_engine_t *e = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        store_backend_t *b = open_p(e, 2);
+        char kb[32];
+        store_key_t k = key_for(1, kb);
+        cr_assert_eq(store_put(b, &k, "v", 1), 0);
+        store_close(b);
+        store_engine_free(e);
+        cr_assert_eq(store_layout_of(dir, other), (store_layout_t)layout);
+
+        e = engine_in(dir, other, STORE_SYNC_NONE, 0);
+        char err[256];
+        int rc = store_open(e, 2, &b, err, sizeof err);
+        cr_assert_eq(rc, STORE_ELAYOUT, "got %s: %s", store_err_name(rc), err);
+        const char *want = layout == STORE_LAYOUT_NODE ? "leveldb.layout = node"
+                                                       : "leveldb.layout = partition";
+        cr_assert_not_null(strstr(err, want), "the message says what to set: %s", err);
+        store_engine_free(e);
+
+        e = engine_in(dir, (store_layout_t)layout, STORE_SYNC_NONE, 0);
+        b = open_p(e, 2);
+        cr_assert(holds_key(b, &k), "the data is still there in its own layout");
+        store_close(b);
+        store_engine_free(e);
+        test_rmdir(dir);
+    }
 }
