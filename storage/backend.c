@@ -23,9 +23,9 @@ struct store_engine_s {
 /* Memtables. Partition layout: 1 MiB per partition, so an insert walks a skiplist of a few
  * thousand entries whose nodes are mostly in cache (with 4 MiB over 64 partitions the walk's
  * cache misses were a third of a replicated put's CPU, docs/benchmarks.md "Fifth sitting").
- * Node layout: one memtable for every partition, 8 MiB: 1 MiB flushed and compacted so
- * often that put cost 20-30% more CPU, 4 MiB about 5% more, 16 and 32 MiB no less
- * (docs/benchmarks.md, "Seventh sitting"). */
+ * Node layout: one memtable for every partition, 8 MiB: with 1 MiB (flushed and compacted
+ * that much more often) a put cost 44% more CPU, with 4 MiB 12% more, and 16 MiB was within
+ * 5% either way (docs/benchmarks.md, "Seventh sitting"). */
 #define WRITE_BUFFER_PARTITION (1u << 20)
 #define WRITE_BUFFER_NODE (8u << 20)
 /* Open table files: per partition in the partition layout; the node's one database needs
