@@ -660,7 +660,15 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
 
     n->kv.cfg = &n->cfg;
     n->kv.node_id = XXH3_64bits(n->cfg.nodename, strlen(n->cfg.nodename));
-    if ((e = store_engine_new(&n->cfg.storage, &n->kv.engine)) != 0) {
+    if ((e = store_engine_new(&n->cfg.storage, &n->kv.engine)) == STORE_ELAYOUT) {
+        bool node = n->cfg.storage.layout == STORE_LAYOUT_NODE;
+        node_errorf(err, errlen, "storage: %s holds LevelDB data in the %s layout, not the "
+                    "configured %s layout: set leveldb.layout = %s", n->cfg.storage.data_dir,
+                    node ? "partition" : "node", node ? "node" : "partition",
+                    node ? "partition" : "node");
+        goto failed;
+    }
+    if (e != 0) {
         node_errorf(err, errlen, "storage: cannot start the %s engine: %s",
              n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
         goto failed;

@@ -63,7 +63,8 @@ bool wq_active(const write_queue_t *q);
  * (wq_wait) or its submitter's process gone with the runtime. Call after rt_stop, or while
  * no process submits. NULL: no-op. */
 void wq_stop(write_queue_t *q);
-/* Queues job (see the protocol above). Never blocks on the write itself. */
+/* Queues job (see the protocol above). On a scheduler thread it never blocks on the write
+ * itself; on any other thread, with the writer inactive, it writes the job at once. */
 void wq_submit(write_queue_t *q, wq_job_t *job);
 /* Blocks until job (submitted to q) is done; returns job->rc. Writes the calling thread's
  * pending pass list first (a vnode's terminate may wait for its own write there). */

@@ -154,10 +154,13 @@ void rt_service_thread_exit(void);
 
 /* The pass hook: fn(arg) runs on each scheduler thread at the end of each pass, i.e. when it
  * runs out of work and every few dozen turns while it stays busy (runtime/sched.c). For a
- * service thread that batches what processes hand it: the processes note on their thread
- * that the service has work, and the hook wakes it once for the pass. fn must not block.
- * One hook per runtime; NULL clears it. Clear it only while no scheduler runs (after
- * rt_stop), or a pass may still call the old fn once. */
+ * service that batches what processes hand it: the processes note on their thread that
+ * the service has work, and the hook wakes it once for the pass, or does the batched work
+ * itself (node/write_queue.c writes LevelDB groups there). Every scheduler's next pass
+ * waits for it, so keep it short and never wait on a process. One hook per runtime; NULL
+ * clears it. fn and arg are published separately: change them only to or from NULL, and
+ * clear them only while no scheduler runs (after rt_stop) or passes may see the old pair
+ * once more. */
 typedef void (*rt_pass_hook_fn)(void *arg);
 void rt_set_pass_hook(rt_pass_hook_fn fn, void *arg);
 /* Whether the calling thread is a scheduler's, i.e. one whose passes end in the hook. */

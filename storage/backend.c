@@ -71,6 +71,11 @@ int store_engine_new(const store_config_t *cfg, store_engine_t **out)
         return STORE_EINVAL;
     if (cfg->sync == STORE_SYNC_INTERVAL && cfg->sync_interval_ms == 0)
         return STORE_EINVAL;
+    /* A data dir keeps the layout it was created in: refuse the other one before anything
+     * is opened or created (a partition opened in the wrong layout would split the data). */
+    if (cfg->kind == STORE_ENGINE_LEVELDB && store_layout_of(cfg->data_dir, cfg->layout) !=
+                                                 cfg->layout)
+        return STORE_ELAYOUT;
     store_engine_t *e = store_calloc(1, sizeof *e);
     e->cfg = store_config_resolved(cfg);
     if (cfg->data_dir) {

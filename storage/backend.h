@@ -18,8 +18,8 @@
  *     partition still has its directory <data_dir>/leveldb/<p> (for the vnode's own files).
  *   - partition: one database per partition in <data_dir>/leveldb/<p> (Riak's layout, and
  *     Cairn's before the node layout). Dropping a partition removes its files at once.
- * A data dir keeps the layout it was created with: opening a partition whose data is in the
- * other layout fails with STORE_ELAYOUT and says which layout to configure.
+ * A data dir keeps the layout it was created with: an engine for the other layout is refused
+ * (store_engine_new, STORE_ELAYOUT), and so is opening a partition whose data is in it.
  */
 #ifndef CAIRN_STORE_BACKEND_H
 #define CAIRN_STORE_BACKEND_H
@@ -132,7 +132,8 @@ struct store_backend_s {
 /* ---------------------------------------------------------------- engine and open */
 
 /* One per node. Copies cfg (data_dir included). Free with store_engine_free() after every
- * backend opened from it is closed. */
+ * backend opened from it is closed. STORE_ELAYOUT: the data dir holds LevelDB data in the
+ * other layout (store_layout_of says which). */
 int store_engine_new(const store_config_t *cfg, store_engine_t **out);
 void store_engine_free(store_engine_t *e);
 

@@ -12,7 +12,8 @@
  * Every operation holds the database's rwlock shared (LevelDB itself is thread-safe); only a
  * reopen, and dropping a partition-layout database, hold it exclusively, so neither ever runs
  * beside another thread's iterator or write. Folds hold it for one call, which the node keeps
- * short (one chunk; node/vnode.c), and no holder waits for anything but LevelDB.
+ * to one chunk (node/vnode.c); a node-layout drop holds it for the whole partition (tests
+ * and tools only); no holder waits for anything but LevelDB.
  */
 #include "storage/backend.h"
 
@@ -38,6 +39,9 @@ typedef struct store__ldb_db_s {
     leveldb_writeoptions_t *wopts, *wopts_sync;
     _Atomic uint64_t last_sync_ns;
     atomic_bool reopen;             /* a write failed: reopen before the next operation */
+    _Atomic uint64_t reopen_failed_ns; /* when a reopen last failed; 0 once one succeeded */
+    int reopen_rc;                  /* that failure (written under the lock exclusively) */
+    char reopen_err[256];
     pthread_rwlock_t lock;          /* shared by operations, exclusive for reopen and drop */
     /* node layout: the partitions open now (under the engine's lock); one view each */
     uint64_t *open_parts;
@@ -150,6 +154,11 @@ static void db_close(ldb_db_t *d)
     d->db = NULL;
 }
 
+/* After a failed reopen, operations within this long report its error instead of reopening
+ * again: in the node layout a reopen replays the whole node's log and holds every
+ * partition's operations meanwhile. */
+#define REOPEN_BACKOFF_NS (100u * 1000000u)
+
 /* Every operation starts here: takes the lock shared, recovering from a failed write first
  * (exclusively), or reports why it cannot (lock not held then). */
 static int enter(ldb_t *l)
@@ -158,12 +167,25 @@ static int enter(ldb_t *l)
     pthread_rwlock_rdlock(&d->lock);
     if (d->db && !atomic_load_explicit(&d->reopen, memory_order_acquire))
         return 0;
+    uint64_t failed = atomic_load(&d->reopen_failed_ns);
+    if (failed && now_ns() - failed < REOPEN_BACKOFF_NS) {
+        int rc = store__set_err(&l->base, d->reopen_rc, d->reopen_err);
+        pthread_rwlock_unlock(&d->lock);
+        return rc;
+    }
     pthread_rwlock_unlock(&d->lock);
     pthread_rwlock_wrlock(&d->lock);
     int rc = 0;
     if (!d->db || atomic_load(&d->reopen)) {
         db_close(d);
         rc = db_open(l, d);
+        if (rc < 0) {
+            d->reopen_rc = rc;
+            snprintf(d->reopen_err, sizeof d->reopen_err, "%s", l->base.err);
+            atomic_store(&d->reopen_failed_ns, now_ns() | 1);
+        } else {
+            atomic_store(&d->reopen_failed_ns, 0);
+        }
     }
     pthread_rwlock_unlock(&d->lock);
     if (rc < 0)
@@ -313,12 +335,12 @@ int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out
     l->base.ops = &ldb_ops;
     l->base.partition = partition;
     l->engine = e;
-    /* <data_dir>/leveldb/<p> exists in both layouts (the vnode keeps its own files there) */
+    /* <data_dir>/leveldb/<p> exists in both layouts (the vnode keeps its own files there).
+     * The engine refused a data dir in the other layout (store_engine_new); this is the
+     * same check for the one partition, before anything is created. */
     char *pdir = path_of("%s/leveldb/%llu", cfg->data_dir, partition);
     char *ndir = path_of("%s/leveldb-node", cfg->data_dir, 0);
-    int rc = mkdirs(l, pdir);
-    if (rc < 0)
-        goto fail;
+    int rc = 0;
     if (cfg->layout == STORE_LAYOUT_NODE && exists(pdir, "CURRENT")) {
         char msg[256];
         snprintf(msg, sizeof msg, "partition %llu's data is in the partition layout "
@@ -332,6 +354,8 @@ int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out
                             "(leveldb-node): set leveldb.layout = node");
         goto fail;
     }
+    if ((rc = mkdirs(l, pdir)) < 0)
+        goto fail;
     if (cfg->layout == STORE_LAYOUT_NODE) {
         rc = open_view(l, partition);
     } else {
@@ -461,7 +485,7 @@ static int ldb_write_shared(store_backend_t *b, const store_group_op_t *ops, siz
     leveldb_writebatch_t *wb = leveldb_writebatch_create();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        if ((rc = batch_add(ops[i].backend, wb, &ops[i].op)) < 0)
+        if ((rc = batch_add(ops[i].backend, wb, &ops[i].op)) < 0 && ops[i].backend != b)
             store__set_err(b, rc, store_errmsg(ops[i].backend));
     if (rc == 0 && (rc = enter(l)) == 0) {
         rc = write_batch(l, wb, false);
