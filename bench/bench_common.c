@@ -51,6 +51,11 @@ uint64_t bench_rng_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+double bench_rng_unit(uint64_t *state)
+{
+    return (double)(bench_rng_next(state) >> 11) * 0x1.0p-53;
+}
+
 /* ------------------------------------------------------------------ latency histogram */
 
 static unsigned hist_index(uint64_t ns)

@@ -25,6 +25,8 @@ double bench_cpu_seconds(void);   /* user + system CPU of this process */
 
 /* splitmix64: one state word per thread, good enough for key choice. */
 uint64_t bench_rng_next(uint64_t *state);
+/* Uniform in [0, 1): the top 53 bits of the next number. */
+double bench_rng_unit(uint64_t *state);
 
 /* ------------------------------------------------------------------ latency histogram
  *

@@ -81,12 +81,6 @@
 #define DEFAULT_PORT "8087"
 /* ------------------------------------------------------------------ time and randomness */
 
-/* Uniform in [0, 1). */
-static double rng_double(uint64_t *state)
-{
-    return (double)(bench_rng_next(state) >> 11) * 0x1.0p-53;
-}
-
 /* ------------------------------------------------------------------ Zipf sampler
  *
  * Rejection-inversion sampling (W. Hörmann and G. Derflinger, "Rejection-inversion to
@@ -141,7 +135,7 @@ static uint64_t zipf_sample(const zipf_t *z, uint64_t *rng)
 {
     double k = 1.0;
     for (int tries = 0; tries < ZIPF_MAX_TRIES; tries++) {
-        double u = z->h_integral_n + rng_double(rng) * (z->h_integral_x1 - z->h_integral_n);
+        double u = z->h_integral_n + bench_rng_unit(rng) * (z->h_integral_x1 - z->h_integral_n);
         double x = zipf_h_integral_inverse(z, u);
         k = floor(x + 0.5);
         if (k < 1.0)

@@ -151,7 +151,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-static double rng_unit(uint64_t *s) { return (double)(bench_rng_next(s) >> 11) / 9007199254740992.0; }
 
 /* ---------------------------------------------------------------- a growable text buffer */
 
@@ -545,7 +544,7 @@ static void *worker_main(void *arg)
     while (!atomic_load(&stop_requested) && mono_ns() < end) {
         if (per_worker_rate > 0) {
             /* exponential gaps (a Poisson process) so workers do not march in step */
-            double gap = -1.0 / per_worker_rate * log(1.0 - rng_unit(&w->rng));
+            double gap = -1.0 / per_worker_rate * log(1.0 - bench_rng_unit(&w->rng));
             next += (int64_t)(gap * 1e9);
             int64_t now = mono_ns();
             if (next > now)
@@ -556,7 +555,7 @@ static void *worker_main(void *arg)
                 break;
         }
         int k = (int)(bench_rng_next(&w->rng) % (uint64_t)opt.keys);
-        double dice = rng_unit(&w->rng);
+        double dice = bench_rng_unit(&w->rng);
         if (dice < opt.read_ratio)
             set_read(w, k);
         else if (opt.workload == W_REGISTER)

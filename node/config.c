@@ -285,36 +285,38 @@ static void print_size_key(const node_config_t *c, const conf_key_t *k, char *bu
 }
 
 /* --- sizes and ints whose default depends on leveldb.layout: "auto" is stored as 0 */
+static bool set_if_auto(node_config_t *c, const conf_key_t *k, const char *v)
+{
+    if (strcasecmp(v, "auto"))
+        return false;
+    store_uint(field(c, k), k->width, 0);
+    return true;
+}
+static bool print_if_auto(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
+{
+    if (load_uint(cfield(c, k), k->width) != 0)
+        return false;
+    snprintf(buf, n, "auto");
+    return true;
+}
 static int set_size_auto(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                          size_t errlen)
 {
-    if (!strcasecmp(v, "auto")) {
-        store_uint(field(c, k), k->width, 0);
-        return 0;
-    }
-    return set_size(c, k, v, err, errlen);
+    return set_if_auto(c, k, v) ? 0 : set_size(c, k, v, err, errlen);
 }
 static void print_size_auto(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
-    if (load_uint(cfield(c, k), k->width) == 0)
-        snprintf(buf, n, "auto");
-    else
+    if (!print_if_auto(c, k, buf, n))
         print_size_key(c, k, buf, n);
 }
 static int set_int_auto(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                         size_t errlen)
 {
-    if (!strcasecmp(v, "auto")) {
-        *(int *)field(c, k) = 0;
-        return 0;
-    }
-    return set_int(c, k, v, err, errlen);
+    return set_if_auto(c, k, v) ? 0 : set_int(c, k, v, err, errlen);
 }
 static void print_int_auto(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
-    if (*(const int *)cfield(c, k) == 0)
-        snprintf(buf, n, "auto");
-    else
+    if (!print_if_auto(c, k, buf, n))
         print_int(c, k, buf, n);
 }
 

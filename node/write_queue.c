@@ -46,18 +46,18 @@ struct write_queue_s {
     pthread_t thread;
 };
 
-/* This scheduler thread's pass: the jobs to write at its end (writer inactive) and their
- * queue, and the queue whose sleeping writer to wake then (writer active). */
+/* This scheduler thread's pass: the jobs to write at its end (writer inactive), and the
+ * queue whose sleeping writer to wake then (writer active). One queue per runtime, so the
+ * pass list's jobs are always the installed queue's. */
 static _Thread_local wq_job_t *pass_head, *pass_tail;
-static _Thread_local write_queue_t *pass_queue, *wake_at_end_of_pass;
+static _Thread_local write_queue_t *wake_at_end_of_pass;
 
 static wq_job_t *write_group(write_queue_t *q, wq_job_t *batch);
 
-/* Writes this thread's pass list now. */
-static void write_pass(void)
+/* Writes this thread's pass list (jobs of q) now. */
+static void write_pass(write_queue_t *q)
 {
     wq_job_t *batch = pass_head;
-    write_queue_t *q = pass_queue;
     pass_head = pass_tail = NULL;
     while (batch)
         batch = write_group(q, batch);
@@ -78,7 +78,7 @@ static void wake_writer(write_queue_t *q)
 static void on_end_of_pass(void *arg)
 {
     if (pass_head)
-        write_pass();
+        write_pass(arg);
     write_queue_t *q = wake_at_end_of_pass;
     wake_at_end_of_pass = NULL;
     if (q && q == arg)
@@ -102,7 +102,8 @@ static void check_affinity(write_queue_t *q)
     bool on = cpus > (long)q->schedulers;
     if (on != atomic_load(&q->active) || !q->checked) {
         rt_info("vnode.write_thread = auto: puts write %s (%ld CPU(s) for %u scheduler(s))",
-                on ? "on the writer thread" : "inline", cpus, q->schedulers);
+                on ? "on the writer thread" : "on the schedulers, grouped per pass", cpus,
+                q->schedulers);
         atomic_store(&q->active, on);
     }
     q->checked = true;
@@ -130,20 +131,24 @@ static wq_job_t *write_group(write_queue_t *q, wq_job_t *batch)
                    .val_len = batch->len}};
     }
     store_write_group(ops, n);
+    /* Copy what the messages need: once done is set a submitter may free its job. */
+    rt_pid_t to[GROUP_MAX];
+    uint32_t type[GROUP_MAX];
     for (size_t i = 0; i < n; i++) {
-        wq_job_t *j = jobs[i];
-        j->rc = ops[i].rc;
-        /* Copy what the message needs: once done is set the submitter may free j. */
-        rt_pid_t to = j->reply_to;
-        uint32_t type = j->done_type;
-        pthread_mutex_lock(&q->mx);
-        j->done = true;
-        if (q->waiters)
-            pthread_cond_broadcast(&q->done_cv);
-        pthread_mutex_unlock(&q->mx);
-        rt_msg_t *m = rt_msg_new(type, 0);
+        jobs[i]->rc = ops[i].rc;
+        to[i] = jobs[i]->reply_to;
+        type[i] = jobs[i]->done_type;
+    }
+    pthread_mutex_lock(&q->mx);
+    for (size_t i = 0; i < n; i++)
+        jobs[i]->done = true;
+    if (q->waiters)
+        pthread_cond_broadcast(&q->done_cv);
+    pthread_mutex_unlock(&q->mx);
+    for (size_t i = 0; i < n; i++) {
+        rt_msg_t *m = rt_msg_new(type[i], 0);
         if (m)
-            rt_send(to, m); /* to a process that is gone: freed there */
+            rt_send(to[i], m); /* to a process that is gone: freed there */
     }
     return batch;
 }
@@ -251,7 +256,6 @@ void wq_submit(write_queue_t *q, wq_job_t *job)
         else
             pass_head = job;
         pass_tail = job;
-        pass_queue = q;
         return;
     }
     pthread_mutex_lock(&q->mx);
@@ -260,14 +264,9 @@ void wq_submit(write_queue_t *q, wq_job_t *job)
     else
         q->head = job;
     q->tail = job;
-    bool wake_now = false;
-    if (q->writer_asleep) {
-        if (on_scheduler)
-            wake_at_end_of_pass = q; /* the scheduler's pass hook wakes the writer */
-        else
-            wake_now = true;
-    }
-    if (wake_now)
+    if (q->writer_asleep && on_scheduler)
+        wake_at_end_of_pass = q; /* the scheduler's pass hook wakes the writer */
+    else if (q->writer_asleep)
         pthread_cond_signal(&q->work_cv);
     pthread_mutex_unlock(&q->mx);
 }
@@ -275,7 +274,7 @@ void wq_submit(write_queue_t *q, wq_job_t *job)
 int wq_wait(write_queue_t *q, wq_job_t *job)
 {
     if (pass_head)
-        write_pass(); /* job may be in it; either way this thread must not wait on itself */
+        write_pass(q); /* job may be in it; either way this thread must not wait on itself */
     pthread_mutex_lock(&q->mx);
     q->waiters++;
     if (q->writer_asleep && q->head)

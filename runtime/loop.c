@@ -12,6 +12,7 @@
  * scheduler 0 posts (re-arming a socket's reads, a timer) cost no wake-up: they run at its
  * next poll. With io_thread the loop has a thread of its own, as before.
  */
+#include "runtime/io.h"
 #include "runtime/rt_internal.h"
 
 #include <uv.h>
@@ -81,9 +82,9 @@ static void on_prepare(uv_prepare_t *h)
 static void loop_main(void *arg)
 {
     on_loop = true;
-    rt__tls.service = true; /* messages built here come from RT_NOPID */
+    rt_service_thread_enter(); /* messages built here come from RT_NOPID */
     uv_run(&L.loop, UV_RUN_DEFAULT);
-    rt__pool_thread_flush();
+    rt_service_thread_exit();
 }
 
 int rt__loop_start(bool own_thread)

@@ -237,7 +237,6 @@ void rt__make_runnable(rt_proc_t *p);       /* p->sched was just won by the call
 int rt__sched_start(unsigned n, unsigned batch, unsigned slice_us, unsigned idle_spin,
                     bool host_loop); /* host_loop: scheduler 0 runs the I/O loop */
 void rt__sched_stop(void);
-bool rt__on_scheduler(void);
 void rt__run_init(rt_proc_t *p, void *arg, int *reason); /* runs beh->init under a jump */
 
 /* ------------------------------------------------------------------ messages, pools */

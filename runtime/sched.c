@@ -75,7 +75,6 @@ uint64_t rt_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool rt__on_scheduler(void) { return rt__tls.sched != NULL; }
 bool rt_on_scheduler(void) { return rt__tls.sched != NULL; }
 
 /* ------------------------------------------------------------------ local lists */

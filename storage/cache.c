@@ -44,9 +44,11 @@ static uint64_t key_hash(const store_key_t *k)
     return XXH3_64bits_withSeed(k->key.p, k->key.n, h);
 }
 
-static uint64_t entry_charge(const entry_t *e)
+/* What an entry with cap bytes of data[] costs the budget (taken at insert, given back at
+ * removal). */
+static uint64_t charge_for(size_t cap)
 {
-    return sizeof *e + e->cap + ENTRY_OVERHEAD;
+    return sizeof(entry_t) + cap + ENTRY_OVERHEAD;
 }
 
 static bool entry_is(const entry_t *e, uint64_t h, const store_key_t *k)
@@ -105,7 +107,7 @@ static void entry_remove(store_cache_t *c, entry_t *e)
         pp = &(*pp)->chain;
     *pp = e->chain;
     lru_unlink(c, e);
-    uint64_t charge = entry_charge(e);
+    uint64_t charge = charge_for(e->cap);
     c->count--;
     c->bytes -= charge;
     atomic_fetch_sub_explicit(&c->budget->used, charge, memory_order_relaxed);
@@ -232,7 +234,7 @@ void store_cache_put(store_cache_t *c, const store_key_t *k, const void *val, si
     if (!cacheable)
         return;
     size_t cap = (klen + n + DATA_ROUND - 1) / DATA_ROUND * DATA_ROUND;
-    uint64_t charge = sizeof(entry_t) + cap + ENTRY_OVERHEAD;
+    uint64_t charge = charge_for(cap);
     while (atomic_load_explicit(&b->used, memory_order_relaxed) + charge > b->limit) {
         if (!c->oldest)
             return; /* nothing of ours to give back: not cached */

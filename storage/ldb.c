@@ -418,6 +418,17 @@ static int write_batch(ldb_t *l, leveldb_writebatch_t *wb, bool force_sync)
     return 0;
 }
 
+/* write_batch between enter and leave. */
+static int write_entered(ldb_t *l, leveldb_writebatch_t *wb, bool force_sync)
+{
+    int rc = enter(l);
+    if (rc == 0) {
+        rc = write_batch(l, wb, force_sync);
+        leave(l);
+    }
+    return rc;
+}
+
 static int ldb_get(store_backend_t *b, const store_key_t *k, store_val_t *out)
 {
     ldb_t *l = (ldb_t *)b;
@@ -469,10 +480,8 @@ static int ldb_write(store_backend_t *b, const store_op_t *ops, size_t n)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = batch_add(b, wb, &ops[i]);
-    if (rc == 0 && (rc = enter(l)) == 0) {
-        rc = write_batch(l, wb, false);
-        leave(l);
-    }
+    if (rc == 0)
+        rc = write_entered(l, wb, false);
     leveldb_writebatch_destroy(wb);
     return rc;
 }
@@ -487,10 +496,8 @@ static int ldb_write_shared(store_backend_t *b, const store_group_op_t *ops, siz
     for (size_t i = 0; i < n && rc == 0; i++)
         if ((rc = batch_add(ops[i].backend, wb, &ops[i].op)) < 0 && ops[i].backend != b)
             store__set_err(b, rc, store_errmsg(ops[i].backend));
-    if (rc == 0 && (rc = enter(l)) == 0) {
-        rc = write_batch(l, wb, false);
-        leave(l);
-    }
+    if (rc == 0)
+        rc = write_entered(l, wb, false);
     leveldb_writebatch_destroy(wb);
     if (rc < 0)
         for (size_t i = 0; i < n; i++)
@@ -532,14 +539,9 @@ static int ldb_del(store_backend_t *b, const store_key_t *k)
 
 static int ldb_sync(store_backend_t *b)
 {
-    ldb_t *l = (ldb_t *)b;
-    int rc = enter(l);
-    if (rc < 0)
-        return rc;
     leveldb_writebatch_t *wb = leveldb_writebatch_create();
-    rc = write_batch(l, wb, true);
+    int rc = write_entered((ldb_t *)b, wb, true);
     leveldb_writebatch_destroy(wb);
-    leave(l);
     return rc;
 }
 

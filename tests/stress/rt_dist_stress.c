@@ -115,9 +115,10 @@ static rt_config_t config(const char *name, unsigned schedulers)
 
 int main(void)
 {
-    int port = 30000 + (getpid() % 10000) * 2;
-    snprintf(name_a, sizeof name_a, "a@127.0.0.1:%d", port);
-    snprintf(name_b, sizeof name_b, "b@127.0.0.1:%d", port + 1);
+    /* Port 0: each node listens where the kernel says, and its name carries the bound port
+     * (a port derived from the pid could be taken, e.g. by another program's client). */
+    snprintf(name_a, sizeof name_a, "a@127.0.0.1:0");
+    snprintf(name_b, sizeof name_b, "b@127.0.0.1:0");
     rt_log_set_level(getenv("STRESS_DEBUG") ? RT_LOG_DEBUG : RT_LOG_ERROR);
     int ready[2];
     CHECK(pipe(ready) == 0, "pipe");
@@ -128,13 +129,13 @@ int main(void)
         if (rt_start(&c) != 0)
             _exit(3);
         rt_spawn_opt(&echo, NULL, &(rt_spawn_opts_t){.name = "echo"}, NULL);
-        if (write(ready[1], "x", 1) != 1)
+        snprintf(name_b, sizeof name_b, "%s", rt_node_self());
+        if (write(ready[1], name_b, sizeof name_b) != (ssize_t)sizeof name_b)
             _exit(4);
         for (;;)
             pause();
     }
-    char x;
-    CHECK(read(ready[0], &x, 1) == 1, "peer did not start");
+    CHECK(read(ready[0], name_b, sizeof name_b) == (ssize_t)sizeof name_b, "peer did not start");
     rt_config_t c = config(name_a, 2);
     CHECK(rt_start(&c) == 0, "start");
     main_pid = rt_self();

@@ -49,9 +49,10 @@ const rt_behaviour_t echo_behaviour = {.name = "echo", .handle = echo_handle};
 /* Runs node b in a child OS process with `cookie`, until killed or orphaned. */
 static void start_peer(const char *cookie, unsigned net_timeout_ms)
 {
-    int port = 20000 + (getpid() % 10000) * 2;
-    snprintf(name_a, sizeof name_a, "a@127.0.0.1:%d", port);
-    snprintf(name_b, sizeof name_b, "b@127.0.0.1:%d", port + 1);
+    /* Port 0: each node listens where the kernel says, and its name carries the bound port
+     * (a port derived from the pid could be taken, e.g. by another program's client). */
+    snprintf(name_a, sizeof name_a, "a@127.0.0.1:0");
+    snprintf(name_b, sizeof name_b, "b@127.0.0.1:0");
     int ready[2];
     cr_assert_eq(pipe(ready), 0);
     child = fork();
@@ -70,14 +71,15 @@ static void start_peer(const char *cookie, unsigned net_timeout_ms)
             _exit(3);
         rt_pid_t e;
         rt_spawn_opt(&echo_behaviour, NULL, &(rt_spawn_opts_t){.name = "echo"}, &e);
-        if (write(ready[1], "x", 1) != 1)
+        snprintf(name_b, sizeof name_b, "%s", rt_node_self());
+        if (write(ready[1], name_b, sizeof name_b) != (ssize_t)sizeof name_b)
             _exit(4);
         for (;;)
             pause();
     }
     close(ready[1]);
-    char x;
-    cr_assert_eq(read(ready[0], &x, 1), 1, "peer node did not start");
+    cr_assert_eq(read(ready[0], name_b, sizeof name_b), (ssize_t)sizeof name_b,
+                 "peer node did not start");
     close(ready[0]);
 }
 
