@@ -262,6 +262,13 @@ static void ae_check_some(ae_t *s)
         req.head = 1;
         req.has_timeout = 1;
         req.timeout = AE_GET_TIMEOUT_MS;
+        /* Primaries only: with a node down, a sloppy get would start a fallback for it and
+         * read-repair the whole range into that fallback, to be handed back when the node
+         * returns. The sweep repairs between the primaries that are up; hinted handoff and
+         * the sweeps after the node's return cover the rest (as Riak's AAE, which exchanges
+         * only between primaries). */
+        req.has_sloppy_quorum = 1;
+        req.sloppy_quorum = 0;
         Riak__RpbGetReq *copy = (Riak__RpbGetReq *)kvobj_pb_clone(&req.base);
         int rc = copy ? kv_get(s->kv, s->self, ++s->req_seq, copy) : -1;
         if (rc != 0) { /* overload, draining, out of memory: leave the rest for later */

@@ -8,8 +8,9 @@
  * stale until someone reads the key. This service closes the gap: it visits the partitions
  * this node owns, one every `anti_entropy.interval`, folds the partition's keys (keys only,
  * on the worker pool, in chunks) and, for every key whose first replica is that partition,
- * runs an ordinary get through the get coordinator, which reads all N replicas and
- * read-repairs the stale or missing ones (node/get_fsm.c). At most `anti_entropy.max_rate`
+ * runs an ordinary get through the get coordinator, which reads the N primaries (no
+ * fallbacks: sloppy_quorum=false) and read-repairs the stale or missing ones
+ * (node/get_fsm.c). At most `anti_entropy.max_rate`
  * keys per second are checked, AE_CONCURRENCY at once; on overload the pass stops and the
  * partition is visited again later. Counters: kv->stats.ae_passes and ae_keys (`status`).
  *

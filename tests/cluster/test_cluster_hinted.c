@@ -6,7 +6,10 @@
  *     the node comes back, the fallbacks hand everything to it, and a read from
  *     the primaries alone (PR=3) finds every key; the fallbacks end empty and retired (each
  *     node runs exactly the vnodes of the partitions it owns);
- *   - with sloppy_quorum=false the same write cannot use fallbacks and PW=3 is refused.
+ *   - with sloppy_quorum=false the same write cannot use fallbacks and PW=3 is refused;
+ *   - the anti-entropy sweep, with a node down, reads and repairs between the primaries
+ *     that are up and starts no fallback (it would copy every key of the down node's ranges
+ *     into fallbacks, only to hand them back when the node returns).
  */
 #include "tests/cluster/cluster_test.h"
 
@@ -199,5 +202,55 @@ Test(cluster_hinted, strict_quorum_uses_no_fallback, .timeout = 300)
     cr_assert_gt(refused, 25, "only %d strict W=3 puts of 50 were refused with node 3 down",
                  refused);
     cairn_close(k);
+    cl_cleanup(&c);
+}
+
+/* `"<field>":<number>` of node i's `status`. */
+static long status_number(cl_cluster_t *c, size_t i, const char *field)
+{
+    char *st = cl_admin_ok(c, i, (char *const[]){"--json", "status", NULL});
+    long n = json_number_after(st, "{", field);
+    free(st);
+    return n;
+}
+
+#define SWEEP_KEYS 600
+
+Test(cluster_hinted, sweep_starts_no_fallback, .timeout = 300)
+{
+    cl_cluster_t c;
+    cl_init(&c, 3, "clsweep");
+    char *fast_sweep[] = {"--set", "anti_entropy.interval=20ms", "--set",
+                          "anti_entropy.max_rate=100000", NULL};
+    for (size_t i = 0; i < 3; i++)
+        cl_start(&c, i, fast_sweep);
+    cl_form(&c);
+    cairn_t *k = cl_connect(&c, 0);
+    for (int i = 0; i < SWEEP_KEYS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "s%d", i);
+        int rc = cairn_put(k, cl_buf("sweep"), cl_buf(key), cl_buf("v"), NULL, NULL);
+        cr_assert_eq(rc, CAIRN_OK, "put %s: %s", key, cairn_errmsg(k));
+    }
+    cairn_close(k);
+
+    ct_node_stop(&c.nodes[2].n, SIGKILL);
+    wait_disconnected(&c, 0, 2);
+    wait_disconnected(&c, 1, 2);
+    /* Each survivor sweeps every key of its partitions at least once more (each key's first
+     * replica is one of 16 partitions; a survivor owns about a third of them). */
+    long from[2] = {status_number(&c, 0, "ae_keys"), status_number(&c, 1, "ae_keys")};
+    int64_t end = ct_now_ms() + CL_SETTLE_MS;
+    for (size_t i = 0; i < 2; i++) {
+        long now;
+        while ((now = status_number(&c, i, "ae_keys")) < from[i] + SWEEP_KEYS) {
+            cr_assert(ct_now_ms() < end, "node %zu's sweep checked %ld keys, not %d", i + 1,
+                      now - from[i], SWEEP_KEYS);
+            ct_sleep_ms(100);
+        }
+    }
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_eq(foreign_vnodes(&c, i), 0,
+                     "node %zu started fallback vnodes for its sweep with node 3 down", i + 1);
     cl_cleanup(&c);
 }
