@@ -20,7 +20,8 @@
 #   MODES ["unpinned pinned"]
 #   OUT [$BUILD/bench/node], BUILD [build] (binaries in $BUILD/release/bin)
 #   PERF [0]            1: after the rounds, `perf record -g` cairnd during one get and one
-#                       put run (unpinned) into OUT/perf-*.txt
+#                       put run (unpinned) into OUT/perf-*.txt, and redis-server during one
+#                       SET run into OUT/perf-redis-set.txt
 #   ONLY [""]           cairn or redis: run one side only (for debugging the script)
 #   KEEP_DATA [0]       1: keep cairnd's temp data dir
 #   CAIRND_ARGS [""]    extra cairnd flags
@@ -294,6 +295,22 @@ if [ "$PERF" = 1 ] && want cairn && command -v perf >/dev/null; then
         perf report -i "$OUT/perf-$wl.data" --stdio --no-children -g none --sort comm 2>/dev/null |
             grep -v '^#' | grep -v '^$' | head -30 >"$OUT/perf-$wl-threads.txt" || true
     done
+fi
+# The same for redis-server during one SET run, for a side-by-side look at where each
+# server's time goes (OUT/perf-redis-set.txt; --children shares with perf report -i).
+if [ "$PERF" = 1 ] && want redis && command -v perf >/dev/null; then
+    pin_servers unpinned "$redis_pid"
+    [ -n "$cairnd_pid" ] && pin_servers unpinned "$cairnd_pid"
+    log "perf: redis-server during one SET run"
+    perf record -q -g -p "$redis_pid" -o "$OUT/perf-redis-set.data" -- sleep "$RUN_SECONDS" \
+        >/dev/null 2>&1 &
+    perf_pid=$!
+    redis-benchmark -h 127.0.0.1 -p "$redis_port" -t set -c "$CONCURRENCY" -d "$VALUE_SIZE" \
+        -n "$(redis_requests unpinned set)" -r "$KEYS" -P 1 -q >"$OUT/raw/perf-redis-set.out" 2>&1 || true
+    wait "$perf_pid" || true
+    perf report -i "$OUT/perf-redis-set.data" --stdio --no-children -g none --sort dso,sym \
+        --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 \
+        >"$OUT/perf-redis-set.txt" || true
 fi
 
 {
