@@ -87,7 +87,7 @@
 
 enum {
     VNODE_MSG_SYNC_TICK = KV_MSG_PRIVATE + 0,
-    VNODE_MSG_WRITE_DONE = KV_MSG_PRIVATE + 4, /* from the writer thread: the write is done */
+    VNODE_MSG_WRITE_DONE = KV_MSG_PRIVATE + 4, /* from the write queue: the write is done */
 };
 
 static const store_slice_t default_type = {(const uint8_t *)"default", 7};
@@ -286,8 +286,8 @@ uint64_t vnode_cache_limit(const node_config_t *cfg)
     return cfg->storage.kind == STORE_ENGINE_MEMORY ? 0 : cfg->vnode_cache_bytes;
 }
 
-/* The object cache (storage/cache.h) stays coherent because these three (and the writer
- * thread's put, finished by put_write_done) are the only writers of the backend: a read fills
+/* The object cache (storage/cache.h) stays coherent because these three (and the write
+ * queue's put, finished by put_write_done) are the only writers of the backend: a read fills
  * it, a successful write replaces the entry, and a failed write or a delete drops it (after a
  * failure the backend is the only truth). */
 static int vn_get(vnode_t *v, const store_key_t *k, store_val_t *out, char *err, size_t errlen)

@@ -145,11 +145,8 @@ static wq_job_t *write_group(write_queue_t *q, wq_job_t *batch)
     if (q->waiters)
         pthread_cond_broadcast(&q->done_cv);
     pthread_mutex_unlock(&q->mx);
-    for (size_t i = 0; i < n; i++) {
-        rt_msg_t *m = rt_msg_new(type[i], 0);
-        if (m)
-            rt_send(to[i], m); /* to a process that is gone: freed there */
-    }
+    for (size_t i = 0; i < n; i++)
+        rt_send(to[i], rt_msg_new(type[i], 0)); /* to a process that is gone: freed there */
     return batch;
 }
 

@@ -17,8 +17,10 @@
  * no other message while its write is out (node/vnode.c keeps them in order for later), so
  * what the vnode reads afterwards is exactly what it would have read had it written inline.
  *
- * Jobs run one at a time in submission order. Any thread may submit; wq_wait blocks (for
- * the process's terminate, which must not leave the writer a backend it is about to close).
+ * Jobs are written in groups, in the order they were queued (on the writer's FIFO, or on
+ * the submitting scheduler's pass list); a vnode has at most one out at a time. Any thread
+ * may submit; wq_wait blocks (for the process's terminate, which must not leave the writer a
+ * backend it is about to close).
  *
  * Auto mode: the hop to the writer only pays when the writer has a CPU the schedulers do not
  * fill. Started with a scheduler count, the writer checks its CPU affinity (which `taskset

@@ -260,10 +260,20 @@ static ldb_db_t *db_new(store_engine_t *e, char *path)
     return d;
 }
 
-static char *path_of(const char *fmt, const char *dir, uint64_t p)
+/* <data_dir>/leveldb/<p> (malloc'ed). */
+static char *partition_dir(const char *data_dir, uint64_t p)
 {
     char *path;
-    if (asprintf(&path, fmt, dir, (unsigned long long)p) < 0)
+    if (asprintf(&path, "%s/leveldb/%llu", data_dir, (unsigned long long)p) < 0)
+        abort();
+    return path;
+}
+
+/* <data_dir>/leveldb-node, the node layout's database (malloc'ed). */
+static char *node_db_dir(const char *data_dir)
+{
+    char *path;
+    if (asprintf(&path, "%s/leveldb-node", data_dir) < 0)
         abort();
     return path;
 }
@@ -276,7 +286,7 @@ static int open_view(ldb_t *l, uint64_t partition)
     int rc = 0;
     store__engine_lock(e);
     if (!*shared) {
-        ldb_db_t *d = db_new(e, path_of("%s/leveldb-node", store__engine_config(e)->data_dir, 0));
+        ldb_db_t *d = db_new(e, node_db_dir(store__engine_config(e)->data_dir));
         if ((rc = mkdirs(l, d->path)) < 0 || (rc = db_open(l, d)) < 0)
             db_free(d);
         else
@@ -338,8 +348,8 @@ int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out
     /* <data_dir>/leveldb/<p> exists in both layouts (the vnode keeps its own files there).
      * The engine refused a data dir in the other layout (store_engine_new); this is the
      * same check for the one partition, before anything is created. */
-    char *pdir = path_of("%s/leveldb/%llu", cfg->data_dir, partition);
-    char *ndir = path_of("%s/leveldb-node", cfg->data_dir, 0);
+    char *pdir = partition_dir(cfg->data_dir, partition);
+    char *ndir = node_db_dir(cfg->data_dir);
     int rc = 0;
     if (cfg->layout == STORE_LAYOUT_NODE && exists(pdir, "CURRENT")) {
         char msg[256];

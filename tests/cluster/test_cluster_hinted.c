@@ -47,13 +47,19 @@ static void wait_disconnected(cl_cluster_t *c, size_t i, size_t gone)
     }
 }
 
+/* `"<field>":<number>` of node i's `status`. */
+static long status_number(cl_cluster_t *c, size_t i, const char *field)
+{
+    char *st = cl_admin_ok(c, i, (char *const[]){"--json", "status", NULL});
+    long n = json_number_after(st, "{", field);
+    free(st);
+    return n;
+}
+
 /* Node i's vnodes held for other nodes (fallbacks, old owners), from `status`. */
 static long foreign_vnodes(cl_cluster_t *c, size_t i)
 {
-    char *st = cl_admin_ok(c, i, (char *const[]){"--json", "status", NULL});
-    long n = json_number_after(st, "{", "vnodes_foreign");
-    free(st);
-    return n;
+    return status_number(c, i, "vnodes_foreign");
 }
 
 /* Polls until node i holds no vnode for another node and runs all of its own (bounded). */
@@ -203,15 +209,6 @@ Test(cluster_hinted, strict_quorum_uses_no_fallback, .timeout = 300)
                  refused);
     cairn_close(k);
     cl_cleanup(&c);
-}
-
-/* `"<field>":<number>` of node i's `status`. */
-static long status_number(cl_cluster_t *c, size_t i, const char *field)
-{
-    char *st = cl_admin_ok(c, i, (char *const[]){"--json", "status", NULL});
-    long n = json_number_after(st, "{", field);
-    free(st);
-    return n;
 }
 
 #define SWEEP_KEYS 600
