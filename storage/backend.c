@@ -1,8 +1,8 @@
 /*
  * backend.c — the engine (per-node configuration, LevelDB's shared block cache, the node
- * layout's shared database handle), opening a partition with the configured backend, group
- * writes, and helpers both backends share (key buffers with the backend's prefix, fold
- * ranges, error text). Nothing here touches data; ldb.c and mem.c do.
+ * layout's shared database handle, bitcask's log), opening a partition with the configured
+ * backend, group writes, and helpers the backends share (key buffers with the backend's
+ * prefix, fold ranges, error text). Nothing here touches data; ldb.c, cask.c and mem.c do.
  */
 #include "storage/backend.h"
 
@@ -18,6 +18,7 @@ struct store_engine_s {
     leveldb_cache_t *cache;
     pthread_mutex_t lock;               /* opening the shared database */
     struct store__ldb_db_s *shared_db;  /* node layout, once a partition was opened */
+    struct store__cask_s *cask;         /* bitcask, once a partition was opened */
 };
 
 /* Memtables. Partition layout: 1 MiB per partition, so an insert walks a skiplist of a few
@@ -32,6 +33,10 @@ struct store_engine_s {
  * more (a table file holds about 2 MiB), and the node raises its descriptor limit. */
 #define OPEN_FILES_PARTITION 200
 #define OPEN_FILES_NODE 1000
+/* bitcask: a file of 128 MiB, merged when half of the older files' bytes are dead (at most
+ * about twice the live data on disk, and every byte rewritten about once per merge). */
+#define CASK_FILE_BYTES (128u << 20)
+#define CASK_MERGE_PERCENT 50u
 
 store_config_t store_config_default(const char *data_dir)
 {
@@ -46,6 +51,8 @@ store_config_t store_config_default(const char *data_dir)
         .bloom_bits = 10,
         .sync = STORE_SYNC_NONE,
         .sync_interval_ms = 0,
+        .cask_file_bytes = CASK_FILE_BYTES,
+        .cask_merge_percent = CASK_MERGE_PERCENT,
     };
     return c;
 }
@@ -60,17 +67,36 @@ store_config_t store_config_resolved(const store_config_t *cfg)
         c.write_buffer_bytes = node ? WRITE_BUFFER_NODE : WRITE_BUFFER_PARTITION;
     if (!c.max_open_files)
         c.max_open_files = node ? OPEN_FILES_NODE : OPEN_FILES_PARTITION;
+    if (!c.cask_file_bytes)
+        c.cask_file_bytes = CASK_FILE_BYTES;
+    if (!c.cask_merge_percent)
+        c.cask_merge_percent = CASK_MERGE_PERCENT;
     return c;
+}
+
+store_engine_kind_t store_engine_of(const char *data_dir, store_engine_kind_t fallback)
+{
+    if (store__cask_present(data_dir))
+        return STORE_ENGINE_BITCASK;
+    if (store__ldb_present(data_dir))
+        return STORE_ENGINE_LEVELDB;
+    return fallback;
 }
 
 int store_engine_new(const store_config_t *cfg, store_engine_t **out)
 {
     if (!cfg || !out)
         return STORE_EINVAL;
-    if (cfg->kind == STORE_ENGINE_LEVELDB && (!cfg->data_dir || !*cfg->data_dir))
+    bool on_disk = cfg->kind != STORE_ENGINE_MEMORY;
+    if (on_disk && (!cfg->data_dir || !*cfg->data_dir))
         return STORE_EINVAL;
     if (cfg->sync == STORE_SYNC_INTERVAL && cfg->sync_interval_ms == 0)
         return STORE_EINVAL;
+    if (cfg->kind == STORE_ENGINE_BITCASK && cfg->cask_merge_percent > 100)
+        return STORE_EINVAL;
+    /* A data dir keeps the engine it was created with: the other one would start empty. */
+    if (on_disk && store_engine_of(cfg->data_dir, cfg->kind) != cfg->kind)
+        return STORE_EENGINE;
     /* A data dir keeps the layout it was created in: refuse the other one before anything
      * is opened or created (a partition opened in the wrong layout would split the data). */
     if (cfg->kind == STORE_ENGINE_LEVELDB && store_layout_of(cfg->data_dir, cfg->layout) !=
@@ -97,6 +123,8 @@ void store_engine_free(store_engine_t *e)
         return;
     if (e->shared_db)
         store__ldb_shared_free(e->shared_db);
+    if (e->cask)
+        store__cask_free(e->cask);
     if (e->cache)
         leveldb_cache_destroy(e->cache);
     pthread_mutex_destroy(&e->lock);
@@ -107,6 +135,11 @@ void store_engine_free(store_engine_t *e)
 struct store__ldb_db_s **store__engine_shared_db(store_engine_t *e)
 {
     return &e->shared_db;
+}
+
+struct store__cask_s **store__engine_cask(store_engine_t *e)
+{
+    return &e->cask;
 }
 
 void store__engine_lock(store_engine_t *e)
@@ -141,6 +174,8 @@ int store_open(store_engine_t *e, uint64_t partition, store_backend_t **out, cha
         return store__ldb_open(e, partition, out, errbuf, errlen);
     case STORE_ENGINE_MEMORY:
         return store__mem_open(e, partition, out);
+    case STORE_ENGINE_BITCASK:
+        return store__cask_open(e, partition, out, errbuf, errlen);
     }
     return STORE_EINVAL;
 }

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { STORE_ENGINE_LEVELDB, STORE_ENGINE_MEMORY } store_engine_kind_t;
+typedef enum { STORE_ENGINE_LEVELDB, STORE_ENGINE_MEMORY, STORE_ENGINE_BITCASK } store_engine_kind_t;
 typedef enum { STORE_SYNC_NONE, STORE_SYNC_ALWAYS, STORE_SYNC_INTERVAL } store_sync_t;
 typedef enum { STORE_LAYOUT_NODE, STORE_LAYOUT_PARTITION } store_layout_t;
 
@@ -46,10 +46,12 @@ typedef struct store_config_s {
     int bloom_bits;             /* bits per key of the bloom filter, 0 = none */
     store_sync_t sync;
     unsigned sync_interval_ms;  /* STORE_SYNC_INTERVAL: at most this old an unsynced write */
+    uint64_t cask_file_bytes;   /* bitcask: the active log file is rotated at this size */
+    unsigned cask_merge_percent; /* bitcask: merge when this % of the older files is dead */
 } store_config_t;
 
 /* Defaults: LevelDB in the node layout, 64 MiB cache, the layout's write buffer and open
- * files (0), Snappy, bloom 10, sync none. */
+ * files (0), Snappy, bloom 10, sync none; bitcask files of 128 MiB, merged at 50% dead. */
 store_config_t store_config_default(const char *data_dir);
 
 /* cfg with every 0 ("the default") replaced by the value the engine uses for its layout. */
@@ -99,7 +101,7 @@ typedef struct store_status_s {
     uint64_t bytes;         /* approximate bytes used */
     uint64_t keys;          /* key count: exact when keys_exact, else an estimate */
     bool keys_exact;
-    const char *engine;     /* "leveldb" or "memory" */
+    const char *engine;     /* "leveldb", "bitcask" or "memory" */
 } store_status_t;
 
 typedef struct store_backend_ops_s {
@@ -133,7 +135,8 @@ struct store_backend_s {
 
 /* One per node. Copies cfg (data_dir included). Free with store_engine_free() after every
  * backend opened from it is closed. STORE_ELAYOUT: the data dir holds LevelDB data in the
- * other layout (store_layout_of says which). */
+ * other layout (store_layout_of says which); STORE_EENGINE: it holds another engine's data
+ * (store_engine_of says which). */
 int store_engine_new(const store_config_t *cfg, store_engine_t **out);
 void store_engine_free(store_engine_t *e);
 
@@ -142,8 +145,14 @@ void store_engine_free(store_engine_t *e);
  * offline tools that open a node's data dir without its configuration. */
 store_layout_t store_layout_of(const char *data_dir, store_layout_t fallback);
 
+/* The engine whose data is under data_dir (bitcask or LevelDB), else fallback (nothing yet,
+ * or the memory engine, which keeps nothing there). */
+store_engine_kind_t store_engine_of(const char *data_dir, store_engine_kind_t fallback);
+
 /* Opens (creating if needed) the partition's store. *out: close with store_close(). On
- * failure the reason's text (LevelDB's message) goes to errbuf[0..errlen) if errbuf != NULL. */
+ * failure the reason's text (LevelDB's message) goes to errbuf[0..errlen) if errbuf != NULL.
+ * On success errbuf is "" or a notice worth logging (bitcask: a torn write cut off at the end
+ * of its log when the engine's first partition was opened). */
 int store_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
                size_t errlen);
 
@@ -243,6 +252,8 @@ void store__range_free(store__range_t *r);
 int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
                     size_t errlen);
 int store__mem_open(store_engine_t *e, uint64_t partition, store_backend_t **out);
+int store__cask_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
+                     size_t errlen);
 
 /* The engine's parts that the backends read. */
 const store_config_t *store__engine_config(const store_engine_t *e);
@@ -254,5 +265,12 @@ struct store__ldb_db_s **store__engine_shared_db(store_engine_t *e);
 void store__engine_lock(store_engine_t *e);
 void store__engine_unlock(store_engine_t *e);
 void store__ldb_shared_free(struct store__ldb_db_s *d);
+/* bitcask: the node's log (cask.c's), created by the first store_open under the engine's
+ * lock; store__cask_free closes it when the engine is freed. */
+struct store__cask_s;
+struct store__cask_s **store__engine_cask(store_engine_t *e);
+void store__cask_free(struct store__cask_s *c);
+bool store__cask_present(const char *data_dir); /* <data_dir>/bitcask holds log files */
+bool store__ldb_present(const char *data_dir);  /* data_dir holds LevelDB data */
 
 #endif

@@ -22,7 +22,8 @@
     XX(ESIBLINGS, -9, "too many siblings")                                      \
     XX(EKEY, -10, "invalid key (empty component or too long)")                  \
     XX(ECLOSED, -11, "backend is not open")                                     \
-    XX(ELAYOUT, -12, "data dir holds data in the other LevelDB layout")
+    XX(ELAYOUT, -12, "data dir holds data in the other LevelDB layout")                \
+    XX(EENGINE, -13, "data dir holds data of another storage engine")
 
 enum {
 #define STORE__ERR_ENUM(name, val, msg) STORE_##name = (val),

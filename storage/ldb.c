@@ -111,27 +111,42 @@ static bool exists(const char *dir, const char *name)
     return stat(path, &st) == 0;
 }
 
-store_layout_t store_layout_of(const char *data_dir, store_layout_t fallback)
+/* The layout of the LevelDB data under data_dir; false if there is none. */
+static bool find_layout(const char *data_dir, store_layout_t *found)
 {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/leveldb-node", data_dir);
-    if (exists(dir, "CURRENT"))
-        return STORE_LAYOUT_NODE;
+    if (exists(dir, "CURRENT")) {
+        *found = STORE_LAYOUT_NODE;
+        return true;
+    }
     snprintf(dir, sizeof dir, "%s/leveldb", data_dir);
     DIR *d = opendir(dir);
     if (!d)
-        return fallback;
-    store_layout_t found = fallback;
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        return false;
+    bool any = false;
+    for (struct dirent *de; !any && (de = readdir(d)) != NULL;) {
         char sub[4200 + 260];
         snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
-        if (de->d_name[0] != '.' && exists(sub, "CURRENT")) {
-            found = STORE_LAYOUT_PARTITION;
-            break;
-        }
+        any = de->d_name[0] != '.' && exists(sub, "CURRENT");
     }
     closedir(d);
+    if (any)
+        *found = STORE_LAYOUT_PARTITION;
+    return any;
+}
+
+store_layout_t store_layout_of(const char *data_dir, store_layout_t fallback)
+{
+    store_layout_t found = fallback;
+    find_layout(data_dir, &found);
     return found;
+}
+
+bool store__ldb_present(const char *data_dir)
+{
+    store_layout_t found;
+    return find_layout(data_dir, &found);
 }
 
 /* Opens d->db; the error (if any) goes to l. Caller holds d->lock exclusively, or is alone. */

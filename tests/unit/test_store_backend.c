@@ -1,8 +1,9 @@
 /*
  * test_store_backend.c — the backend contract, run against LevelDB in both layouts and the
  * memory engine so they cannot drift apart: binary keys, not-found, atomic batches, fold
- * order, bucket-range and resumed folds, is_empty, drop and status. In the node layout the
- * partition under test (42) has neighbours (41, 43) in the same database, each holding an
+ * order, bucket-range and resumed folds, is_empty, drop and status; and against bitcask. In
+ * the node layout and bitcask the partition under test (42) has neighbours (41, 43) in the
+ * same database or log, each holding an
  * object in the same bucket; every test ends by checking they were neither seen nor touched.
  */
 #include "storage/backend.h"
@@ -11,7 +12,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-typedef enum { LDB_NODE, LDB_PARTITION, MEMORY } variant_t;
+typedef enum { LDB_NODE, LDB_PARTITION, MEMORY, BITCASK } variant_t;
 
 typedef struct {
     char *dir;
@@ -29,12 +30,14 @@ static fx_t open_fx(variant_t v)
     fx_t f = {.v = v};
     f.dir = test_tmpdir();
     store_config_t cfg = store_config_default(f.dir);
-    cfg.kind = v == MEMORY ? STORE_ENGINE_MEMORY : STORE_ENGINE_LEVELDB;
+    cfg.kind = v == MEMORY    ? STORE_ENGINE_MEMORY
+               : v == BITCASK ? STORE_ENGINE_BITCASK
+                              : STORE_ENGINE_LEVELDB;
     cfg.layout = v == LDB_PARTITION ? STORE_LAYOUT_PARTITION : STORE_LAYOUT_NODE;
     cr_assert_eq(store_engine_new(&cfg, &f.eng), 0);
     char err[256];
     cr_assert_eq(store_open(f.eng, 42, &f.b, err, sizeof err), 0, "open: %s", err);
-    for (int i = 0; v == LDB_NODE && i < 2; i++) {
+    for (int i = 0; (v == LDB_NODE || v == BITCASK) && i < 2; i++) {
         cr_assert_eq(store_open(f.eng, i ? 43 : 41, &f.nb[i], err, sizeof err), 0, "%s", err);
         cr_assert_eq(store_put(f.nb[i], &neighbour_key, "n", 1), 0);
     }
@@ -73,6 +76,7 @@ static void get_eq(store_backend_t *b, const store_key_t *k, const char *want, s
     Test(store_backend_leveldb, name) { name(LDB_NODE); }                             \
     Test(store_backend_leveldb_partition_layout, name) { name(LDB_PARTITION); }       \
     Test(store_backend_memory, name) { name(MEMORY); }                                \
+    Test(store_backend_bitcask, name) { name(BITCASK); }                              \
     static void name(variant_t kind)
 
 BOTH(binary_keys_round_trip)
@@ -259,7 +263,10 @@ BOTH(drop_leaves_nothing_behind_and_status_counts)
     cr_assert_geq(st.keys, 2000, "3000 keys estimated as %llu", (unsigned long long)st.keys);
     cr_assert_leq(st.keys, 6000);
     char path[512];
-    snprintf(path, sizeof path, kind == LDB_NODE ? "%s/leveldb-node" : "%s/leveldb/42", f.dir);
+    snprintf(path, sizeof path,
+             kind == LDB_NODE  ? "%s/leveldb-node"
+             : kind == BITCASK ? "%s/bitcask"
+                               : "%s/leveldb/42", f.dir);
     if (kind != MEMORY)
         cr_assert_gt(dir_bytes(path), 1000000, "%llu bytes in %s", (unsigned long long)dir_bytes(path), path);
     cr_assert_eq(store_drop(f.b), 0);

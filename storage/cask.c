@@ -1,0 +1,1307 @@
+/*
+ * cask.c — the Bitcask-style backend (storage.backend = bitcask): every partition's writes are
+ * appended to one node-wide log of numbered files, <data_dir>/bitcask/<id>.log, and a key
+ * directory in memory per partition maps each live key to its value's place in the log. A
+ * put is one append and one hash-table update; a get is one hash lookup and one pread (most
+ * gets never get here: the vnode's object cache answers them). Riak's default backend works
+ * the same way; see docs/architecture.md, "Storage engines".
+ *
+ * The log. A file is a sequence of frames; one frame is one atomic write (a put, a batch, or
+ * a whole group of puts of many partitions: store_write_group). Frame: u32 magic, u32 payload
+ * length, u64 XXH3 of the payload, then the payload: entries of u8 kind (put, delete, drop
+ * partition), u64 partition, u32 key length, u32 value length, key (the encoded storage key,
+ * no partition prefix), value. Integers are little-endian. Files are only ever appended to,
+ * and the active (newest) file is rotated at bitcask.max_file_size, after an fsync, so every
+ * older file is complete on disk.
+ *
+ * Start. The first store_open of the engine reads every file in order and rebuilds the key
+ * directories. A frame that is cut short or fails its checksum at the end of the newest file
+ * is a write torn by a crash before it was acknowledged as durable: it is cut off and the
+ * store_open reports it in its errbuf (the vnode logs it). The same in any older file is
+ * damage: the engine refuses to start and names the file and offset.
+ *
+ * Merge. Overwritten and deleted records stay in the log until a merge. When at least
+ * bitcask.merge_threshold percent of the bytes in the immutable files are dead (and they hold
+ * at least one full file), the merge thread copies every live record of those files to the
+ * end of the log (an ordinary append, under the lock, checking that the key directory still
+ * points at the record), fsyncs, and deletes the old files oldest first. Deletes and drops
+ * need no copy: every record they hide is in the same or an older file, so all of them go
+ * together. Writing is never paused for longer than one batch of copies.
+ *
+ * Locks. `mu` guards the key directories, the file table and appending; `files_lock` keeps
+ * a file's descriptor open: readers (get, fold, sync) hold it shared while they pread, and
+ * only the merge's deletion takes it exclusively. Order: files_lock before mu.
+ */
+#include "storage/backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define CASK_MAGIC 0x314b5343u  /* "CSK1" */
+#define FRAME_HDR 16u
+#define ENTRY_HDR 17u
+#define FILE_FMT "%010u.log"
+#define MERGE_BATCH_BYTES (256u << 10) /* copies appended per hold of the lock */
+#define FOLD_CHUNK 256u                /* keys copied out of the directory per hold */
+
+enum { REC_PUT = 1, REC_DEL = 2, REC_DROP = 3 };
+
+/* ---------------------------------------------------------------- key directory */
+
+typedef struct kd_entry_s {
+    uint32_t file;          /* id of the file holding the record */
+    uint32_t vlen;
+    uint64_t voff;          /* offset of the value in that file */
+    uint32_t klen;
+    uint8_t key[];          /* encoded storage key (no partition prefix) */
+} kd_entry_t;
+
+typedef struct kd_slot_s {
+    uint64_t hash;
+    kd_entry_t *e;          /* NULL: empty */
+} kd_slot_t;
+
+/* One partition's live keys: open addressing, linear probing, backward-shift deletion. */
+typedef struct keydir_s {
+    uint64_t partition;
+    kd_slot_t *slots;
+    size_t cap, count;      /* cap: a power of two, or 0 */
+    uint64_t live_bytes;    /* record bytes of the live entries */
+    kd_entry_t **sorted;    /* every entry in key order, valid while sorted_ok */
+    size_t sorted_cap;
+    bool sorted_ok;
+} keydir_t;
+
+static size_t record_bytes(size_t klen, size_t vlen)
+{
+    return ENTRY_HDR + klen + vlen;
+}
+
+static int keycmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c ? c : (an > bn) - (an < bn);
+}
+
+static kd_slot_t *kd_find_slot(const keydir_t *kd, const uint8_t *k, size_t kn, uint64_t h)
+{
+    if (!kd->cap)
+        return NULL;
+    for (size_t i = h & (kd->cap - 1);; i = (i + 1) & (kd->cap - 1)) {
+        kd_slot_t *s = &kd->slots[i];
+        if (!s->e)
+            return NULL;
+        if (s->hash == h && s->e->klen == kn && memcmp(s->e->key, k, kn) == 0)
+            return s;
+    }
+}
+
+static void kd_place(kd_slot_t *slots, size_t cap, uint64_t h, kd_entry_t *e)
+{
+    size_t i = h & (cap - 1);
+    while (slots[i].e)
+        i = (i + 1) & (cap - 1);
+    slots[i].hash = h;
+    slots[i].e = e;
+}
+
+static void kd_grow(keydir_t *kd)
+{
+    size_t cap = kd->cap ? kd->cap * 2 : 64;
+    kd_slot_t *slots = store_calloc(cap, sizeof *slots);
+    for (size_t i = 0; i < kd->cap; i++)
+        if (kd->slots[i].e)
+            kd_place(slots, cap, kd->slots[i].hash, kd->slots[i].e);
+    store_free(kd->slots);
+    kd->slots = slots;
+    kd->cap = cap;
+}
+
+static void kd_remove_slot(keydir_t *kd, kd_slot_t *s)
+{
+    size_t mask = kd->cap - 1, i = (size_t)(s - kd->slots);
+    kd->slots[i].e = NULL;
+    /* backward shift: pull later entries of the run into the hole they may not skip */
+    for (size_t j = (i + 1) & mask; kd->slots[j].e; j = (j + 1) & mask) {
+        size_t home = kd->slots[j].hash & mask;
+        bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            kd->slots[i] = kd->slots[j];
+            kd->slots[j].e = NULL;
+            i = j;
+        }
+    }
+    kd->count--;
+    kd->sorted_ok = false;
+}
+
+static void kd_free(keydir_t *kd)
+{
+    for (size_t i = 0; i < kd->cap; i++)
+        store_free(kd->slots[i].e);
+    store_free(kd->slots);
+    store_free(kd->sorted);
+    store_free(kd);
+}
+
+/* ---------------------------------------------------------------- the engine's log */
+
+typedef struct cfile_s {
+    uint32_t id;
+    int fd;
+    uint64_t size;          /* bytes written */
+    uint64_t live;          /* record bytes still pointed at by a key directory */
+} cfile_t;
+
+typedef struct store__cask_s {
+    const store_config_t *cfg;  /* the engine's, which outlives us */
+    char *dir;
+    int lock_fd;
+    pthread_mutex_t mu;
+    pthread_rwlock_t files_lock;
+    cfile_t *files;             /* ascending ids; the last one is the active file */
+    size_t n_files, cap_files;
+    keydir_t **parts;           /* partition -> key directory: open addressing on partition */
+    size_t parts_cap, parts_n;
+    uint8_t *buf;               /* the frame being built (under mu) */
+    size_t buf_cap;
+    bool dirty;                 /* written since the last fsync */
+    uint64_t last_sync_ns;
+    /* merge */
+    pthread_t merger;
+    bool merger_started, stopping, merge_failed;
+    pthread_cond_t merge_cv;
+    uint64_t merges, merged_bytes; /* completed merges, and the bytes of files they deleted */
+} cask_t;
+
+typedef struct cask_backend_s {
+    store_backend_t base;       /* first: a store_backend_t * is a cask_backend_t * */
+    cask_t *c;
+    keydir_t *kd;
+} cb_t;
+
+static const store_backend_ops_t cask_ops;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int errno_code(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? STORE_ENOSPC : STORE_EIO;
+}
+
+/* Records errno's failure of `what` on `path` in errbuf; returns the STORE_* code. */
+static int sys_err(char *errbuf, size_t errlen, const char *what, const char *path)
+{
+    int e = errno;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(e));
+    return errno_code(e);
+}
+
+static keydir_t *part_find(const cask_t *c, uint64_t p)
+{
+    if (!c->parts_cap)
+        return NULL;
+    uint64_t h = XXH3_64bits(&p, sizeof p);
+    for (size_t i = h & (c->parts_cap - 1);; i = (i + 1) & (c->parts_cap - 1))
+        if (!c->parts[i] || c->parts[i]->partition == p)
+            return c->parts[i];
+}
+
+static void part_place(keydir_t **parts, size_t cap, keydir_t *kd)
+{
+    uint64_t h = XXH3_64bits(&kd->partition, sizeof kd->partition);
+    size_t i = h & (cap - 1);
+    while (parts[i])
+        i = (i + 1) & (cap - 1);
+    parts[i] = kd;
+}
+
+/* The partition's key directory, created empty if it has none. Under mu (or alone). */
+static keydir_t *part_get(cask_t *c, uint64_t p)
+{
+    keydir_t *kd = part_find(c, p);
+    if (kd)
+        return kd;
+    if ((c->parts_n + 1) * 2 > c->parts_cap) {
+        size_t cap = c->parts_cap ? c->parts_cap * 2 : 64;
+        keydir_t **parts = store_calloc(cap, sizeof *parts);
+        for (size_t i = 0; i < c->parts_cap; i++)
+            if (c->parts[i])
+                part_place(parts, cap, c->parts[i]);
+        store_free(c->parts);
+        c->parts = parts;
+        c->parts_cap = cap;
+    }
+    kd = store_calloc(1, sizeof *kd);
+    kd->partition = p;
+    part_place(c->parts, c->parts_cap, kd);
+    c->parts_n++;
+    return kd;
+}
+
+static cfile_t *file_of(cask_t *c, uint32_t id)
+{
+    size_t lo = 0, hi = c->n_files;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->files[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->n_files && c->files[lo].id == id ? &c->files[lo] : NULL;
+}
+
+static cfile_t *active(cask_t *c)
+{
+    return &c->files[c->n_files - 1];
+}
+
+/* The record a directory entry points at is dead from now on. */
+static void forget(cask_t *c, keydir_t *kd, const kd_entry_t *e)
+{
+    uint64_t n = record_bytes(e->klen, e->vlen);
+    cfile_t *f = file_of(c, e->file);
+    if (f)
+        f->live -= n;
+    kd->live_bytes -= n;
+}
+
+/* Applies one logged entry to the directories: the state after the record at (file, voff). */
+static void apply(cask_t *c, keydir_t *kd, int kind, const uint8_t *k, size_t kn, uint32_t file,
+                  uint64_t voff, uint32_t vlen)
+{
+    if (kind == REC_DROP) {
+        for (size_t i = 0; i < kd->cap; i++)
+            if (kd->slots[i].e) {
+                forget(c, kd, kd->slots[i].e);
+                store_free(kd->slots[i].e);
+                kd->slots[i].e = NULL;
+            }
+        kd->count = 0;
+        kd->sorted_ok = false;
+        return;
+    }
+    uint64_t h = XXH3_64bits(k, kn);
+    kd_slot_t *s = kd_find_slot(kd, k, kn, h);
+    if (kind == REC_DEL) {
+        if (s) {
+            forget(c, kd, s->e);
+            store_free(s->e);
+            kd_remove_slot(kd, s);
+        }
+        return;
+    }
+    kd_entry_t *e;
+    if (s) {
+        e = s->e;
+        forget(c, kd, e);
+    } else {
+        if ((kd->count + 1) * 10 > kd->cap * 7)
+            kd_grow(kd);
+        e = store_malloc(sizeof *e + kn);
+        e->klen = (uint32_t)kn;
+        memcpy(e->key, k, kn);
+        kd_place(kd->slots, kd->cap, h, e);
+        kd->count++;
+        kd->sorted_ok = false;
+    }
+    e->file = file;
+    e->voff = voff;
+    e->vlen = vlen;
+    uint64_t n = record_bytes(kn, vlen);
+    kd->live_bytes += n;
+    cfile_t *f = file_of(c, file);
+    if (f)
+        f->live += n;
+}
+
+/* ---------------------------------------------------------------- appending */
+
+/* One entry to append: kind, the partition's directory, key and value (borrowed). */
+typedef struct wop_s {
+    int kind;
+    keydir_t *kd;
+    const uint8_t *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+} wop_t;
+
+static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO; /* shorter than the directory says: the file was cut */
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static char *file_path(const cask_t *c, uint32_t id)
+{
+    char *path;
+    if (asprintf(&path, "%s/" FILE_FMT, c->dir, id) < 0)
+        abort();
+    return path;
+}
+
+static void sync_dir(const cask_t *c)
+{
+    int fd = open(c->dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* Adds file `id` (created empty) as the active file. Under mu. */
+static int add_file(cask_t *c, uint32_t id, char *errbuf, size_t errlen)
+{
+    char *path = file_path(c, id);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? sys_err(errbuf, errlen, "create", path) : 0;
+    free(path);
+    if (rc < 0)
+        return rc;
+    sync_dir(c);
+    if (c->n_files == c->cap_files) {
+        c->cap_files = c->cap_files ? c->cap_files * 2 : 16;
+        c->files = store_realloc(c->files, c->cap_files * sizeof *c->files);
+    }
+    c->files[c->n_files++] = (cfile_t){.id = id, .fd = fd};
+    return 0;
+}
+
+/* Whether the immutable files hold enough dead bytes to merge. Under mu. */
+static bool merge_due(const cask_t *c)
+{
+    uint64_t size = 0, live = 0;
+    for (size_t i = 0; i + 1 < c->n_files; i++) {
+        size += c->files[i].size;
+        live += c->files[i].live;
+    }
+    return !c->merge_failed && size >= c->cfg->cask_file_bytes &&
+           (size - live) * 100 >= size * c->cfg->cask_merge_percent;
+}
+
+/* After an append: an fsync the policy asks for, and rotation at the file size limit. */
+static int after_append(cask_t *c, char *errbuf, size_t errlen)
+{
+    cfile_t *f = active(c);
+    c->dirty = true;
+    bool sync = c->cfg->sync == STORE_SYNC_ALWAYS ||
+                (c->cfg->sync == STORE_SYNC_INTERVAL &&
+                 now_ns() - c->last_sync_ns >= (uint64_t)c->cfg->sync_interval_ms * 1000000u);
+    bool rotate = f->size >= c->cfg->cask_file_bytes;
+    if (sync || rotate) {
+        if (fdatasync(f->fd) != 0)
+            return sys_err(errbuf, errlen, "fdatasync", "the active bitcask file");
+        c->dirty = false;
+        c->last_sync_ns = now_ns();
+    }
+    /* The write is in the log either way: a file that cannot be created now (disk full)
+     * leaves the full one active, and the next append tries again. */
+    if (rotate && add_file(c, f->id + 1, NULL, 0) == 0) {
+        c->merge_failed = false; /* a failed merge gets another try */
+        if (merge_due(c))
+            pthread_cond_signal(&c->merge_cv);
+    }
+    return 0;
+}
+
+/* Appends ops[0..n) as one frame and applies them to the directories. Under mu. On failure
+ * nothing is applied and the file is cut back to where the frame began. */
+static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t errlen)
+{
+    size_t size = FRAME_HDR;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].klen > UINT32_MAX || ops[i].vlen > UINT32_MAX) {
+            snprintf(errbuf, errlen, "value of %zu bytes is beyond the log's 4 GiB limit",
+                     ops[i].vlen);
+            return STORE_ETOOBIG;
+        }
+        size += record_bytes(ops[i].klen, ops[i].vlen);
+    }
+    if (size - FRAME_HDR > UINT32_MAX) {
+        snprintf(errbuf, errlen, "a write of %zu bytes is beyond the log's 4 GiB frame limit",
+                 size);
+        return STORE_ETOOBIG;
+    }
+    if (size > c->buf_cap) {
+        c->buf_cap = size > 2 * c->buf_cap ? size : 2 * c->buf_cap;
+        store_free(c->buf);
+        c->buf = store_malloc(c->buf_cap);
+    }
+    uint8_t *p = c->buf + FRAME_HDR;
+    for (size_t i = 0; i < n; i++) {
+        p[0] = (uint8_t)ops[i].kind;
+        put_u64(p + 1, ops[i].kd->partition);
+        put_u32(p + 9, (uint32_t)ops[i].klen);
+        put_u32(p + 13, (uint32_t)ops[i].vlen);
+        p += ENTRY_HDR;
+        if (ops[i].klen)
+            memcpy(p, ops[i].key, ops[i].klen);
+        p += ops[i].klen;
+        if (ops[i].vlen)
+            memcpy(p, ops[i].val, ops[i].vlen);
+        p += ops[i].vlen;
+    }
+    put_u32(c->buf, CASK_MAGIC);
+    put_u32(c->buf + 4, (uint32_t)(size - FRAME_HDR));
+    put_u64(c->buf + 8, XXH3_64bits(c->buf + FRAME_HDR, size - FRAME_HDR));
+    cfile_t *f = active(c);
+    if (write_all(f->fd, c->buf, size, f->size) != 0) {
+        int rc = sys_err(errbuf, errlen, "append to", "the active bitcask file");
+        if (ftruncate(f->fd, (off_t)f->size) != 0) {
+            /* a torn frame stays behind; the start-up scan cuts it off */
+        }
+        return rc;
+    }
+    uint64_t off = f->size + FRAME_HDR;
+    for (size_t i = 0; i < n; i++) {
+        off += ENTRY_HDR + ops[i].klen;
+        apply(c, ops[i].kd, ops[i].kind, ops[i].key, ops[i].klen, f->id, off,
+              (uint32_t)ops[i].vlen);
+        off += ops[i].vlen;
+    }
+    f->size += size;
+    return after_append(c, errbuf, errlen);
+}
+
+/* ---------------------------------------------------------------- start-up scan */
+
+/* Replays the frames of file f (mapped at m, f->size bytes). Returns the offset where the
+ * readable frames end (f->size when all are). */
+static uint64_t replay(cask_t *c, cfile_t *f, const uint8_t *m)
+{
+    uint64_t pos = 0;
+    while (f->size - pos >= FRAME_HDR) {
+        const uint8_t *h = m + pos;
+        uint64_t len = get_u32(h + 4);
+        if (get_u32(h) != CASK_MAGIC || len > f->size - pos - FRAME_HDR ||
+            XXH3_64bits(h + FRAME_HDR, len) != get_u64(h + 8))
+            return pos;
+        /* check the entries' lengths before applying any of them */
+        const uint8_t *p = h + FRAME_HDR, *end = p + len;
+        while (end - p >= (long)ENTRY_HDR) {
+            uint64_t kn = get_u32(p + 9), vn = get_u32(p + 13);
+            if (p[0] < REC_PUT || p[0] > REC_DROP || kn + vn > (uint64_t)(end - p) - ENTRY_HDR)
+                return pos;
+            p += ENTRY_HDR + kn + vn;
+        }
+        if (p != end)
+            return pos;
+        for (p = h + FRAME_HDR; p < end;) {
+            uint32_t kn = get_u32(p + 9), vn = get_u32(p + 13);
+            keydir_t *kd = part_get(c, get_u64(p + 1));
+            uint64_t voff = (uint64_t)(p - m) + ENTRY_HDR + kn;
+            apply(c, kd, p[0], p + ENTRY_HDR, kn, f->id, voff, vn);
+            p += ENTRY_HDR + kn + vn;
+        }
+        pos += FRAME_HDR + len;
+    }
+    return pos;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The ids of the log files in c->dir, ascending (*n of them; free the array). */
+static int list_files(cask_t *c, uint32_t **ids, size_t *n, char *errbuf, size_t errlen)
+{
+    DIR *d = opendir(c->dir);
+    if (!d)
+        return sys_err(errbuf, errlen, "open", c->dir);
+    size_t cap = 16;
+    *ids = store_malloc(cap * sizeof **ids);
+    *n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        unsigned id;
+        char tail;
+        if (strlen(de->d_name) != 14 || sscanf(de->d_name, "%10u.lo%c", &id, &tail) != 2 ||
+            tail != 'g')
+            continue;
+        if (*n == cap)
+            *ids = store_realloc(*ids, (cap *= 2) * sizeof **ids);
+        (*ids)[(*n)++] = id;
+    }
+    closedir(d);
+    qsort(*ids, *n, sizeof **ids, cmp_u32);
+    return 0;
+}
+
+/* Opens and replays every file; errbuf gets a notice of a cut-off torn tail (rc 0). */
+static int load(cask_t *c, char *errbuf, size_t errlen)
+{
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int rc = list_files(c, &ids, &n, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *path = file_path(c, ids[i]);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rc = sys_err(errbuf, errlen, "open", path);
+            if (fd >= 0)
+                close(fd);
+            free(path);
+            break;
+        }
+        if (c->n_files == c->cap_files) {
+            c->cap_files = c->cap_files ? c->cap_files * 2 : 16;
+            c->files = store_realloc(c->files, c->cap_files * sizeof *c->files);
+        }
+        cfile_t *f = &c->files[c->n_files++];
+        *f = (cfile_t){.id = ids[i], .fd = fd, .size = (uint64_t)st.st_size};
+        uint64_t good = 0;
+        if (f->size) {
+            void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (m == MAP_FAILED) {
+                rc = sys_err(errbuf, errlen, "map", path);
+                free(path);
+                break;
+            }
+            good = replay(c, f, m);
+            munmap(m, f->size);
+        }
+        if (good < f->size && i + 1 < n) {
+            snprintf(errbuf, errlen, "%s: damaged frame at offset %llu (%llu bytes after it "
+                     "unreadable) in a file that is not the newest; restore the file or move "
+                     "it away to start without it", path, (unsigned long long)good,
+                     (unsigned long long)(f->size - good));
+            rc = STORE_ECORRUPT;
+        } else if (good < f->size) {
+            if (ftruncate(fd, (off_t)good) != 0) {
+                rc = sys_err(errbuf, errlen, "truncate", path);
+            } else {
+                snprintf(errbuf, errlen, "%s: cut off %llu bytes of a write torn by a crash "
+                         "at offset %llu", path, (unsigned long long)(f->size - good),
+                         (unsigned long long)good);
+                f->size = good;
+            }
+        }
+        free(path);
+    }
+    uint32_t next = n ? ids[n - 1] + 1 : 1;
+    store_free(ids);
+    if (rc == 0 && c->n_files == 0)
+        rc = add_file(c, next, errbuf, errlen);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+/* A record of the file being merged that may still be live. */
+typedef struct cand_s {
+    uint64_t partition, voff;
+    const uint8_t *key, *val;
+    uint32_t klen, vlen;
+} cand_t;
+
+/* Copies the candidates that the directories still point at (in file `id`) to the end of
+ * the log. Takes mu. */
+static int copy_live(cask_t *c, uint32_t id, const cand_t *cs, size_t n, wop_t *ops)
+{
+    char err[256] = "";
+    pthread_mutex_lock(&c->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        keydir_t *kd = part_find(c, cs[i].partition);
+        kd_slot_t *s = kd ? kd_find_slot(kd, cs[i].key, cs[i].klen,
+                                         XXH3_64bits(cs[i].key, cs[i].klen))
+                          : NULL;
+        if (s && s->e->file == id && s->e->voff == cs[i].voff)
+            ops[k++] = (wop_t){REC_PUT, kd, cs[i].key, cs[i].klen, cs[i].val, cs[i].vlen};
+    }
+    int rc = k ? append(c, ops, k, err, sizeof err) : 0;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Copies file f's live records to the end of the log. The file is immutable and only the
+ * merge deletes files, so it is read without the lock. */
+static int merge_file(cask_t *c, int fd, uint32_t id, uint64_t size)
+{
+    uint8_t *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    if (m == MAP_FAILED)
+        return errno_code(errno);
+    size_t cap = 1024, n = 0, batch = 0;
+    cand_t *cs = store_malloc(cap * sizeof *cs);
+    wop_t *ops = store_malloc(cap * sizeof *ops);
+    int rc = 0;
+    for (uint64_t pos = 0; pos + FRAME_HDR <= size && rc == 0;) {
+        uint32_t len = get_u32(m + pos + 4);
+        const uint8_t *p = m + pos + FRAME_HDR, *end = p + len;
+        while (p < end) {
+            uint32_t kn = get_u32(p + 9), vn = get_u32(p + 13);
+            if (p[0] == REC_PUT) {
+                if (n == cap) {
+                    cs = store_realloc(cs, (cap *= 2) * sizeof *cs);
+                    ops = store_realloc(ops, cap * sizeof *ops);
+                }
+                cs[n++] = (cand_t){get_u64(p + 1), (uint64_t)(p - m) + ENTRY_HDR + kn,
+                                   p + ENTRY_HDR, p + ENTRY_HDR + kn, kn, vn};
+                batch += record_bytes(kn, vn);
+            }
+            p += ENTRY_HDR + kn + vn;
+        }
+        pos += FRAME_HDR + len;
+        bool last = pos + FRAME_HDR > size;
+        if (n && (batch >= MERGE_BATCH_BYTES || last)) {
+            rc = copy_live(c, id, cs, n, ops);
+            n = batch = 0;
+        }
+        pthread_mutex_lock(&c->mu);
+        if (c->stopping)
+            rc = rc ? rc : 1;
+        pthread_mutex_unlock(&c->mu);
+    }
+    store_free(cs);
+    store_free(ops);
+    if (m)
+        munmap(m, size);
+    return rc;
+}
+
+/* One merge of every file older than the active one. Called without locks. */
+static int merge_once(cask_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t nv = c->n_files - 1;
+    cfile_t *victims = store_malloc((nv ? nv : 1) * sizeof *victims);
+    memcpy(victims, c->files, nv * sizeof *victims);
+    pthread_mutex_unlock(&c->mu);
+
+    int rc = 0;
+    for (size_t i = 0; i < nv && rc == 0; i++)
+        rc = merge_file(c, victims[i].fd, victims[i].id, victims[i].size);
+    if (rc == 0) {
+        /* the copies are durable before their originals go */
+        pthread_rwlock_rdlock(&c->files_lock);
+        pthread_mutex_lock(&c->mu);
+        int fd = active(c)->fd;
+        pthread_mutex_unlock(&c->mu);
+        if (fdatasync(fd) != 0)
+            rc = errno_code(errno);
+        pthread_rwlock_unlock(&c->files_lock);
+    }
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&c->files_lock);
+        pthread_mutex_lock(&c->mu);
+        memmove(c->files, c->files + nv, (c->n_files - nv) * sizeof *c->files);
+        c->n_files -= nv;
+        c->merges++;
+        pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->files_lock);
+        for (size_t i = 0; i < nv; i++) { /* oldest first: a delete never outlives its put */
+            char *path = file_path(c, victims[i].id);
+            close(victims[i].fd);
+            if (unlink(path) == 0)
+                c->merged_bytes += victims[i].size;
+            free(path);
+        }
+        sync_dir(c);
+    }
+    store_free(victims);
+    return rc;
+}
+
+static void *merger_main(void *arg)
+{
+    cask_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        if (!merge_due(c)) {
+            pthread_cond_wait(&c->merge_cv, &c->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        int rc = merge_once(c);
+        pthread_mutex_lock(&c->mu);
+        /* a failed merge (disk full) is retried after the next rotation */
+        if (rc < 0)
+            c->merge_failed = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- engine part */
+
+void store__cask_free(cask_t *c)
+{
+    if (!c)
+        return;
+    if (c->merger_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_signal(&c->merge_cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->merger, NULL);
+    }
+    if (c->dirty && c->n_files)
+        (void)fdatasync(active(c)->fd);
+    for (size_t i = 0; i < c->n_files; i++)
+        close(c->files[i].fd);
+    for (size_t i = 0; i < c->parts_cap; i++)
+        if (c->parts[i])
+            kd_free(c->parts[i]);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    store_free(c->parts);
+    store_free(c->files);
+    store_free(c->buf);
+    pthread_cond_destroy(&c->merge_cv);
+    pthread_rwlock_destroy(&c->files_lock);
+    pthread_mutex_destroy(&c->mu);
+    free(c->dir);
+    store_free(c);
+}
+
+static int mkdir_p(char *path)
+{
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char ch = *p;
+            *p = '\0';
+            int bad = mkdir(path, 0755) != 0 && errno != EEXIST;
+            *p = ch;
+            if (bad)
+                return -1;
+            if (ch == '\0')
+                return 0;
+        }
+    }
+}
+
+/* Opens the engine's log under <data_dir>/bitcask: locks it against a second process,
+ * replays it, starts the merge thread. */
+static int cask_new(const store_config_t *cfg, cask_t **out, char *errbuf, size_t errlen)
+{
+    cask_t *c = store_calloc(1, sizeof *c);
+    c->cfg = cfg;
+    c->lock_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->files_lock, NULL);
+    pthread_cond_init(&c->merge_cv, NULL);
+    if (asprintf(&c->dir, "%s/bitcask", cfg->data_dir) < 0)
+        abort();
+    int rc = 0;
+    char *lock = NULL;
+    if (mkdir_p(c->dir) != 0) {
+        rc = sys_err(errbuf, errlen, "mkdir", c->dir);
+        goto fail;
+    }
+    if (asprintf(&lock, "%s/LOCK", c->dir) < 0)
+        abort();
+    if ((c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+        rc = sys_err(errbuf, errlen, "open", lock);
+        goto fail;
+    }
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(errbuf, errlen, "%s is locked: another cairnd uses this data dir", lock);
+        rc = STORE_ELOCKED;
+        goto fail;
+    }
+    if ((rc = load(c, errbuf, errlen)) < 0)
+        goto fail;
+    c->last_sync_ns = now_ns();
+    if (pthread_create(&c->merger, NULL, merger_main, c) != 0) {
+        snprintf(errbuf, errlen, "cannot start the bitcask merge thread");
+        rc = STORE_EIO;
+        goto fail;
+    }
+    c->merger_started = true;
+    free(lock);
+    *out = c;
+    return 0;
+fail:
+    free(lock);
+    store__cask_free(c);
+    return rc;
+}
+
+bool store__cask_present(const char *data_dir)
+{
+    char *dir;
+    if (asprintf(&dir, "%s/bitcask", data_dir) < 0)
+        abort();
+    DIR *d = opendir(dir);
+    free(dir);
+    bool found = false;
+    for (struct dirent *de; d && !found && (de = readdir(d)) != NULL;)
+        found = strlen(de->d_name) == 14 && strcmp(de->d_name + 10, ".log") == 0;
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* ---------------------------------------------------------------- backend operations */
+
+static int cb_err(cb_t *b, int rc, const char *msg)
+{
+    return store__set_err(&b->base, rc, msg[0] ? msg : store_strerror(rc));
+}
+
+static int cask_get(store_backend_t *base, const store_key_t *k, store_val_t *out)
+{
+    cb_t *b = (cb_t *)base;
+    cask_t *c = b->c;
+    store__kbuf_t kb;
+    int rc = store__kbuf_key(base, &kb, k);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_rdlock(&c->files_lock);
+    pthread_mutex_lock(&c->mu);
+    kd_slot_t *s = kd_find_slot(b->kd, kb.p, kb.n, XXH3_64bits(kb.p, kb.n));
+    int fd = -1;
+    uint64_t off = 0;
+    uint32_t n = 0;
+    if (s) {
+        cfile_t *f = file_of(c, s->e->file);
+        fd = f ? f->fd : -1;
+        off = s->e->voff;
+        n = s->e->vlen;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!s) {
+        rc = STORE_ENOTFOUND;
+    } else {
+        uint8_t *v = store_malloc(n ? n : 1);
+        if (fd < 0 || read_all(fd, v, n, off) != 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "reading a value from the bitcask log: %s",
+                     fd < 0 ? "its file is gone" : strerror(errno));
+            rc = store__set_err(base, STORE_EIO, msg);
+            store_free(v);
+        } else {
+            out->p = v;
+            out->n = n;
+            out->release = free;
+        }
+    }
+    pthread_rwlock_unlock(&c->files_lock);
+    store__kbuf_free(&kb);
+    return rc;
+}
+
+/* Encodes ops' keys into kbs and fills wops; 0 or b's key error. */
+static int prepare(store_backend_t *base, keydir_t *kd, const store_op_t *op, store__kbuf_t *kb,
+                   wop_t *w)
+{
+    int rc = store__kbuf_key(base, kb, &op->key);
+    if (rc < 0)
+        return rc;
+    if (op->kind != STORE_OP_PUT && op->kind != STORE_OP_DEL) {
+        store__kbuf_free(kb);
+        return store__set_err(base, STORE_EINVAL, "unknown batch operation");
+    }
+    *w = (wop_t){op->kind == STORE_OP_PUT ? REC_PUT : REC_DEL, kd, kb->p, kb->n,
+                 op->kind == STORE_OP_PUT ? op->val : NULL,
+                 op->kind == STORE_OP_PUT ? op->val_len : 0};
+    return 0;
+}
+
+/* Appends n operations, op(i) giving the i-th with its backend; one frame, all or nothing. */
+static int write_ops(cask_t *c, size_t n, store_backend_t *(*backend_of)(const void *, size_t),
+                     const store_op_t *(*op_of)(const void *, size_t), const void *arg,
+                     store_backend_t *report)
+{
+    store__kbuf_t kb_inl[8], *kbs = n <= 8 ? kb_inl : store_malloc(n * sizeof *kbs);
+    wop_t w_inl[8], *ws = n <= 8 ? w_inl : store_malloc(n * sizeof *ws);
+    int rc = 0;
+    size_t done = 0;
+    for (; done < n && rc == 0; done++) {
+        store_backend_t *b = backend_of(arg, done);
+        if ((rc = prepare(b, ((cb_t *)b)->kd, op_of(arg, done), &kbs[done], &ws[done])) < 0) {
+            if (b != report)
+                store__set_err(report, rc, store_errmsg(b));
+            break;
+        }
+    }
+    if (rc == 0) {
+        char err[256] = "";
+        pthread_mutex_lock(&c->mu);
+        rc = append(c, ws, n, err, sizeof err);
+        pthread_mutex_unlock(&c->mu);
+        if (rc < 0)
+            cb_err((cb_t *)report, rc, err);
+    }
+    for (size_t i = 0; i < done && i < n; i++)
+        store__kbuf_free(&kbs[i]);
+    if (kbs != kb_inl)
+        store_free(kbs);
+    if (ws != w_inl)
+        store_free(ws);
+    return rc;
+}
+
+typedef struct plain_s {
+    store_backend_t *b;
+    const store_op_t *ops;
+} plain_t;
+
+static store_backend_t *plain_backend(const void *a, size_t i)
+{
+    (void)i;
+    return ((const plain_t *)a)->b;
+}
+static const store_op_t *plain_op(const void *a, size_t i)
+{
+    return &((const plain_t *)a)->ops[i];
+}
+static store_backend_t *group_backend(const void *a, size_t i)
+{
+    return ((const store_group_op_t *)a)[i].backend;
+}
+static const store_op_t *group_op(const void *a, size_t i)
+{
+    return &((const store_group_op_t *)a)[i].op;
+}
+
+static int cask_write(store_backend_t *b, const store_op_t *ops, size_t n)
+{
+    plain_t a = {b, ops};
+    return n ? write_ops(((cb_t *)b)->c, n, plain_backend, plain_op, &a, b) : 0;
+}
+
+static int cask_put(store_backend_t *b, const store_key_t *k, const void *val, size_t len)
+{
+    store_op_t op = {.kind = STORE_OP_PUT, .key = *k, .val = val, .val_len = len};
+    return cask_write(b, &op, 1);
+}
+
+static int cask_del(store_backend_t *b, const store_key_t *k)
+{
+    store_op_t op = {.kind = STORE_OP_DEL, .key = *k};
+    return cask_write(b, &op, 1);
+}
+
+/* Group commit: every op's backend shares b's log; a failure is recorded in each. */
+static int cask_write_shared(store_backend_t *b, const store_group_op_t *ops, size_t n)
+{
+    int rc = write_ops(((cb_t *)b)->c, n, group_backend, group_op, ops, b);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].backend != b)
+                store__set_err(ops[i].backend, rc, store_errmsg(b));
+    return rc;
+}
+
+static int cask_sync(store_backend_t *base)
+{
+    cask_t *c = ((cb_t *)base)->c;
+    pthread_rwlock_rdlock(&c->files_lock);
+    pthread_mutex_lock(&c->mu);
+    int fd = c->dirty ? active(c)->fd : -1;
+    c->dirty = false;
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    if (fd >= 0 && fdatasync(fd) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "fdatasync of the bitcask log: %s", strerror(errno));
+        rc = store__set_err(base, errno_code(errno), msg);
+        pthread_mutex_lock(&c->mu);
+        c->dirty = true;
+        pthread_mutex_unlock(&c->mu);
+    } else if (fd >= 0) {
+        pthread_mutex_lock(&c->mu);
+        c->last_sync_ns = now_ns();
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_rwlock_unlock(&c->files_lock);
+    return rc;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const kd_entry_t *x = *(kd_entry_t *const *)a, *y = *(kd_entry_t *const *)b;
+    return keycmp(x->key, x->klen, y->key, y->klen);
+}
+
+/* kd->sorted: every entry in key order. Under mu. */
+static void ensure_sorted(keydir_t *kd)
+{
+    if (kd->sorted_ok)
+        return;
+    if (kd->count > kd->sorted_cap) {
+        store_free(kd->sorted);
+        kd->sorted_cap = kd->cap;
+        kd->sorted = store_malloc(kd->sorted_cap * sizeof *kd->sorted);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < kd->cap; i++)
+        if (kd->slots[i].e)
+            kd->sorted[n++] = kd->slots[i].e;
+    if (n > 1)
+        qsort(kd->sorted, n, sizeof *kd->sorted, entry_cmp);
+    kd->sorted_ok = true;
+}
+
+/* The first index of kd->sorted whose key is > k (after) or >= k. Under mu. */
+static size_t lower_bound(const keydir_t *kd, const uint8_t *k, size_t kn, bool after)
+{
+    size_t lo = 0, hi = kd->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = keycmp(kd->sorted[mid]->key, kd->sorted[mid]->klen, k, kn);
+        if (c < 0 || (after && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A chunk of a fold: keys (copied) and where their values are. */
+typedef struct fold_item_s {
+    size_t koff, klen;
+    int fd;
+    uint64_t voff;
+    uint32_t vlen;
+} fold_item_t;
+
+static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn fn, void *arg)
+{
+    cb_t *b = (cb_t *)base;
+    cask_t *c = b->c;
+    store__range_t r;
+    int rc = store__range(base, f, &r);
+    if (rc < 0)
+        return rc;
+    bool values = f && f->values;
+    fold_item_t items[FOLD_CHUNK];
+    size_t keys_cap = 16384, vcap = 4096, scap = 256;
+    uint8_t *keys = store_malloc(keys_cap), *vbuf = store_malloc(vcap), *scratch = store_malloc(scap);
+    /* the cursor: from lo inclusive, or strictly after `after` or the last key handed out */
+    uint8_t *cur = store_malloc(r.lo.n);
+    memcpy(cur, r.lo.p, r.lo.n);
+    size_t cur_n = r.lo.n;
+    bool exclusive = false;
+    if (r.after.n && keycmp(r.after.p, r.after.n, r.lo.p, r.lo.n) >= 0) {
+        cur = store_realloc(cur, r.after.n);
+        memcpy(cur, r.after.p, r.after.n);
+        cur_n = r.after.n;
+        exclusive = true;
+    }
+    pthread_rwlock_rdlock(&c->files_lock);
+    while (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        ensure_sorted(b->kd);
+        size_t i = lower_bound(b->kd, cur, cur_n, exclusive), n = 0, used = 0;
+        for (; i < b->kd->count && n < FOLD_CHUNK; i++, n++) {
+            const kd_entry_t *e = b->kd->sorted[i];
+            if (keycmp(e->key, e->klen, r.hi.p, r.hi.n) >= 0)
+                break;
+            if (used + e->klen > keys_cap) {
+                keys_cap = 2 * (used + e->klen);
+                keys = store_realloc(keys, keys_cap);
+            }
+            memcpy(keys + used, e->key, e->klen);
+            const cfile_t *cf = file_of(c, e->file);
+            items[n] = (fold_item_t){used, e->klen, cf ? cf->fd : -1, e->voff, e->vlen};
+            used += e->klen;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (n == 0)
+            break;
+        for (size_t j = 0; j < n && rc == 0; j++) {
+            const fold_item_t *it = &items[j];
+            const uint8_t *kp = keys + it->koff;
+            if (it->klen > scap)
+                scratch = store_realloc(scratch, scap = it->klen);
+            store_key_t key;
+            if (store_key_decode(kp, it->klen, scratch, &key) < 0) {
+                rc = store__set_err(base, STORE_ECORRUPT, "undecodable key in object range");
+                break;
+            }
+            if (values && it->vlen > vcap)
+                vbuf = store_realloc(vbuf, vcap = it->vlen);
+            if (values && (it->fd < 0 || read_all(it->fd, vbuf, it->vlen, it->voff) != 0)) {
+                rc = store__set_err(base, STORE_EIO, "reading a value from the bitcask log");
+                break;
+            }
+            rc = fn(arg, &key, values ? vbuf : NULL, values ? it->vlen : 0);
+        }
+        const fold_item_t *last = &items[n - 1];
+        cur = store_realloc(cur, last->klen);
+        memcpy(cur, keys + last->koff, last->klen);
+        cur_n = last->klen;
+        exclusive = true;
+        if (n < FOLD_CHUNK)
+            break;
+    }
+    pthread_rwlock_unlock(&c->files_lock);
+    if (rc == STORE_FOLD_STOP)
+        rc = 0;
+    store_free(keys);
+    store_free(vbuf);
+    store_free(scratch);
+    store_free(cur);
+    store__range_free(&r);
+    return rc;
+}
+
+static int cask_is_empty(store_backend_t *base)
+{
+    cb_t *b = (cb_t *)base;
+    pthread_mutex_lock(&b->c->mu);
+    int empty = b->kd->count == 0;
+    pthread_mutex_unlock(&b->c->mu);
+    return empty;
+}
+
+/* One drop record: at replay it empties the partition, as it does now. */
+static int cask_drop(store_backend_t *base)
+{
+    cb_t *b = (cb_t *)base;
+    char err[256] = "";
+    wop_t w = {REC_DROP, b->kd, NULL, 0, NULL, 0};
+    pthread_mutex_lock(&b->c->mu);
+    int rc = b->kd->count ? append(b->c, &w, 1, err, sizeof err) : 0;
+    pthread_mutex_unlock(&b->c->mu);
+    return rc < 0 ? cb_err(b, rc, err) : 0;
+}
+
+static int cask_status(store_backend_t *base, store_status_t *st)
+{
+    cb_t *b = (cb_t *)base;
+    pthread_mutex_lock(&b->c->mu);
+    st->engine = "bitcask";
+    st->bytes = b->kd->live_bytes;
+    st->keys = b->kd->count;
+    st->keys_exact = true;
+    pthread_mutex_unlock(&b->c->mu);
+    return 0;
+}
+
+static void cask_close(store_backend_t *base)
+{
+    store_free(base);
+}
+
+/* <data_dir>/leveldb/<p>: the partition's own directory, kept for the vnode's files in every
+ * engine on disk (the name is LevelDB's, from before there was another). */
+static int partition_dir(const store_config_t *cfg, uint64_t p, char *errbuf, size_t errlen)
+{
+    char *dir;
+    if (asprintf(&dir, "%s/leveldb/%llu", cfg->data_dir, (unsigned long long)p) < 0)
+        abort();
+    int rc = mkdir_p(dir) != 0 ? sys_err(errbuf, errlen, "mkdir", dir) : 0;
+    free(dir);
+    return rc;
+}
+
+int store__cask_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
+                     size_t errlen)
+{
+    const store_config_t *cfg = store__engine_config(e);
+    int rc = partition_dir(cfg, partition, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    store__engine_lock(e);
+    cask_t **cp = store__engine_cask(e);
+    if (!*cp)
+        rc = cask_new(cfg, cp, errbuf, errlen); /* errbuf: a notice even on success */
+    store__engine_unlock(e);
+    if (rc < 0)
+        return rc;
+    cask_t *c = *cp;
+    cb_t *b = store_calloc(1, sizeof *b);
+    b->base.ops = &cask_ops;
+    b->base.partition = partition;
+    b->base.shared = c;
+    b->c = c;
+    pthread_mutex_lock(&c->mu);
+    b->kd = part_get(c, partition);
+    pthread_mutex_unlock(&c->mu);
+    *out = &b->base;
+    return 0;
+}
+
+static const store_backend_ops_t cask_ops = {
+    .name = "bitcask",
+    .get = cask_get,
+    .put = cask_put,
+    .del = cask_del,
+    .write = cask_write,
+    .fold = cask_fold,
+    .is_empty = cask_is_empty,
+    .drop = cask_drop,
+    .status = cask_status,
+    .sync = cask_sync,
+    .close = cask_close,
+    .write_shared = cask_write_shared,
+};
