@@ -243,6 +243,7 @@ int inspect_scan(const char *data_dir, const char *node, const char *ring_path, 
     size_t n = 0;
     part_entry_t *list = list_partitions(leveldb_dir, s, node, &n);
     store_config_t cfg = store_config_default(data_dir);
+    cfg.kind = store_engine_of(data_dir, cfg.kind);
     cfg.layout = store_layout_of(data_dir, cfg.layout);
     cfg.cache_bytes = 8u << 20;
     store_engine_t *engine = NULL;

@@ -187,7 +187,7 @@ static void reply_status(admin_state_t *s, rt_pid_t to, uint64_t req_id)
     else
         snprintf(listener, sizeof listener, "%s:%d", kv->cfg->client_host, port);
     st.client_listener = listener;
-    st.storage_backend = kv->cfg->storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb";
+    st.storage_backend = (char *)node_engine_name(kv->cfg->storage.kind);
 
     Cairn__Admin__AdminResp r;
     admin_resp_init(&r, s->ctx->version, req_id, true);

@@ -588,15 +588,23 @@ static int set_backend(node_config_t *c, const conf_key_t *k, const char *v, cha
 {
     if (!strcasecmp(v, "leveldb"))
         c->storage.kind = STORE_ENGINE_LEVELDB;
+    else if (!strcasecmp(v, "bitcask"))
+        c->storage.kind = STORE_ENGINE_BITCASK;
     else if (!strcasecmp(v, "memory"))
         c->storage.kind = STORE_ENGINE_MEMORY;
     else
-        return node_errorf(err, errlen, "'%s' is not a backend (leveldb, memory)", v);
+        return node_errorf(err, errlen, "'%s' is not a backend (leveldb, bitcask, memory)", v);
     return 0;
 }
 static void print_backend(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s", c->storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb");
+    snprintf(buf, n, "%s", node_engine_name(c->storage.kind));
+}
+
+const char *node_engine_name(store_engine_kind_t kind)
+{
+    return kind == STORE_ENGINE_MEMORY ? "memory" : kind == STORE_ENGINE_BITCASK ? "bitcask"
+                                                                                 : "leveldb";
 }
 
 static int set_layout(node_config_t *c, const conf_key_t *k, const char *v, char *err,
@@ -719,6 +727,8 @@ static const conf_key_t keys[] = {
      65536},
     INT("leveldb.bloom_bits", storage.bloom_bits, 0, 64),
     BOOL("leveldb.compression", storage.compression),
+    SIZE("bitcask.max_file_size", storage.cask_file_bytes, 64 * KB, 4 * GB),
+    NUM("bitcask.merge_threshold", storage.cask_merge_percent, 1, 100),
     /* client protocol */
     SIZE("protobuf.max_frame_size", max_frame_bytes, 1 * KB, 1 * GB),
     NUM("protobuf.max_connections", max_connections, 1, 1000000),

@@ -128,6 +128,9 @@ void node_config_print(const node_config_t *c, void *file /* FILE * */);
 size_t node_config_key_count(void);
 const char *node_config_key_name(size_t i);   /* NULL past the end */
 
+/* The storage.backend value of an engine kind: "leveldb", "bitcask" or "memory" (static). */
+const char *node_engine_name(store_engine_kind_t kind);
+
 /* The log file to use: log_file with a leading "$(platform_data_dir)" replaced by data_dir,
  * or <data_dir>/cairnd.log when log_file is "" (the default). Writes it to buf and returns
  * buf, or NULL when logging to a file is off ("off"). */

@@ -668,9 +668,18 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
                     node ? "partition" : "node");
         goto failed;
     }
+    if (e == STORE_EENGINE) {
+        const char *found = node_engine_name(store_engine_of(n->cfg.storage.data_dir,
+                                                             n->cfg.storage.kind));
+        node_errorf(err, errlen, "storage: %s holds %s data, not %s data: set "
+                    "storage.backend = %s (a node keeps the engine its data dir was created "
+                    "with)", n->cfg.storage.data_dir, found,
+                    node_engine_name(n->cfg.storage.kind), found);
+        goto failed;
+    }
     if (e != 0) {
         node_errorf(err, errlen, "storage: cannot start the %s engine: %s",
-             n->cfg.storage.kind == STORE_ENGINE_MEMORY ? "memory" : "leveldb", store_strerror(e));
+                    node_engine_name(n->cfg.storage.kind), store_strerror(e));
         goto failed;
     }
     n->kv.obj_cache.limit = vnode_cache_limit(&n->cfg);
@@ -680,7 +689,7 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
     wq_mode_t wq_mode = n->cfg.vnode_write_thread == NODE_AUTO ? WQ_AUTO
                         : n->cfg.vnode_write_thread                ? WQ_ON
                                                                    : WQ_OFF;
-    if (n->cfg.storage.kind == STORE_ENGINE_LEVELDB &&
+    if (n->cfg.storage.kind != STORE_ENGINE_MEMORY &&
         (e = wq_start(wq_mode, rc.schedulers, &n->kv.writes)) != 0) {
         node_errorf(err, errlen, "vnode.write_thread: cannot start the writer thread: %s",
                     strerror(-e));

@@ -167,7 +167,7 @@ static const char *data_root(const kv_node_t *kv)
 
 bool vnode_has_data_dir(const kv_node_t *kv, uint32_t partition)
 {
-    if (!kv || !kv->cfg || kv->cfg->storage.kind != STORE_ENGINE_LEVELDB)
+    if (!kv || !kv->cfg || kv->cfg->storage.kind == STORE_ENGINE_MEMORY)
         return false;
     char path[4200];
     snprintf(path, sizeof path, "%s/leveldb/%" PRIu32, data_root(kv), partition);
@@ -1182,6 +1182,8 @@ static int vnode_init(void *state, void *arg)
         v->backend = NULL;
         return RT_R_INIT_FAILED;
     }
+    if (err[0]) /* a notice from the engine's start, e.g. a torn write cut off its log */
+        rt_warn("vnode %" PRIu32 ": storage: %s", v->partition, err);
     v->is_memory = strcmp(v->backend->ops->name, "memory") == 0;
     /* NULL when off (vnode_cache_limit: always with the memory backend) or out of memory */
     v->cache = store_cache_new(&kv->obj_cache);

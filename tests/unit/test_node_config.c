@@ -224,7 +224,7 @@ Test(node_config, bad_values_are_refused_with_a_reason)
     set_bad("buckets.default.r", "default", "this very setting");
     set_bad("buckets.default.n_val", "0", "out of range");
     set_bad("buckets.default.young_vclock", "1500ms", "whole number of seconds");
-    set_bad("storage.backend", "bitcask", "not a backend");
+    set_bad("storage.backend", "rocksdb", "not a backend");
     set_bad("storage.sync", "sometimes", "not a sync mode");
     set_bad("log.level", "loud", "not a log level");
     set_bad("delete_mode", "never", "keep, immediate");

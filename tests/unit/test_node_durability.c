@@ -4,6 +4,7 @@
  *   - kill -9 loses no acknowledged write and no acknowledged delete;
  *   - vnodes crashed on purpose while clients write and read: every call returns (an error at
  *     worst, never a timeout or a dropped connection) and no acknowledged write is lost;
+ *   - both of these with storage.backend = bitcask as well as LevelDB;
  *   - tombstones are reaped after delete_mode, and kept with delete_mode = keep;
  *   - SIGTERM while requests are in flight: exit 0 promptly, every acknowledged write kept.
  *
@@ -16,6 +17,7 @@
  */
 #include "cairnd_test.h"
 #include "client/cairn.h"
+#include "storage/backend.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -278,11 +280,11 @@ static void *kill_reader(void *arg)
     return NULL;
 }
 
-Test(durability, kill_9_keeps_every_acknowledged_write_and_delete)
+/* args: cairnd's flags, the storage engine's among them */
+static void kill_9_keeps_everything(char **args)
 {
     ct_node_t n;
     ct_node_init(&n, tmp_dir);
-    char *args[] = {"--ring-size", "16", NULL};
     ct_node_start_ok(&n, "before", args);
 
     key_state_t *keys = calloc(KILL_KEYS, sizeof *keys);
@@ -311,6 +313,24 @@ Test(durability, kill_9_keeps_every_acknowledged_write_and_delete)
     cr_assert_eq(read.ok, KILL_KEYS);
     free(keys);
     cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
+    /* the data is where the configured engine keeps it */
+    bool bitcask = false;
+    for (int i = 0; args[i]; i++)
+        bitcask = bitcask || strcmp(args[i], "storage.backend=bitcask") == 0;
+    cr_assert_eq(store_engine_of(n.data, STORE_ENGINE_MEMORY),
+                 bitcask ? STORE_ENGINE_BITCASK : STORE_ENGINE_LEVELDB);
+}
+
+Test(durability, kill_9_keeps_every_acknowledged_write_and_delete)
+{
+    char *args[] = {"--ring-size", "16", NULL};
+    kill_9_keeps_everything(args);
+}
+
+Test(durability, kill_9_keeps_every_acknowledged_write_and_delete_with_bitcask)
+{
+    char *args[] = {"--ring-size", "16", "--set", "storage.backend=bitcask", NULL};
+    kill_9_keeps_everything(args);
 }
 
 /* ---------------------------------------------------------------- vnodes crashing */
@@ -402,11 +422,11 @@ static int wait_all_vnodes_running(const ct_node_t *n, int ring)
     return -1;
 }
 
-Test(durability, vnodes_crashed_while_requests_flow_fail_fast_and_lose_nothing)
+/* args: cairnd's flags (a ring of CRASH_RING), the storage engine's among them */
+static void crashed_vnodes_lose_nothing(char **args)
 {
     ct_node_t n;
     ct_node_init(&n, tmp_dir);
-    char *args[] = {"--ring-size", "16", NULL}; /* CRASH_RING */
     ct_node_start_ok(&n, "node", args);
 
     atomic_bool stop = false;
@@ -474,6 +494,18 @@ Test(durability, vnodes_crashed_while_requests_flow_fail_fast_and_lose_nothing)
     cairn_close(c);
     cr_assert_eq(after.bad, 0, "after the crashes:\n%s", after.problems);
     cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
+}
+
+Test(durability, vnodes_crashed_while_requests_flow_fail_fast_and_lose_nothing)
+{
+    char *args[] = {"--ring-size", "16", NULL}; /* CRASH_RING */
+    crashed_vnodes_lose_nothing(args);
+}
+
+Test(durability, vnodes_crashed_while_requests_flow_lose_nothing_with_bitcask)
+{
+    char *args[] = {"--ring-size", "16", "--set", "storage.backend=bitcask", NULL};
+    crashed_vnodes_lose_nothing(args);
 }
 
 /* ---------------------------------------------------------------- tombstones */

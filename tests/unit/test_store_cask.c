@@ -118,7 +118,7 @@ static uint64_t dir_bytes(const char *dir)
 /* The path of the newest (last = true) or oldest log file. */
 static void log_file(const char *dir, bool last, char *out, size_t len)
 {
-    char cdir[4096];
+    char cdir[3000];
     snprintf(cdir, sizeof cdir, "%s/bitcask", dir);
     DIR *d = opendir(cdir);
     cr_assert_not_null(d);
