@@ -3,16 +3,19 @@
  * test_store_backend.c): puts, deletes and partition drops survive close and reopen; a write
  * torn at the end of the log is cut off and reported, damage in an older file refuses the
  * start; merges give the dead bytes back without losing or resurrecting anything; synced
- * writes survive SIGKILL; a second process is told the log is locked; a data dir keeps its
+ * writes survive SIGKILL; a full disk is an error that leaves nothing torn, and writes resume
+ * when space returns; a second process is told the log is locked; a data dir keeps its
  * engine.
  */
 #include "storage/backend.h"
 #include "store_test.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -382,4 +385,57 @@ Test(store_cask, a_data_dir_keeps_its_engine)
     cr_assert_eq(store_engine_new(&cfg, &e), STORE_EENGINE, "bitcask on a LevelDB data dir");
     test_rmdir(dir);
     test_rmdir(dir2);
+}
+
+Test(store_cask, full_disk_is_an_error_and_writes_resume_when_space_returns, .timeout = 60)
+{
+    char *dir = test_tmpdir();
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=2m") != 0) {
+        int err = errno;
+        test_rmdir(dir);
+        cr_skip_test("cannot mount a 2 MiB tmpfs (%s): run as root to test disk-full", strerror(err));
+    }
+    /* a 1 MiB filler file stands for "other data"; deleting it is "space returns" */
+    char filler[512];
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    FILE *fp = fopen(filler, "w");
+    cr_assert_not_null(fp);
+    static char mb[1 << 20];
+    cr_assert_eq(fwrite(mb, 1, sizeof mb, fp), sizeof mb);
+    fclose(fp);
+
+    store_engine_t *e = engine(dir, 256 << 10);
+    store_backend_t *b = open_p(e, 1, NULL, 0);
+    int rc = 0, acked = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) { /* 4 MB of writes cannot fit in 1 MiB */
+        char kb[32], v[4096];
+        store_key_t k = key_for(i, kb);
+        value_for(i, 0, v, sizeof v);
+        if ((rc = store_put(b, &k, v, sizeof v)) == 0)
+            acked++;
+    }
+    cr_assert_eq(rc, STORE_ENOSPC, "expected ENOSPC, got %s: %s", store_err_name(rc),
+                 store_errmsg(b));
+    cr_assert_not_null(strstr(store_errmsg(b), "No space left"), "the reason is kept: %s",
+                       store_errmsg(b));
+    cr_assert_gt(acked, 0);
+    expect(b, acked, -1, 0); /* the refused write left nothing behind */
+
+    cr_assert_eq(unlink(filler), 0);
+    put_v(b, acked, 1, 4096);
+    for (int i = 0; i < acked; i++)
+        expect(b, i, 0, 4096);
+    store_close(b);
+    store_engine_free(e);
+    char note[512]; /* the failed appends were cut back: nothing torn to find at start */
+    e = engine(dir, 256 << 10);
+    b = open_p(e, 1, note, sizeof note);
+    cr_assert_str_empty(note, "%s", note);
+    for (int i = 0; i < acked; i++)
+        expect(b, i, 0, 4096);
+    expect(b, acked, 1, 4096);
+    store_close(b);
+    store_engine_free(e);
+    umount2(dir, MNT_DETACH);
+    test_rmdir(dir);
 }
