@@ -586,19 +586,23 @@ static void print_log_file(const node_config_t *c, const conf_key_t *k, char *bu
 static int set_backend(node_config_t *c, const conf_key_t *k, const char *v, char *err,
                        size_t errlen)
 {
-    if (!strcasecmp(v, "leveldb"))
+    c->storage_auto = !strcasecmp(v, "auto");
+    if (c->storage_auto)
+        c->storage.kind = STORE_ENGINE_BITCASK;
+    else if (!strcasecmp(v, "leveldb"))
         c->storage.kind = STORE_ENGINE_LEVELDB;
     else if (!strcasecmp(v, "bitcask"))
         c->storage.kind = STORE_ENGINE_BITCASK;
     else if (!strcasecmp(v, "memory"))
         c->storage.kind = STORE_ENGINE_MEMORY;
     else
-        return node_errorf(err, errlen, "'%s' is not a backend (leveldb, bitcask, memory)", v);
+        return node_errorf(err, errlen, "'%s' is not a backend (auto, bitcask, leveldb, "
+                           "memory)", v);
     return 0;
 }
 static void print_backend(const node_config_t *c, const conf_key_t *k, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s", node_engine_name(c->storage.kind));
+    snprintf(buf, n, "%s", c->storage_auto ? "auto" : node_engine_name(c->storage.kind));
 }
 
 const char *node_engine_name(store_engine_kind_t kind)
@@ -793,6 +797,8 @@ void node_config_default(node_config_t *c)
     c->ae_interval_ms = 2000;
     c->ae_max_rate = 500;
     c->storage = store_config_default(NULL); /* data_dir is set by the node at start */
+    c->storage.kind = STORE_ENGINE_BITCASK;   /* storage.backend = auto, for a new data dir */
+    c->storage_auto = true;
     c->storage.sync_interval_ms = 1000;
     c->max_frame_bytes = 64u << 20;
     c->max_connections = 1024;

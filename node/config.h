@@ -75,6 +75,9 @@ typedef struct node_config_s {
 
     /* storage */
     store_config_t storage;              /* backend, cache, write buffer, bloom, sync */
+    bool storage_auto;                   /* storage.backend = auto (the default): the data
+                                          * dir's engine, bitcask for a new one; node_start
+                                          * resolves it into storage.kind */
 
     /* client protocol limits */
     uint32_t max_frame_bytes;            /* default 64 MiB (largest accepted request) */

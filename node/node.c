@@ -607,6 +607,8 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         return node_errorf(err, errlen, "out of memory");
     n->cfg = *cfg;
     n->cfg.storage.data_dir = n->cfg.data_dir;
+    if (n->cfg.storage_auto) /* the engine the data dir already holds, else bitcask */
+        n->cfg.storage.kind = store_engine_of(n->cfg.data_dir, STORE_ENGINE_BITCASK);
     n->lock_fd = -1;
     n->top = RT_NOPID;
     char why[512], logpath[NODE_CONFIG_STR + 32];
@@ -619,8 +621,9 @@ int node_start(const node_config_t *cfg, node_t **out, char *err, size_t errlen)
         node_errorf(err, errlen, "log.file: cannot open %s: %s", logpath, strerror(errno));
         goto failed;
     }
-    rt_info("cairnd %s starting: node %s, data dir %s", CAIRN_VERSION, n->cfg.nodename,
-            n->cfg.data_dir);
+    rt_info("cairnd %s starting: node %s, data dir %s, storage %s%s", CAIRN_VERSION,
+            n->cfg.nodename, n->cfg.data_dir, node_engine_name(n->cfg.storage.kind),
+            n->cfg.storage_auto ? " (storage.backend = auto)" : "");
     int e = 0;
     if (resolve_cookie(n, err, errlen) != 0)
         goto failed;

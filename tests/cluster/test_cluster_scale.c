@@ -186,6 +186,7 @@ static size_t foreign_objects(cl_cluster_t *c, size_t i, char *owners[RING_Q], s
     if (!d)
         return 0;
     store_config_t cfg = store_config_default(c->nodes[i].n.data);
+    cfg.kind = store_engine_of(c->nodes[i].n.data, cfg.kind); /* whichever the node used */
     cfg.cache_bytes = 1u << 20;
     store_engine_t *e = NULL;
     cr_assert_eq(store_engine_new(&cfg, &e), 0);

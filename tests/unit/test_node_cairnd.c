@@ -226,6 +226,33 @@ Test(cairnd, ring_size_change_is_refused)
     cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
 }
 
+Test(cairnd, a_data_dir_keeps_its_storage_engine)
+{
+    ct_node_t n;
+    ct_node_init(&n, tmp_dir);
+    char *leveldb[] = {"--ring-size", "8", "--set", "storage.backend=leveldb", NULL};
+    ct_node_start_ok(&n, "e1", leveldb);
+    cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
+
+    /* another engine, named: refused, and told which value to set */
+    char *bitcask[] = {"--ring-size", "8", "--set", "storage.backend=bitcask", NULL};
+    ct_node_spawn(&n, "e2", bitcask);
+    int st = ct_node_wait_exit(&n, CT_READY_MS);
+    char *err = output("e2", "err");
+    cr_assert_neq(st, 0, "exit %d:\n%s", st, err);
+    cr_assert(strstr(err, "holds leveldb data") && strstr(err, "storage.backend = leveldb"),
+              "%s", err);
+    free(err);
+
+    /* the default (auto) follows the data dir: LevelDB here, bitcask in a new one */
+    start_node(&n, "e3", "8");
+    err = output("e3", "err");
+    cr_assert(strstr(err, "storage leveldb (storage.backend = auto)"), "%s", err);
+    free(err);
+    cr_assert(pb_ping(n.client_port));
+    cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
+}
+
 Test(cairnd, cookie_is_generated_once_and_reused)
 {
     ct_node_t n;

@@ -70,7 +70,8 @@ Test(node_config, defaults_are_riaks)
     cr_assert_str_eq(c.cookie, "");
     cr_assert_eq(c.ring_size, 64);
     cr_assert_eq(c.log_level, RT_LOG_INFO);
-    cr_assert_eq(c.storage.kind, STORE_ENGINE_LEVELDB);
+    cr_assert(c.storage_auto, "storage.backend = auto: the data dir's engine, else bitcask");
+    cr_assert_eq(c.storage.kind, STORE_ENGINE_BITCASK);
     cr_assert_eq(c.max_frame_bytes, 64u << 20);
     cr_assert_eq(c.request_timeout_ms, 60000);
     cr_assert_eq(c.list_timeout_ms, 480000);

@@ -4,7 +4,7 @@
  *   - kill -9 loses no acknowledged write and no acknowledged delete;
  *   - vnodes crashed on purpose while clients write and read: every call returns (an error at
  *     worst, never a timeout or a dropped connection) and no acknowledged write is lost;
- *   - both of these with storage.backend = bitcask as well as LevelDB;
+ *   - both of these with the default engine (bitcask) and with storage.backend = leveldb;
  *   - tombstones are reaped after delete_mode, and kept with delete_mode = keep;
  *   - SIGTERM while requests are in flight: exit 0 promptly, every acknowledged write kept.
  *
@@ -314,11 +314,11 @@ static void kill_9_keeps_everything(char **args)
     free(keys);
     cr_assert_eq(ct_node_stop(&n, SIGTERM), 0);
     /* the data is where the configured engine keeps it */
-    bool bitcask = false;
+    bool leveldb = false;
     for (int i = 0; args[i]; i++)
-        bitcask = bitcask || strcmp(args[i], "storage.backend=bitcask") == 0;
+        leveldb = leveldb || strcmp(args[i], "storage.backend=leveldb") == 0;
     cr_assert_eq(store_engine_of(n.data, STORE_ENGINE_MEMORY),
-                 bitcask ? STORE_ENGINE_BITCASK : STORE_ENGINE_LEVELDB);
+                 leveldb ? STORE_ENGINE_LEVELDB : STORE_ENGINE_BITCASK);
 }
 
 Test(durability, kill_9_keeps_every_acknowledged_write_and_delete)
@@ -327,9 +327,9 @@ Test(durability, kill_9_keeps_every_acknowledged_write_and_delete)
     kill_9_keeps_everything(args);
 }
 
-Test(durability, kill_9_keeps_every_acknowledged_write_and_delete_with_bitcask)
+Test(durability, kill_9_keeps_every_acknowledged_write_and_delete_with_leveldb)
 {
-    char *args[] = {"--ring-size", "16", "--set", "storage.backend=bitcask", NULL};
+    char *args[] = {"--ring-size", "16", "--set", "storage.backend=leveldb", NULL};
     kill_9_keeps_everything(args);
 }
 
@@ -502,9 +502,9 @@ Test(durability, vnodes_crashed_while_requests_flow_fail_fast_and_lose_nothing)
     crashed_vnodes_lose_nothing(args);
 }
 
-Test(durability, vnodes_crashed_while_requests_flow_lose_nothing_with_bitcask)
+Test(durability, vnodes_crashed_while_requests_flow_lose_nothing_with_leveldb)
 {
-    char *args[] = {"--ring-size", "16", "--set", "storage.backend=bitcask", NULL};
+    char *args[] = {"--ring-size", "16", "--set", "storage.backend=leveldb", NULL};
     crashed_vnodes_lose_nothing(args);
 }
 
