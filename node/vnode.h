@@ -98,7 +98,7 @@ bool vnode_request_partition(const rt_msg_t *m, uint32_t *partition);
  * carrying why (m is borrowed; a non-call or another type is ignored). */
 void vnode_refuse(rt_msg_t *m, const char *why);
 
-/* True when partition p has a data directory on this node's disk (LevelDB backend): a
+/* True when partition p has a data directory on this node's disk (bitcask or LevelDB): a
  * vnode that ran here before a restart, maybe a fallback whose data was not handed off yet.
  * The vnode starter starts those too, so the handoff service finds them. */
 bool vnode_has_data_dir(const kv_node_t *kv, uint32_t partition);
