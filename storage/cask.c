@@ -11,26 +11,34 @@
  * length, u64 XXH3 of the payload, then the payload: entries of u8 kind (put, delete, drop
  * partition), u64 partition, u32 key length, u32 value length, key (the encoded storage key,
  * no partition prefix), value. Integers are little-endian. Files are only ever appended to,
- * and the active (newest) file is rotated at bitcask.max_file_size, after an fsync, so every
- * older file is complete on disk.
+ * and the active (newest) file is closed at bitcask.max_file_size and a new one begun; the
+ * background thread fsyncs each closed file at once (outside the lock, so a rotation never
+ * stalls writers).
  *
  * Start. The first store_open of the engine reads every file in order and rebuilds the key
- * directories. A frame that is cut short or fails its checksum at the end of the newest file
- * is a write torn by a crash before it was acknowledged as durable: it is cut off and the
- * store_open reports it in its errbuf (the vnode logs it). The same in any older file is
- * damage: the engine refuses to start and names the file and offset.
+ * directories. A frame that is cut short or fails its checksum, with no good frame after it
+ * in its file, is the tail of a write torn by a crash before it was durable: it is cut off
+ * and the store_open reports it in its errbuf (the vnode logs it). A bad frame with good
+ * frames after it is damage: the engine refuses to start and names the file and offset.
  *
  * Merge. Overwritten and deleted records stay in the log until a merge. When at least
  * bitcask.merge_threshold percent of the bytes in the immutable files are dead (and they hold
  * at least one full file), the merge thread copies every live record of those files to the
  * end of the log (an ordinary append, under the lock, checking that the key directory still
- * points at the record), fsyncs, and deletes the old files oldest first. Deletes and drops
- * need no copy: every record they hide is in the same or an older file, so all of them go
- * together. Writing is never paused for longer than one batch of copies.
+ * points at the record), fsyncs, and deletes the old files oldest first, syncing the
+ * directory after each and stopping at a file it cannot delete. Deletes and drops need no
+ * copy: every record they hide is in the same or an older file, so all of them go together.
+ * Writing is never paused for longer than one batch of copies (256 KiB).
  *
- * Locks. `mu` guards the key directories, the file table and appending; `files_lock` keeps
- * a file's descriptor open: readers (get, fold, sync) hold it shared while they pread, and
- * only the merge's deletion takes it exclusively. Order: files_lock before mu.
+ * Locks. One mutex, `mu`, guards the key directories, the file table and appending; it is
+ * never held across a read of a value or an fsync, except the fsync that sync = always asks
+ * of each append. A reader pins the file it reads under the lock (get, fold, sync), so a
+ * merge that removes the file meanwhile leaves the closing to the last reader.
+ *
+ * Failures. A failed append is cut back off the file. A failed fsync latches the log
+ * broken: every later write is refused until the node restarts and replays the log (after
+ * a failed fsync the kernel may have dropped the pages, and a later fsync would succeed over
+ * the hole).
  */
 #include "storage/backend.h"
 
@@ -163,6 +171,9 @@ typedef struct cfile_s {
     int fd;
     uint64_t size;          /* bytes written */
     uint64_t live;          /* record bytes still pointed at by a key directory */
+    unsigned pins;          /* readers using fd outside the lock (pin / unpin, under mu) */
+    bool removed;           /* out of the table: the last unpin closes fd and frees it */
+    bool synced;            /* closed and fdatasynced (the background thread does it) */
 } cfile_t;
 
 typedef struct store__cask_s {
@@ -170,8 +181,7 @@ typedef struct store__cask_s {
     char *dir;
     int lock_fd;
     pthread_mutex_t mu;
-    pthread_rwlock_t files_lock;
-    cfile_t *files;             /* ascending ids; the last one is the active file */
+    cfile_t **files;            /* ascending ids; the last one is the active file */
     size_t n_files, cap_files;
     keydir_t **parts;           /* partition -> key directory: open addressing on partition */
     size_t parts_cap, parts_n;
@@ -179,7 +189,9 @@ typedef struct store__cask_s {
     size_t buf_cap;
     bool dirty;                 /* written since the last fsync */
     uint64_t last_sync_ns;
-    /* merge */
+    int broken;                 /* a failed fsync or cut-back: every write is refused */
+    char broken_msg[200];
+    /* the background thread: syncs closed files, merges */
     pthread_t merger;
     bool merger_started, stopping, merge_failed;
     pthread_cond_t merge_cv;
@@ -287,17 +299,59 @@ static cfile_t *file_of(cask_t *c, uint32_t id)
     size_t lo = 0, hi = c->n_files;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (c->files[mid].id < id)
+        if (c->files[mid]->id < id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < c->n_files && c->files[lo].id == id ? &c->files[lo] : NULL;
+    return lo < c->n_files && c->files[lo]->id == id ? c->files[lo] : NULL;
 }
 
 static cfile_t *active(cask_t *c)
 {
-    return &c->files[c->n_files - 1];
+    return c->files[c->n_files - 1];
+}
+
+/* A file's descriptor stays open between pin and unpin, even if a merge removes the file
+ * meanwhile. Both under mu. */
+static cfile_t *pin(cfile_t *f)
+{
+    if (f)
+        f->pins++;
+    return f;
+}
+
+static void unpin(cfile_t *f)
+{
+    if (f && --f->pins == 0 && f->removed) {
+        close(f->fd);
+        store_free(f);
+    }
+}
+
+/* From now on every write is refused with rc and msg (a failed fsync: the kernel may have
+ * dropped the pages it could not write, so later syncs would succeed over a hole). Under mu. */
+static int break_log(cask_t *c, int rc, const char *what, char *errbuf, size_t errlen)
+{
+    c->broken = rc;
+    snprintf(c->broken_msg, sizeof c->broken_msg, "%s of the bitcask log failed (%s): writes "
+             "are refused until the node restarts and replays its log", what, strerror(errno));
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", c->broken_msg);
+    return rc;
+}
+
+/* Adds a file to the end of the table. Under mu (or alone). */
+static cfile_t *table_add(cask_t *c, uint32_t id, int fd, uint64_t size)
+{
+    if (c->n_files == c->cap_files) {
+        c->cap_files = c->cap_files ? c->cap_files * 2 : 16;
+        c->files = store_realloc(c->files, c->cap_files * sizeof *c->files);
+    }
+    cfile_t *f = store_calloc(1, sizeof *f);
+    *f = (cfile_t){.id = id, .fd = fd, .size = size};
+    c->files[c->n_files++] = f;
+    return f;
 }
 
 /* The record a directory entry points at is dead from now on. */
@@ -431,11 +485,7 @@ static int add_file(cask_t *c, uint32_t id, char *errbuf, size_t errlen)
     if (rc < 0)
         return rc;
     sync_dir(c);
-    if (c->n_files == c->cap_files) {
-        c->cap_files = c->cap_files ? c->cap_files * 2 : 16;
-        c->files = store_realloc(c->files, c->cap_files * sizeof *c->files);
-    }
-    c->files[c->n_files++] = (cfile_t){.id = id, .fd = fd};
+    table_add(c, id, fd, 0);
     return 0;
 }
 
@@ -444,14 +494,15 @@ static bool merge_due(const cask_t *c)
 {
     uint64_t size = 0, live = 0;
     for (size_t i = 0; i + 1 < c->n_files; i++) {
-        size += c->files[i].size;
-        live += c->files[i].live;
+        size += c->files[i]->size;
+        live += c->files[i]->live;
     }
     return !c->merge_failed && size >= c->cfg->cask_file_bytes &&
            (size - live) * 100 >= size * c->cfg->cask_merge_percent;
 }
 
-/* After an append: an fsync the policy asks for, and rotation at the file size limit. */
+/* After an append: an fsync the policy asks for, and rotation at the file size limit. The
+ * closed file is synced by the background thread, not here under the lock. */
 static int after_append(cask_t *c, char *errbuf, size_t errlen)
 {
     cfile_t *f = active(c);
@@ -459,19 +510,17 @@ static int after_append(cask_t *c, char *errbuf, size_t errlen)
     bool sync = c->cfg->sync == STORE_SYNC_ALWAYS ||
                 (c->cfg->sync == STORE_SYNC_INTERVAL &&
                  now_ns() - c->last_sync_ns >= (uint64_t)c->cfg->sync_interval_ms * 1000000u);
-    bool rotate = f->size >= c->cfg->cask_file_bytes;
-    if (sync || rotate) {
+    if (sync) {
         if (fdatasync(f->fd) != 0)
-            return sys_err(errbuf, errlen, "fdatasync", "the active bitcask file");
+            return break_log(c, errno_code(errno), "fdatasync", errbuf, errlen);
         c->dirty = false;
         c->last_sync_ns = now_ns();
     }
     /* The write is in the log either way: a file that cannot be created now (disk full)
      * leaves the full one active, and the next append tries again. */
-    if (rotate && add_file(c, f->id + 1, NULL, 0) == 0) {
+    if (f->size >= c->cfg->cask_file_bytes && add_file(c, f->id + 1, NULL, 0) == 0) {
         c->merge_failed = false; /* a failed merge gets another try */
-        if (merge_due(c))
-            pthread_cond_signal(&c->merge_cv);
+        pthread_cond_signal(&c->merge_cv);
     }
     return 0;
 }
@@ -480,10 +529,14 @@ static int after_append(cask_t *c, char *errbuf, size_t errlen)
  * nothing is applied and the file is cut back to where the frame began. */
 static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t errlen)
 {
+    if (c->broken) {
+        snprintf(errbuf, errlen, "%s", c->broken_msg);
+        return c->broken;
+    }
     size_t size = FRAME_HDR;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].klen > UINT32_MAX || ops[i].vlen > UINT32_MAX) {
-            snprintf(errbuf, errlen, "value of %zu bytes is beyond the log's 4 GiB limit",
+            snprintf(errbuf, errlen, "a value of %zu bytes is beyond the log's 4 GiB limit",
                      ops[i].vlen);
             return STORE_ETOOBIG;
         }
@@ -519,9 +572,10 @@ static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t er
     cfile_t *f = active(c);
     if (write_all(f->fd, c->buf, size, f->size) != 0) {
         int rc = sys_err(errbuf, errlen, "append to", "the active bitcask file");
-        if (ftruncate(f->fd, (off_t)f->size) != 0) {
-            /* a torn frame stays behind; the start-up scan cuts it off */
-        }
+        /* cut the part-written frame back off; if that fails too, a later append would
+         * leave garbage after it, so the log takes no more writes */
+        if (ftruncate(f->fd, (off_t)f->size) != 0)
+            return break_log(c, rc, "cutting back a failed append", errbuf, errlen);
         return rc;
     }
     uint64_t off = f->size + FRAME_HDR;
@@ -568,6 +622,20 @@ static uint64_t replay(cask_t *c, cfile_t *f, const uint8_t *m)
         pos += FRAME_HDR + len;
     }
     return pos;
+}
+
+/* Whether a whole, checksummed frame starts anywhere in m(from, size): then what stopped
+ * the replay at `from` is damage, not the tail of a write cut short by a crash. */
+static bool frame_after(const uint8_t *m, uint64_t from, uint64_t size)
+{
+    for (uint64_t pos = from + 1; pos + FRAME_HDR <= size; pos++) {
+        const uint8_t *h = m + pos;
+        uint64_t len = get_u32(h + 4);
+        if (get_u32(h) == CASK_MAGIC && len <= size - pos - FRAME_HDR &&
+            XXH3_64bits(h + FRAME_HDR, len) == get_u64(h + 8))
+            return true;
+    }
+    return false;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -619,13 +687,10 @@ static int load(cask_t *c, char *errbuf, size_t errlen)
             free(path);
             break;
         }
-        if (c->n_files == c->cap_files) {
-            c->cap_files = c->cap_files ? c->cap_files * 2 : 16;
-            c->files = store_realloc(c->files, c->cap_files * sizeof *c->files);
-        }
-        cfile_t *f = &c->files[c->n_files++];
-        *f = (cfile_t){.id = ids[i], .fd = fd, .size = (uint64_t)st.st_size};
+        cfile_t *f = table_add(c, ids[i], fd, (uint64_t)st.st_size);
+        f->synced = i + 1 < n; /* as good as it gets: nothing wrote it since */
         uint64_t good = 0;
+        bool more = false;
         if (f->size) {
             void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (m == MAP_FAILED) {
@@ -634,13 +699,13 @@ static int load(cask_t *c, char *errbuf, size_t errlen)
                 break;
             }
             good = replay(c, f, m);
+            more = good < f->size && frame_after(m, good, f->size);
             munmap(m, f->size);
         }
-        if (good < f->size && i + 1 < n) {
-            snprintf(errbuf, errlen, "%s: damaged frame at offset %llu (%llu bytes after it "
-                     "unreadable) in a file that is not the newest; restore the file or move "
-                     "it away to start without it", path, (unsigned long long)good,
-                     (unsigned long long)(f->size - good));
+        if (more) {
+            snprintf(errbuf, errlen, "%s: damaged frame at offset %llu, and good frames after "
+                     "it: not a torn write but damage; restore the file, or move it away to "
+                     "start without it", path, (unsigned long long)good);
             rc = STORE_ECORRUPT;
         } else if (good < f->size) {
             if (ftruncate(fd, (off_t)good) != 0) {
@@ -690,11 +755,13 @@ static int copy_live(cask_t *c, uint32_t id, const cand_t *cs, size_t n, wop_t *
     return rc;
 }
 
-/* Copies file f's live records to the end of the log. The file is immutable and only the
- * merge deletes files, so it is read without the lock. */
-static int merge_file(cask_t *c, int fd, uint32_t id, uint64_t size)
+/* Copies file f's live records to the end of the log, MERGE_BATCH_BYTES per hold of the
+ * lock. A closed file never changes and only this thread removes files, so it is read
+ * without the lock. Returns 0, a STORE_* code, or 1 when the engine is stopping. */
+static int merge_file(cask_t *c, const cfile_t *f)
 {
-    uint8_t *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    uint64_t size = f->size;
+    uint8_t *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, f->fd, 0) : NULL;
     if (m == MAP_FAILED)
         return errno_code(errno);
     size_t cap = 1024, n = 0, batch = 0;
@@ -704,7 +771,7 @@ static int merge_file(cask_t *c, int fd, uint32_t id, uint64_t size)
     for (uint64_t pos = 0; pos + FRAME_HDR <= size && rc == 0;) {
         uint32_t len = get_u32(m + pos + 4);
         const uint8_t *p = m + pos + FRAME_HDR, *end = p + len;
-        while (p < end) {
+        while (p < end && rc == 0) {
             uint32_t kn = get_u32(p + 9), vn = get_u32(p + 13);
             if (p[0] == REC_PUT) {
                 if (n == cap) {
@@ -716,18 +783,19 @@ static int merge_file(cask_t *c, int fd, uint32_t id, uint64_t size)
                 batch += record_bytes(kn, vn);
             }
             p += ENTRY_HDR + kn + vn;
+            if (batch >= MERGE_BATCH_BYTES) {
+                rc = copy_live(c, f->id, cs, n, ops);
+                n = batch = 0;
+            }
         }
         pos += FRAME_HDR + len;
-        bool last = pos + FRAME_HDR > size;
-        if (n && (batch >= MERGE_BATCH_BYTES || last)) {
-            rc = copy_live(c, id, cs, n, ops);
-            n = batch = 0;
-        }
         pthread_mutex_lock(&c->mu);
-        if (c->stopping)
-            rc = rc ? rc : 1;
+        if (c->stopping && rc == 0)
+            rc = 1;
         pthread_mutex_unlock(&c->mu);
     }
+    if (n && rc == 0)
+        rc = copy_live(c, f->id, cs, n, ops);
     store_free(cs);
     store_free(ops);
     if (m)
@@ -740,49 +808,79 @@ static int merge_once(cask_t *c)
 {
     pthread_mutex_lock(&c->mu);
     size_t nv = c->n_files - 1;
-    cfile_t *victims = store_malloc((nv ? nv : 1) * sizeof *victims);
+    cfile_t **victims = store_malloc((nv ? nv : 1) * sizeof *victims);
     memcpy(victims, c->files, nv * sizeof *victims);
     pthread_mutex_unlock(&c->mu);
 
     int rc = 0;
     for (size_t i = 0; i < nv && rc == 0; i++)
-        rc = merge_file(c, victims[i].fd, victims[i].id, victims[i].size);
-    if (rc == 0) {
-        /* the copies are durable before their originals go */
-        pthread_rwlock_rdlock(&c->files_lock);
+        rc = merge_file(c, victims[i]);
+    if (rc == 0) { /* the copies are durable before their originals go */
         pthread_mutex_lock(&c->mu);
-        int fd = active(c)->fd;
+        cfile_t *a = pin(active(c));
         pthread_mutex_unlock(&c->mu);
-        if (fdatasync(fd) != 0)
-            rc = errno_code(errno);
-        pthread_rwlock_unlock(&c->files_lock);
+        int bad = fdatasync(a->fd) != 0, e = errno;
+        pthread_mutex_lock(&c->mu);
+        unpin(a);
+        if (bad) {
+            errno = e;
+            rc = break_log(c, errno_code(e), "fdatasync", NULL, 0);
+        }
+        pthread_mutex_unlock(&c->mu);
     }
     if (rc == 0) {
-        pthread_rwlock_wrlock(&c->files_lock);
-        pthread_mutex_lock(&c->mu);
-        memmove(c->files, c->files + nv, (c->n_files - nv) * sizeof *c->files);
-        c->n_files -= nv;
-        c->merges++;
-        pthread_mutex_unlock(&c->mu);
-        pthread_rwlock_unlock(&c->files_lock);
-        for (size_t i = 0; i < nv; i++) { /* oldest first: a delete never outlives its put */
-            char *path = file_path(c, victims[i].id);
-            close(victims[i].fd);
-            if (unlink(path) == 0)
-                c->merged_bytes += victims[i].size;
+        /* Oldest first, each made durable before the next, and none after one that failed:
+         * a delete or drop is never gone while a file it hides a record of is still there. */
+        size_t gone = 0;
+        for (; gone < nv; gone++) {
+            char *path = file_path(c, victims[gone]->id);
+            int bad = unlink(path) != 0;
             free(path);
+            if (bad)
+                break;
+            sync_dir(c);
         }
-        sync_dir(c);
+        pthread_mutex_lock(&c->mu);
+        memmove(c->files, c->files + gone, (c->n_files - gone) * sizeof *c->files);
+        c->n_files -= gone;
+        for (size_t i = 0; i < gone; i++) {
+            victims[i]->removed = true;
+            c->merged_bytes += victims[i]->size;
+            unpin(pin(victims[i])); /* closed now, or by the last reader still using it */
+        }
+        if (gone == nv)
+            c->merges++;
+        pthread_mutex_unlock(&c->mu);
+        if (gone < nv)
+            rc = STORE_EIO; /* the rest stay in the table for the next merge */
     }
     store_free(victims);
     return rc;
 }
 
+/* The background thread: fdatasyncs each file once it is closed (outside the lock, so a
+ * rotation never stalls writers), and merges when merge_due. */
 static void *merger_main(void *arg)
 {
     cask_t *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
+        cfile_t *f = NULL;
+        for (size_t i = 0; i + 1 < c->n_files && !f; i++)
+            if (!c->files[i]->synced)
+                f = pin(c->files[i]);
+        if (f) {
+            pthread_mutex_unlock(&c->mu);
+            int bad = fdatasync(f->fd) != 0, e = errno;
+            pthread_mutex_lock(&c->mu);
+            if (bad && !c->broken) {
+                errno = e;
+                break_log(c, errno_code(e), "fdatasync of a closed file", NULL, 0);
+            }
+            f->synced = true;
+            unpin(f);
+            continue;
+        }
         if (!merge_due(c)) {
             pthread_cond_wait(&c->merge_cv, &c->mu);
             continue;
@@ -813,8 +911,10 @@ void store__cask_free(cask_t *c)
     }
     if (c->dirty && c->n_files)
         (void)fdatasync(active(c)->fd);
-    for (size_t i = 0; i < c->n_files; i++)
-        close(c->files[i].fd);
+    for (size_t i = 0; i < c->n_files; i++) {
+        close(c->files[i]->fd);
+        store_free(c->files[i]);
+    }
     for (size_t i = 0; i < c->parts_cap; i++)
         if (c->parts[i])
             kd_free(c->parts[i]);
@@ -824,7 +924,6 @@ void store__cask_free(cask_t *c)
     store_free(c->files);
     store_free(c->buf);
     pthread_cond_destroy(&c->merge_cv);
-    pthread_rwlock_destroy(&c->files_lock);
     pthread_mutex_destroy(&c->mu);
     free(c->dir);
     store_free(c);
@@ -854,7 +953,6 @@ static int cask_new(const store_config_t *cfg, cask_t **out, char *errbuf, size_
     c->cfg = cfg;
     c->lock_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_rwlock_init(&c->files_lock, NULL);
     pthread_cond_init(&c->merge_cv, NULL);
     if (asprintf(&c->dir, "%s/bitcask", cfg->data_dir) < 0)
         abort();
@@ -923,15 +1021,13 @@ static int cask_get(store_backend_t *base, const store_key_t *k, store_val_t *ou
     int rc = store__kbuf_key(base, &kb, k);
     if (rc < 0)
         return rc;
-    pthread_rwlock_rdlock(&c->files_lock);
     pthread_mutex_lock(&c->mu);
     kd_slot_t *s = kd_find_slot(b->kd, kb.p, kb.n, XXH3_64bits(kb.p, kb.n));
-    int fd = -1;
+    cfile_t *f = NULL;
     uint64_t off = 0;
     uint32_t n = 0;
     if (s) {
-        cfile_t *f = file_of(c, s->e->file);
-        fd = f ? f->fd : -1;
+        f = pin(file_of(c, s->e->file));
         off = s->e->voff;
         n = s->e->vlen;
     }
@@ -940,10 +1036,10 @@ static int cask_get(store_backend_t *base, const store_key_t *k, store_val_t *ou
         rc = STORE_ENOTFOUND;
     } else {
         uint8_t *v = store_malloc(n ? n : 1);
-        if (fd < 0 || read_all(fd, v, n, off) != 0) {
+        if (!f || read_all(f->fd, v, n, off) != 0) {
             char msg[200];
             snprintf(msg, sizeof msg, "reading a value from the bitcask log: %s",
-                     fd < 0 ? "its file is gone" : strerror(errno));
+                     f ? strerror(errno) : "its file is gone");
             rc = store__set_err(base, STORE_EIO, msg);
             store_free(v);
         } else {
@@ -951,8 +1047,10 @@ static int cask_get(store_backend_t *base, const store_key_t *k, store_val_t *ou
             out->n = n;
             out->release = free;
         }
+        pthread_mutex_lock(&c->mu);
+        unpin(f);
+        pthread_mutex_unlock(&c->mu);
     }
-    pthread_rwlock_unlock(&c->files_lock);
     store__kbuf_free(&kb);
     return rc;
 }
@@ -1063,26 +1161,25 @@ static int cask_write_shared(store_backend_t *b, const store_group_op_t *ops, si
 static int cask_sync(store_backend_t *base)
 {
     cask_t *c = ((cb_t *)base)->c;
-    pthread_rwlock_rdlock(&c->files_lock);
     pthread_mutex_lock(&c->mu);
-    int fd = c->dirty ? active(c)->fd : -1;
+    cfile_t *f = c->dirty ? pin(active(c)) : NULL;
     c->dirty = false;
     pthread_mutex_unlock(&c->mu);
-    int rc = 0;
-    if (fd >= 0 && fdatasync(fd) != 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "fdatasync of the bitcask log: %s", strerror(errno));
-        rc = store__set_err(base, errno_code(errno), msg);
-        pthread_mutex_lock(&c->mu);
+    if (!f)
+        return 0;
+    int bad = fdatasync(f->fd) != 0, e = errno, rc = 0;
+    char msg[sizeof c->broken_msg];
+    pthread_mutex_lock(&c->mu);
+    unpin(f);
+    if (bad) {
+        errno = e;
+        rc = break_log(c, errno_code(e), "fdatasync", msg, sizeof msg);
         c->dirty = true;
-        pthread_mutex_unlock(&c->mu);
-    } else if (fd >= 0) {
-        pthread_mutex_lock(&c->mu);
+    } else {
         c->last_sync_ns = now_ns();
-        pthread_mutex_unlock(&c->mu);
     }
-    pthread_rwlock_unlock(&c->files_lock);
-    return rc;
+    pthread_mutex_unlock(&c->mu);
+    return rc < 0 ? store__set_err(base, rc, msg) : 0;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -1128,7 +1225,7 @@ static size_t lower_bound(const keydir_t *kd, const uint8_t *k, size_t kn, bool 
 /* A chunk of a fold: keys (copied) and where their values are. */
 typedef struct fold_item_s {
     size_t koff, klen;
-    int fd;
+    cfile_t *f;             /* pinned until the chunk is done */
     uint64_t voff;
     uint32_t vlen;
 } fold_item_t;
@@ -1156,7 +1253,6 @@ static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn
         cur_n = r.after.n;
         exclusive = true;
     }
-    pthread_rwlock_rdlock(&c->files_lock);
     while (rc == 0) {
         pthread_mutex_lock(&c->mu);
         ensure_sorted(b->kd);
@@ -1170,8 +1266,7 @@ static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn
                 keys = store_realloc(keys, keys_cap);
             }
             memcpy(keys + used, e->key, e->klen);
-            const cfile_t *cf = file_of(c, e->file);
-            items[n] = (fold_item_t){used, e->klen, cf ? cf->fd : -1, e->voff, e->vlen};
+            items[n] = (fold_item_t){used, e->klen, pin(file_of(c, e->file)), e->voff, e->vlen};
             used += e->klen;
         }
         pthread_mutex_unlock(&c->mu);
@@ -1189,12 +1284,16 @@ static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn
             }
             if (values && it->vlen > vcap)
                 vbuf = store_realloc(vbuf, vcap = it->vlen);
-            if (values && (it->fd < 0 || read_all(it->fd, vbuf, it->vlen, it->voff) != 0)) {
+            if (values && (!it->f || read_all(it->f->fd, vbuf, it->vlen, it->voff) != 0)) {
                 rc = store__set_err(base, STORE_EIO, "reading a value from the bitcask log");
                 break;
             }
             rc = fn(arg, &key, values ? vbuf : NULL, values ? it->vlen : 0);
         }
+        pthread_mutex_lock(&c->mu);
+        for (size_t j = 0; j < n; j++)
+            unpin(items[j].f);
+        pthread_mutex_unlock(&c->mu);
         const fold_item_t *last = &items[n - 1];
         cur = store_realloc(cur, last->klen);
         memcpy(cur, keys + last->koff, last->klen);
@@ -1203,7 +1302,6 @@ static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn
         if (n < FOLD_CHUNK)
             break;
     }
-    pthread_rwlock_unlock(&c->files_lock);
     if (rc == STORE_FOLD_STOP)
         rc = 0;
     store_free(keys);
