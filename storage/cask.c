@@ -67,28 +67,42 @@ enum { REC_PUT = 1, REC_DEL = 2, REC_DROP = 3 };
 
 /* ---------------------------------------------------------------- key directory */
 
+#define KD_MAX_LEVEL 24
+
+/* One live key: where its value is, and its links in the partition's skip list. One
+ * allocation: the entry, next[level], then the key (ekey). */
 typedef struct kd_entry_s {
     uint32_t file;          /* id of the file holding the record */
     uint32_t vlen;
     uint64_t voff;          /* offset of the value in that file */
     uint32_t klen;
-    uint8_t key[];          /* encoded storage key (no partition prefix) */
+    uint8_t level;          /* skip-list levels: next[0..level) */
+    struct kd_entry_s *next[];
 } kd_entry_t;
+
+/* The encoded storage key of e (no partition prefix), klen bytes after next[]. */
+static const uint8_t *ekey(const kd_entry_t *e)
+{
+    return (const uint8_t *)(e->next + e->level);
+}
 
 typedef struct kd_slot_s {
     uint64_t hash;
     kd_entry_t *e;          /* NULL: empty */
 } kd_slot_t;
 
-/* One partition's live keys: open addressing, linear probing, backward-shift deletion. */
+/* One partition's live keys, twice: a hash table for gets and puts (open addressing, linear
+ * probing, backward-shift deletion) and a skip list in key order for folds. Overwriting a
+ * key touches only the hash table; a new key or a delete also links or unlinks it in the
+ * skip list (O(log n)). */
 typedef struct keydir_s {
     uint64_t partition;
     kd_slot_t *slots;
     size_t cap, count;      /* cap: a power of two, or 0 */
     uint64_t live_bytes;    /* record bytes of the live entries */
-    kd_entry_t **sorted;    /* every entry in key order, valid while sorted_ok */
-    size_t sorted_cap;
-    bool sorted_ok;
+    kd_entry_t *head;       /* skip-list sentinel: KD_MAX_LEVEL levels, no key */
+    int level;              /* levels in use, >= 1 */
+    uint64_t rng;           /* xorshift state for new entries' levels */
 } keydir_t;
 
 static size_t record_bytes(size_t klen, size_t vlen)
@@ -111,7 +125,7 @@ static kd_slot_t *kd_find_slot(const keydir_t *kd, const uint8_t *k, size_t kn, 
         kd_slot_t *s = &kd->slots[i];
         if (!s->e)
             return NULL;
-        if (s->hash == h && s->e->klen == kn && memcmp(s->e->key, k, kn) == 0)
+        if (s->hash == h && s->e->klen == kn && memcmp(ekey(s->e), k, kn) == 0)
             return s;
     }
 }
@@ -152,7 +166,71 @@ static void kd_remove_slot(keydir_t *kd, kd_slot_t *s)
         }
     }
     kd->count--;
-    kd->sorted_ok = false;
+}
+
+static keydir_t *kd_new(uint64_t partition)
+{
+    keydir_t *kd = store_calloc(1, sizeof *kd);
+    kd->partition = partition;
+    kd->head = store_calloc(1, sizeof *kd->head + KD_MAX_LEVEL * sizeof kd->head->next[0]);
+    kd->head->level = KD_MAX_LEVEL;
+    kd->level = 1;
+    kd->rng = (partition + 1) * 0x9E3779B97F4A7C15ull;
+    return kd;
+}
+
+static int kd_random_level(keydir_t *kd)
+{
+    int lvl = 1;
+    while (lvl < KD_MAX_LEVEL) {
+        kd->rng ^= kd->rng << 13; /* xorshift64 */
+        kd->rng ^= kd->rng >> 7;
+        kd->rng ^= kd->rng << 17;
+        if (kd->rng & 3)
+            break; /* p = 1/4 */
+        lvl++;
+    }
+    return lvl;
+}
+
+/* The first entry whose key is > k (after) or >= k, or NULL; prev (if not NULL) gets the
+ * last entry before that point on each level in use. */
+static kd_entry_t *kd_seek(const keydir_t *kd, const uint8_t *k, size_t kn, bool after,
+                           kd_entry_t **prev)
+{
+    kd_entry_t *x = kd->head;
+    for (int i = kd->level - 1; i >= 0; i--) {
+        for (kd_entry_t *nx; (nx = x->next[i]) != NULL; x = nx) {
+            int c = keycmp(ekey(nx), nx->klen, k, kn);
+            if (c > 0 || (c == 0 && !after))
+                break;
+        }
+        if (prev)
+            prev[i] = x;
+    }
+    return x->next[0];
+}
+
+/* Links e (a key not in the list) in order. */
+static void kd_link(keydir_t *kd, kd_entry_t *e)
+{
+    kd_entry_t *prev[KD_MAX_LEVEL];
+    kd_seek(kd, ekey(e), e->klen, false, prev);
+    for (; kd->level < e->level; kd->level++)
+        prev[kd->level] = kd->head;
+    for (int i = 0; i < e->level; i++) {
+        e->next[i] = prev[i]->next[i];
+        prev[i]->next[i] = e;
+    }
+}
+
+static void kd_unlink(keydir_t *kd, kd_entry_t *e)
+{
+    kd_entry_t *prev[KD_MAX_LEVEL];
+    kd_seek(kd, ekey(e), e->klen, false, prev);
+    for (int i = 0; i < e->level; i++)
+        if (prev[i]->next[i] == e)
+            prev[i]->next[i] = e->next[i];
 }
 
 static void kd_free(keydir_t *kd)
@@ -160,7 +238,7 @@ static void kd_free(keydir_t *kd)
     for (size_t i = 0; i < kd->cap; i++)
         store_free(kd->slots[i].e);
     store_free(kd->slots);
-    store_free(kd->sorted);
+    store_free(kd->head);
     store_free(kd);
 }
 
@@ -287,8 +365,7 @@ static keydir_t *part_get(cask_t *c, uint64_t p)
         c->parts = parts;
         c->parts_cap = cap;
     }
-    kd = store_calloc(1, sizeof *kd);
-    kd->partition = p;
+    kd = kd_new(p);
     part_place(c->parts, c->parts_cap, kd);
     c->parts_n++;
     return kd;
@@ -376,16 +453,20 @@ static void apply(cask_t *c, keydir_t *kd, int kind, const uint8_t *k, size_t kn
                 kd->slots[i].e = NULL;
             }
         kd->count = 0;
-        kd->sorted_ok = false;
+        for (int i = 0; i < KD_MAX_LEVEL; i++)
+            kd->head->next[i] = NULL;
+        kd->level = 1;
         return;
     }
     uint64_t h = XXH3_64bits(k, kn);
     kd_slot_t *s = kd_find_slot(kd, k, kn, h);
     if (kind == REC_DEL) {
         if (s) {
-            forget(c, kd, s->e);
-            store_free(s->e);
+            kd_entry_t *gone = s->e;
+            forget(c, kd, gone);
+            kd_unlink(kd, gone);
             kd_remove_slot(kd, s);
+            store_free(gone);
         }
         return;
     }
@@ -396,12 +477,15 @@ static void apply(cask_t *c, keydir_t *kd, int kind, const uint8_t *k, size_t kn
     } else {
         if ((kd->count + 1) * 10 > kd->cap * 7)
             kd_grow(kd);
-        e = store_malloc(sizeof *e + kn);
+        int level = kd_random_level(kd);
+        e = store_malloc(sizeof *e + (size_t)level * sizeof e->next[0] + kn);
         e->klen = (uint32_t)kn;
-        memcpy(e->key, k, kn);
+        e->level = (uint8_t)level;
+        if (kn)
+            memcpy((uint8_t *)(e->next + level), k, kn);
         kd_place(kd->slots, kd->cap, h, e);
         kd->count++;
-        kd->sorted_ok = false;
+        kd_link(kd, e);
     }
     e->file = file;
     e->voff = voff;
@@ -1182,46 +1266,6 @@ static int cask_sync(store_backend_t *base)
     return rc < 0 ? store__set_err(base, rc, msg) : 0;
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-    const kd_entry_t *x = *(kd_entry_t *const *)a, *y = *(kd_entry_t *const *)b;
-    return keycmp(x->key, x->klen, y->key, y->klen);
-}
-
-/* kd->sorted: every entry in key order. Under mu. */
-static void ensure_sorted(keydir_t *kd)
-{
-    if (kd->sorted_ok)
-        return;
-    if (kd->count > kd->sorted_cap) {
-        store_free(kd->sorted);
-        kd->sorted_cap = kd->cap;
-        kd->sorted = store_malloc(kd->sorted_cap * sizeof *kd->sorted);
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < kd->cap; i++)
-        if (kd->slots[i].e)
-            kd->sorted[n++] = kd->slots[i].e;
-    if (n > 1)
-        qsort(kd->sorted, n, sizeof *kd->sorted, entry_cmp);
-    kd->sorted_ok = true;
-}
-
-/* The first index of kd->sorted whose key is > k (after) or >= k. Under mu. */
-static size_t lower_bound(const keydir_t *kd, const uint8_t *k, size_t kn, bool after)
-{
-    size_t lo = 0, hi = kd->count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = keycmp(kd->sorted[mid]->key, kd->sorted[mid]->klen, k, kn);
-        if (c < 0 || (after && c == 0))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* A chunk of a fold: keys (copied) and where their values are. */
 typedef struct fold_item_s {
     size_t koff, klen;
@@ -1255,17 +1299,16 @@ static int cask_fold(store_backend_t *base, const store_fold_t *f, store_fold_fn
     }
     while (rc == 0) {
         pthread_mutex_lock(&c->mu);
-        ensure_sorted(b->kd);
-        size_t i = lower_bound(b->kd, cur, cur_n, exclusive), n = 0, used = 0;
-        for (; i < b->kd->count && n < FOLD_CHUNK; i++, n++) {
-            const kd_entry_t *e = b->kd->sorted[i];
-            if (keycmp(e->key, e->klen, r.hi.p, r.hi.n) >= 0)
+        size_t n = 0, used = 0;
+        const kd_entry_t *e = kd_seek(b->kd, cur, cur_n, exclusive, NULL);
+        for (; e && n < FOLD_CHUNK; e = e->next[0], n++) {
+            if (keycmp(ekey(e), e->klen, r.hi.p, r.hi.n) >= 0)
                 break;
             if (used + e->klen > keys_cap) {
                 keys_cap = 2 * (used + e->klen);
                 keys = store_realloc(keys, keys_cap);
             }
-            memcpy(keys + used, e->key, e->klen);
+            memcpy(keys + used, ekey(e), e->klen);
             items[n] = (fold_item_t){used, e->klen, pin(file_of(c, e->file)), e->voff, e->vlen};
             used += e->klen;
         }

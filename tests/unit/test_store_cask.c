@@ -480,3 +480,89 @@ Test(store_cask, full_disk_is_an_error_and_writes_resume_when_space_returns, .ti
     umount2(dir, MNT_DETACH);
     test_rmdir(dir);
 }
+
+/* ---------------------------------------------------------------- fold order (skip list) */
+
+typedef struct {
+    char keys[600][16];
+    int n;
+} seen_t;
+
+static int seen_fn(void *arg, const store_key_t *k, const uint8_t *v, size_t n)
+{
+    (void)v;
+    (void)n;
+    seen_t *s = arg;
+    cr_assert_lt(s->n, 600);
+    cr_assert_lt(k->key.n, sizeof s->keys[0]);
+    memcpy(s->keys[s->n], k->key.p, k->key.n);
+    s->keys[s->n][k->key.n] = '\0';
+    s->n++;
+    return s->n == 37 ? STORE_FOLD_STOP : 0; /* chunks of 37: resumes land anywhere */
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Folds b in chunks (each resuming after the last key seen) and checks the keys are exactly
+ * the live ones of the model, in order. */
+static void fold_matches(store_backend_t *b, const bool *live, int nkeys)
+{
+    static char want[600][16];
+    int nw = 0;
+    for (int i = 0; i < nkeys; i++)
+        if (live[i])
+            snprintf(want[nw++], sizeof want[0], "k%x", i * 7919 % 4096);
+    qsort(want, (size_t)nw, sizeof want[0], cmp_str);
+    int got = 0;
+    char last[16] = "";
+    for (int round = 0; round < 100; round++) {
+        seen_t s = {.n = 0};
+        store_key_t after = {STORE_SLICE("default"), STORE_SLICE("b"), STORE_SLICE_STR(last)};
+        store_fold_t f = {.after = last[0] ? &after : NULL, .values = round % 2 == 0};
+        cr_assert_eq(store_fold(b, &f, seen_fn, &s), 0);
+        for (int i = 0; i < s.n; i++, got++) {
+            cr_assert_lt(got, nw, "fold saw more keys than are live");
+            cr_assert_str_eq(s.keys[i], want[got], "key %d of the fold", got);
+        }
+        if (s.n < 37)
+            break;
+        snprintf(last, sizeof last, "%s", s.keys[s.n - 1]);
+    }
+    cr_assert_eq(got, nw, "fold saw %d of %d live keys", got, nw);
+}
+
+Test(store_cask, folds_follow_key_order_through_inserts_and_deletes, .timeout = 60)
+{
+    char *dir = test_tmpdir();
+    store_engine_t *e = engine(dir, 0);
+    store_backend_t *b = open_p(e, 1, NULL, 0);
+    enum { NKEYS = 500 };
+    bool live[NKEYS] = {false};
+    prng_t r = {test_seed()};
+    for (int step = 0; step < 6000; step++) {
+        int i = (int)prng_below(&r, NKEYS);
+        char kb[16];
+        snprintf(kb, sizeof kb, "k%x", i * 7919 % 4096);
+        store_key_t k = {STORE_SLICE("default"), STORE_SLICE("b"), STORE_SLICE_STR(kb)};
+        if (prng_below(&r, 3) == 0) {
+            cr_assert_eq(store_del(b, &k), 0);
+            live[i] = false;
+        } else {
+            cr_assert_eq(store_put(b, &k, "v", 1), 0);
+            live[i] = true;
+        }
+        if (step % 1500 == 1499)
+            fold_matches(b, live, NKEYS);
+    }
+    store_close(b);
+    store_engine_free(e);
+    e = engine(dir, 0); /* the order rebuilt by the replay */
+    b = open_p(e, 1, NULL, 0);
+    fold_matches(b, live, NKEYS);
+    store_close(b);
+    store_engine_free(e);
+    test_rmdir(dir);
+}
