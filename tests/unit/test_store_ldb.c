@@ -169,25 +169,7 @@ Test(store_ldb, synced_writes_survive_sigkill, .timeout = 60)
         _exit(5); /* never reached in practice: the parent kills us first */
     }
     close(fds[1]);
-    /* wait for at least 300 acknowledgements (bounded: 30 s), then kill mid-stream */
-    int64_t last = -1;
-    for (int polls = 0; last < 300 && polls < 300; polls++) {
-        struct pollfd pfd = {fds[0], POLLIN, 0};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        uint32_t ack;
-        while (last < 300 && read(fds[0], &ack, sizeof ack) == sizeof ack)
-            last = ack;
-    }
-    cr_assert_geq(last, 300, "child did not get going (last ack %lld)", (long long)last);
-    kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child was killed, not exited");
-    uint32_t ack; /* drain acks that were in flight when we killed it */
-    while (read(fds[0], &ack, sizeof ack) == sizeof ack)
-        last = ack;
-    close(fds[0]);
+    int64_t last = test_kill_after_acks(pid, fds[0], 300);
 
     store_engine_t *e = engine(dir, STORE_SYNC_NONE, 0);
     store_backend_t *b = open_p(e, 3);
@@ -201,20 +183,8 @@ Test(store_ldb, synced_writes_survive_sigkill, .timeout = 60)
 
 Test(store_ldb, full_disk_is_an_error_and_writes_resume_when_space_returns, .timeout = 60)
 {
-    char *dir = test_tmpdir();
-    if (mount("tmpfs", dir, "tmpfs", 0, "size=2m") != 0) {
-        int err = errno;
-        test_rmdir(dir);
-        cr_skip_test("cannot mount a 2 MiB tmpfs (%s): run as root to test disk-full", strerror(err));
-    }
-    /* a 1 MiB filler file stands for "other data"; deleting it is "space returns" */
     char filler[512];
-    snprintf(filler, sizeof filler, "%s/filler", dir);
-    FILE *fp = fopen(filler, "w");
-    cr_assert_not_null(fp);
-    static char mb[1 << 20];
-    cr_assert_eq(fwrite(mb, 1, sizeof mb, fp), sizeof mb);
-    fclose(fp);
+    char *dir = test_small_disk(filler, sizeof filler);
 
     store_engine_t *e = engine(dir, STORE_SYNC_ALWAYS, 64 << 10);
     store_backend_t *b = open_p(e, 1);
@@ -259,8 +229,7 @@ Test(store_ldb, full_disk_is_an_error_and_writes_resume_when_space_returns, .tim
     }
     store_close(b);
     store_engine_free(e);
-    umount2(dir, MNT_DETACH);
-    test_rmdir(dir);
+    test_small_disk_free(dir);
 }
 
 Test(store_ldb, second_opener_gets_locked_with_message)
