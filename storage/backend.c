@@ -6,11 +6,14 @@
  */
 #include "storage/backend.h"
 
+#include <errno.h>
 #include <leveldb/c.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 struct store_engine_s {
     store_config_t cfg;
@@ -217,6 +220,46 @@ int store__set_err(store_backend_t *b, int code, const char *msg)
 {
     snprintf(b->err, sizeof b->err, "%s", msg ? msg : store_strerror(code));
     return code;
+}
+
+uint64_t store__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int store__mkdirs(const char *path, char *errbuf, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "data_dir path too long");
+        return STORE_EINVAL;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            if (errbuf && errlen)
+                snprintf(errbuf, errlen, "mkdir %.120s: %s", buf, strerror(e));
+            return e == ENOSPC ? STORE_ENOSPC : STORE_EIO;
+        }
+        *p = c;
+        if (c == '\0')
+            return 0;
+    }
+}
+
+char *store__partition_dir(const char *data_dir, uint64_t p)
+{
+    char *path;
+    if (asprintf(&path, "%s/leveldb/%llu", data_dir, (unsigned long long)p) < 0)
+        abort();
+    return path;
 }
 
 static uint8_t *kbuf_reserve(store__kbuf_t *kb, size_t n)

@@ -229,6 +229,15 @@ void store_val_release(store_val_t *v);
 
 /* Internal to storage/: shared by the backends. */
 int store__set_err(store_backend_t *b, int code, const char *msg);
+uint64_t store__now_ns(void); /* CLOCK_MONOTONIC */
+/* Creates path and its missing parents (0755). On failure "mkdir <dir>: <reason>" goes to
+ * errbuf (if not NULL) and the code is returned: STORE_ENOSPC, STORE_EIO, or STORE_EINVAL
+ * for a path too long. */
+int store__mkdirs(const char *path, char *errbuf, size_t errlen);
+/* <data_dir>/leveldb/<p> (malloc'ed): a partition's own directory, which holds the vnode's
+ * files whatever the engine (the name is LevelDB's, from before there was another), and in
+ * LevelDB's partition layout the partition's database. */
+char *store__partition_dir(const char *data_dir, uint64_t p);
 
 /* An encoded key: inline for usual sizes, heap beyond (free with store__kbuf_free). */
 typedef struct store__kbuf_s {

@@ -52,7 +52,6 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -273,7 +272,6 @@ typedef struct store__cask_s {
     pthread_t merger;
     bool merger_started, stopping, merge_failed;
     pthread_cond_t merge_cv;
-    uint64_t merges, merged_bytes; /* completed merges, and the bytes of files they deleted */
 } cask_t;
 
 typedef struct cask_backend_s {
@@ -283,13 +281,6 @@ typedef struct cask_backend_s {
 } cb_t;
 
 static const store_backend_ops_t cask_ops;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -406,16 +397,17 @@ static void unpin(cfile_t *f)
     }
 }
 
-/* From now on every write is refused with rc and msg (a failed fsync: the kernel may have
- * dropped the pages it could not write, so later syncs would succeed over a hole). Under mu. */
-static int break_log(cask_t *c, int rc, const char *what, char *errbuf, size_t errlen)
+/* From now on every write is refused, with the reason (`what` failed with errno err): after
+ * a failed fsync the kernel may have dropped the pages it could not write, so a later sync
+ * would succeed over a hole. Returns the STORE_* code. Under mu. */
+static int break_log(cask_t *c, int err, const char *what, char *errbuf, size_t errlen)
 {
-    c->broken = rc;
+    c->broken = errno_code(err);
     snprintf(c->broken_msg, sizeof c->broken_msg, "%s of the bitcask log failed (%s): writes "
-             "are refused until the node restarts and replays its log", what, strerror(errno));
+             "are refused until the node restarts and replays its log", what, strerror(err));
     if (errbuf && errlen)
         snprintf(errbuf, errlen, "%s", c->broken_msg);
-    return rc;
+    return c->broken;
 }
 
 /* Adds a file to the end of the table. Under mu (or alone). */
@@ -593,12 +585,12 @@ static int after_append(cask_t *c, char *errbuf, size_t errlen)
     c->dirty = true;
     bool sync = c->cfg->sync == STORE_SYNC_ALWAYS ||
                 (c->cfg->sync == STORE_SYNC_INTERVAL &&
-                 now_ns() - c->last_sync_ns >= (uint64_t)c->cfg->sync_interval_ms * 1000000u);
+                 store__now_ns() - c->last_sync_ns >= (uint64_t)c->cfg->sync_interval_ms * 1000000u);
     if (sync) {
         if (fdatasync(f->fd) != 0)
-            return break_log(c, errno_code(errno), "fdatasync", errbuf, errlen);
+            return break_log(c, errno, "fdatasync", errbuf, errlen);
         c->dirty = false;
-        c->last_sync_ns = now_ns();
+        c->last_sync_ns = store__now_ns();
     }
     /* The write is in the log either way: a file that cannot be created now (disk full)
      * leaves the full one active, and the next append tries again. */
@@ -609,8 +601,10 @@ static int after_append(cask_t *c, char *errbuf, size_t errlen)
     return 0;
 }
 
-/* Appends ops[0..n) as one frame and applies them to the directories. Under mu. On failure
- * nothing is applied and the file is cut back to where the frame began. */
+/* Appends ops[0..n) as one frame and applies them to the directories. Under mu. If the write
+ * fails nothing is applied and the file is cut back to where the frame began; if the fsync
+ * that sync = always asks for fails, the write is applied but the caller gets the error (a
+ * failed write may still be visible, as in Riak). */
 static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t errlen)
 {
     if (c->broken) {
@@ -619,7 +613,7 @@ static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t er
     }
     size_t size = FRAME_HDR;
     for (size_t i = 0; i < n; i++) {
-        if (ops[i].klen > UINT32_MAX || ops[i].vlen > UINT32_MAX) {
+        if (ops[i].vlen > UINT32_MAX) { /* keys: STORE_KEY_MAX, checked when encoded */
             snprintf(errbuf, errlen, "a value of %zu bytes is beyond the log's 4 GiB limit",
                      ops[i].vlen);
             return STORE_ETOOBIG;
@@ -659,7 +653,7 @@ static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t er
         /* cut the part-written frame back off; if that fails too, a later append would
          * leave garbage after it, so the log takes no more writes */
         if (ftruncate(f->fd, (off_t)f->size) != 0)
-            return break_log(c, rc, "cutting back a failed append", errbuf, errlen);
+            return break_log(c, errno, "cutting back a failed append", errbuf, errlen);
         return rc;
     }
     uint64_t off = f->size + FRAME_HDR;
@@ -675,6 +669,16 @@ static int append(cask_t *c, const wop_t *ops, size_t n, char *errbuf, size_t er
 
 /* ---------------------------------------------------------------- start-up scan */
 
+/* Whether a whole frame with a good checksum starts at h, within `room` bytes. */
+static bool frame_ok(const uint8_t *h, uint64_t room)
+{
+    if (room < FRAME_HDR)
+        return false;
+    uint64_t len = get_u32(h + 4);
+    return get_u32(h) == CASK_MAGIC && len <= room - FRAME_HDR &&
+           XXH3_64bits(h + FRAME_HDR, len) == get_u64(h + 8);
+}
+
 /* Replays the frames of file f (mapped at m, f->size bytes). Returns the offset where the
  * readable frames end (f->size when all are). */
 static uint64_t replay(cask_t *c, cfile_t *f, const uint8_t *m)
@@ -683,8 +687,7 @@ static uint64_t replay(cask_t *c, cfile_t *f, const uint8_t *m)
     while (f->size - pos >= FRAME_HDR) {
         const uint8_t *h = m + pos;
         uint64_t len = get_u32(h + 4);
-        if (get_u32(h) != CASK_MAGIC || len > f->size - pos - FRAME_HDR ||
-            XXH3_64bits(h + FRAME_HDR, len) != get_u64(h + 8))
+        if (!frame_ok(h, f->size - pos))
             return pos;
         /* check the entries' lengths before applying any of them */
         const uint8_t *p = h + FRAME_HDR, *end = p + len;
@@ -712,14 +715,17 @@ static uint64_t replay(cask_t *c, cfile_t *f, const uint8_t *m)
  * the replay at `from` is damage, not the tail of a write cut short by a crash. */
 static bool frame_after(const uint8_t *m, uint64_t from, uint64_t size)
 {
-    for (uint64_t pos = from + 1; pos + FRAME_HDR <= size; pos++) {
-        const uint8_t *h = m + pos;
-        uint64_t len = get_u32(h + 4);
-        if (get_u32(h) == CASK_MAGIC && len <= size - pos - FRAME_HDR &&
-            XXH3_64bits(h + FRAME_HDR, len) == get_u64(h + 8))
+    for (uint64_t pos = from + 1; pos + FRAME_HDR <= size; pos++)
+        if (frame_ok(m + pos, size - pos))
             return true;
-    }
     return false;
+}
+
+/* Whether name is a log file's (FILE_FMT); its id to *id. */
+static bool log_name(const char *name, unsigned *id)
+{
+    char tail;
+    return strlen(name) == 14 && sscanf(name, "%10u.lo%c", id, &tail) == 2 && tail == 'g';
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -739,9 +745,7 @@ static int list_files(cask_t *c, uint32_t **ids, size_t *n, char *errbuf, size_t
     *n = 0;
     for (struct dirent *de; (de = readdir(d)) != NULL;) {
         unsigned id;
-        char tail;
-        if (strlen(de->d_name) != 14 || sscanf(de->d_name, "%10u.lo%c", &id, &tail) != 2 ||
-            tail != 'g')
+        if (!log_name(de->d_name, &id))
             continue;
         if (*n == cap)
             *ids = store_realloc(*ids, (cap *= 2) * sizeof **ids);
@@ -772,7 +776,8 @@ static int load(cask_t *c, char *errbuf, size_t errlen)
             break;
         }
         cfile_t *f = table_add(c, ids[i], fd, (uint64_t)st.st_size);
-        f->synced = i + 1 < n; /* as good as it gets: nothing wrote it since */
+        /* synced stays false: after a crash of the process (not the machine) a closed file
+         * may not have been fsynced yet; the background thread does it now */
         uint64_t good = 0;
         bool more = false;
         if (f->size) {
@@ -899,17 +904,19 @@ static int merge_once(cask_t *c)
     int rc = 0;
     for (size_t i = 0; i < nv && rc == 0; i++)
         rc = merge_file(c, victims[i]);
-    if (rc == 0) { /* the copies are durable before their originals go */
+    /* The copies are durable before their originals go: every file after the victims may
+     * hold some (a rotation during the merge closes one, and this thread would sync it). */
+    for (size_t i = nv; rc == 0; i++) {
         pthread_mutex_lock(&c->mu);
-        cfile_t *a = pin(active(c));
+        cfile_t *f = i < c->n_files ? pin(c->files[i]) : NULL;
         pthread_mutex_unlock(&c->mu);
-        int bad = fdatasync(a->fd) != 0, e = errno;
+        if (!f)
+            break;
+        int bad = fdatasync(f->fd) != 0, e = errno;
         pthread_mutex_lock(&c->mu);
-        unpin(a);
-        if (bad) {
-            errno = e;
-            rc = break_log(c, errno_code(e), "fdatasync", NULL, 0);
-        }
+        unpin(f);
+        if (bad)
+            rc = break_log(c, e, "fdatasync", NULL, 0);
         pthread_mutex_unlock(&c->mu);
     }
     if (rc == 0) {
@@ -929,11 +936,8 @@ static int merge_once(cask_t *c)
         c->n_files -= gone;
         for (size_t i = 0; i < gone; i++) {
             victims[i]->removed = true;
-            c->merged_bytes += victims[i]->size;
             unpin(pin(victims[i])); /* closed now, or by the last reader still using it */
         }
-        if (gone == nv)
-            c->merges++;
         pthread_mutex_unlock(&c->mu);
         if (gone < nv)
             rc = STORE_EIO; /* the rest stay in the table for the next merge */
@@ -957,10 +961,8 @@ static void *merger_main(void *arg)
             pthread_mutex_unlock(&c->mu);
             int bad = fdatasync(f->fd) != 0, e = errno;
             pthread_mutex_lock(&c->mu);
-            if (bad && !c->broken) {
-                errno = e;
-                break_log(c, errno_code(e), "fdatasync of a closed file", NULL, 0);
-            }
+            if (bad && !c->broken)
+                break_log(c, e, "fdatasync of a closed file", NULL, 0);
             f->synced = true;
             unpin(f);
             continue;
@@ -1013,22 +1015,6 @@ void store__cask_free(cask_t *c)
     store_free(c);
 }
 
-static int mkdir_p(char *path)
-{
-    for (char *p = path + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char ch = *p;
-            *p = '\0';
-            int bad = mkdir(path, 0755) != 0 && errno != EEXIST;
-            *p = ch;
-            if (bad)
-                return -1;
-            if (ch == '\0')
-                return 0;
-        }
-    }
-}
-
 /* Opens the engine's log under <data_dir>/bitcask: locks it against a second process,
  * replays it, starts the merge thread. */
 static int cask_new(const store_config_t *cfg, cask_t **out, char *errbuf, size_t errlen)
@@ -1042,10 +1028,8 @@ static int cask_new(const store_config_t *cfg, cask_t **out, char *errbuf, size_
         abort();
     int rc = 0;
     char *lock = NULL;
-    if (mkdir_p(c->dir) != 0) {
-        rc = sys_err(errbuf, errlen, "mkdir", c->dir);
+    if ((rc = store__mkdirs(c->dir, errbuf, errlen)) < 0)
         goto fail;
-    }
     if (asprintf(&lock, "%s/LOCK", c->dir) < 0)
         abort();
     if ((c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
@@ -1059,7 +1043,7 @@ static int cask_new(const store_config_t *cfg, cask_t **out, char *errbuf, size_
     }
     if ((rc = load(c, errbuf, errlen)) < 0)
         goto fail;
-    c->last_sync_ns = now_ns();
+    c->last_sync_ns = store__now_ns();
     if (pthread_create(&c->merger, NULL, merger_main, c) != 0) {
         snprintf(errbuf, errlen, "cannot start the bitcask merge thread");
         rc = STORE_EIO;
@@ -1083,8 +1067,9 @@ bool store__cask_present(const char *data_dir)
     DIR *d = opendir(dir);
     free(dir);
     bool found = false;
+    unsigned id;
     for (struct dirent *de; d && !found && (de = readdir(d)) != NULL;)
-        found = strlen(de->d_name) == 14 && strcmp(de->d_name + 10, ".log") == 0;
+        found = log_name(de->d_name, &id);
     if (d)
         closedir(d);
     return found;
@@ -1139,7 +1124,7 @@ static int cask_get(store_backend_t *base, const store_key_t *k, store_val_t *ou
     return rc;
 }
 
-/* Encodes ops' keys into kbs and fills wops; 0 or b's key error. */
+/* Encodes op's key into kb and fills w; 0 or base's key error. */
 static int prepare(store_backend_t *base, keydir_t *kd, const store_op_t *op, store__kbuf_t *kb,
                    wop_t *w)
 {
@@ -1156,24 +1141,26 @@ static int prepare(store_backend_t *base, keydir_t *kd, const store_op_t *op, st
     return 0;
 }
 
-/* Appends n operations, op(i) giving the i-th with its backend; one frame, all or nothing. */
-static int write_ops(cask_t *c, size_t n, store_backend_t *(*backend_of)(const void *, size_t),
-                     const store_op_t *(*op_of)(const void *, size_t), const void *arg,
-                     store_backend_t *report)
+/* Appends n operations as one frame, all or nothing: ops[i] of `report`'s partition, or
+ * (group != NULL) group[i].op of group[i].backend. A failure's text goes to `report`. */
+static int write_ops(store_backend_t *report, size_t n, const store_op_t *ops,
+                     const store_group_op_t *group)
 {
     store__kbuf_t kb_inl[8], *kbs = n <= 8 ? kb_inl : store_malloc(n * sizeof *kbs);
     wop_t w_inl[8], *ws = n <= 8 ? w_inl : store_malloc(n * sizeof *ws);
     int rc = 0;
     size_t done = 0;
-    for (; done < n && rc == 0; done++) {
-        store_backend_t *b = backend_of(arg, done);
-        if ((rc = prepare(b, ((cb_t *)b)->kd, op_of(arg, done), &kbs[done], &ws[done])) < 0) {
+    for (; done < n; done++) {
+        store_backend_t *b = group ? group[done].backend : report;
+        const store_op_t *op = group ? &group[done].op : &ops[done];
+        if ((rc = prepare(b, ((cb_t *)b)->kd, op, &kbs[done], &ws[done])) < 0) {
             if (b != report)
                 store__set_err(report, rc, store_errmsg(b));
             break;
         }
     }
     if (rc == 0) {
+        cask_t *c = ((cb_t *)report)->c;
         char err[256] = "";
         pthread_mutex_lock(&c->mu);
         rc = append(c, ws, n, err, sizeof err);
@@ -1181,7 +1168,7 @@ static int write_ops(cask_t *c, size_t n, store_backend_t *(*backend_of)(const v
         if (rc < 0)
             cb_err((cb_t *)report, rc, err);
     }
-    for (size_t i = 0; i < done && i < n; i++)
+    for (size_t i = 0; i < done; i++)
         store__kbuf_free(&kbs[i]);
     if (kbs != kb_inl)
         store_free(kbs);
@@ -1190,33 +1177,9 @@ static int write_ops(cask_t *c, size_t n, store_backend_t *(*backend_of)(const v
     return rc;
 }
 
-typedef struct plain_s {
-    store_backend_t *b;
-    const store_op_t *ops;
-} plain_t;
-
-static store_backend_t *plain_backend(const void *a, size_t i)
-{
-    (void)i;
-    return ((const plain_t *)a)->b;
-}
-static const store_op_t *plain_op(const void *a, size_t i)
-{
-    return &((const plain_t *)a)->ops[i];
-}
-static store_backend_t *group_backend(const void *a, size_t i)
-{
-    return ((const store_group_op_t *)a)[i].backend;
-}
-static const store_op_t *group_op(const void *a, size_t i)
-{
-    return &((const store_group_op_t *)a)[i].op;
-}
-
 static int cask_write(store_backend_t *b, const store_op_t *ops, size_t n)
 {
-    plain_t a = {b, ops};
-    return n ? write_ops(((cb_t *)b)->c, n, plain_backend, plain_op, &a, b) : 0;
+    return n ? write_ops(b, n, ops, NULL) : 0;
 }
 
 static int cask_put(store_backend_t *b, const store_key_t *k, const void *val, size_t len)
@@ -1234,7 +1197,7 @@ static int cask_del(store_backend_t *b, const store_key_t *k)
 /* Group commit: every op's backend shares b's log; a failure is recorded in each. */
 static int cask_write_shared(store_backend_t *b, const store_group_op_t *ops, size_t n)
 {
-    int rc = write_ops(((cb_t *)b)->c, n, group_backend, group_op, ops, b);
+    int rc = write_ops(b, n, NULL, ops);
     if (rc < 0)
         for (size_t i = 0; i < n; i++)
             if (ops[i].backend != b)
@@ -1256,11 +1219,10 @@ static int cask_sync(store_backend_t *base)
     pthread_mutex_lock(&c->mu);
     unpin(f);
     if (bad) {
-        errno = e;
-        rc = break_log(c, errno_code(e), "fdatasync", msg, sizeof msg);
+        rc = break_log(c, e, "fdatasync", msg, sizeof msg);
         c->dirty = true;
     } else {
-        c->last_sync_ns = now_ns();
+        c->last_sync_ns = store__now_ns();
     }
     pthread_mutex_unlock(&c->mu);
     return rc < 0 ? store__set_err(base, rc, msg) : 0;
@@ -1393,23 +1355,13 @@ static void cask_close(store_backend_t *base)
     store_free(base);
 }
 
-/* <data_dir>/leveldb/<p>: the partition's own directory, kept for the vnode's files in every
- * engine on disk (the name is LevelDB's, from before there was another). */
-static int partition_dir(const store_config_t *cfg, uint64_t p, char *errbuf, size_t errlen)
-{
-    char *dir;
-    if (asprintf(&dir, "%s/leveldb/%llu", cfg->data_dir, (unsigned long long)p) < 0)
-        abort();
-    int rc = mkdir_p(dir) != 0 ? sys_err(errbuf, errlen, "mkdir", dir) : 0;
-    free(dir);
-    return rc;
-}
-
 int store__cask_open(store_engine_t *e, uint64_t partition, store_backend_t **out, char *errbuf,
                      size_t errlen)
 {
     const store_config_t *cfg = store__engine_config(e);
-    int rc = partition_dir(cfg, partition, errbuf, errlen);
+    char *pdir = store__partition_dir(cfg->data_dir, partition); /* the vnode's own files */
+    int rc = store__mkdirs(pdir, errbuf, errlen);
+    free(pdir);
     if (rc < 0)
         return rc;
     store__engine_lock(e);

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* One open LevelDB database: a partition's own, or the node's shared one. */
 typedef struct store__ldb_db_s {
@@ -57,13 +56,6 @@ typedef struct ldb_s {
 
 static const store_backend_ops_t ldb_ops;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The one conversion point: classify LevelDB's message, keep it, free it. */
 static int ldb_err(ldb_t *l, char *errptr)
 {
@@ -83,24 +75,9 @@ static int ldb_err(ldb_t *l, char *errptr)
 
 static int mkdirs(ldb_t *l, const char *path)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return store__set_err(&l->base, STORE_EINVAL, "data_dir path too long");
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "mkdir %.120s: %s", buf, strerror(errno));
-                return store__set_err(&l->base, errno == ENOSPC ? STORE_ENOSPC : STORE_EIO, msg);
-            }
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    return 0;
+    char msg[200];
+    int rc = store__mkdirs(path, msg, sizeof msg);
+    return rc < 0 ? store__set_err(&l->base, rc, msg) : 0;
 }
 
 static bool exists(const char *dir, const char *name)
@@ -183,7 +160,7 @@ static int enter(ldb_t *l)
     if (d->db && !atomic_load_explicit(&d->reopen, memory_order_acquire))
         return 0;
     uint64_t failed = atomic_load(&d->reopen_failed_ns);
-    if (failed && now_ns() - failed < REOPEN_BACKOFF_NS) {
+    if (failed && store__now_ns() - failed < REOPEN_BACKOFF_NS) {
         int rc = store__set_err(&l->base, d->reopen_rc, d->reopen_err);
         pthread_rwlock_unlock(&d->lock);
         return rc;
@@ -197,7 +174,7 @@ static int enter(ldb_t *l)
         if (rc < 0) {
             d->reopen_rc = rc;
             snprintf(d->reopen_err, sizeof d->reopen_err, "%s", l->base.err);
-            atomic_store(&d->reopen_failed_ns, now_ns() | 1);
+            atomic_store(&d->reopen_failed_ns, store__now_ns() | 1);
         } else {
             atomic_store(&d->reopen_failed_ns, 0);
         }
@@ -271,17 +248,8 @@ static ldb_db_t *db_new(store_engine_t *e, char *path)
     d->wopts = leveldb_writeoptions_create();
     d->wopts_sync = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(d->wopts_sync, 1);
-    atomic_store(&d->last_sync_ns, now_ns());
+    atomic_store(&d->last_sync_ns, store__now_ns());
     return d;
-}
-
-/* <data_dir>/leveldb/<p> (malloc'ed). */
-static char *partition_dir(const char *data_dir, uint64_t p)
-{
-    char *path;
-    if (asprintf(&path, "%s/leveldb/%llu", data_dir, (unsigned long long)p) < 0)
-        abort();
-    return path;
 }
 
 /* <data_dir>/leveldb-node, the node layout's database (malloc'ed). */
@@ -363,7 +331,7 @@ int store__ldb_open(store_engine_t *e, uint64_t partition, store_backend_t **out
     /* <data_dir>/leveldb/<p> exists in both layouts (the vnode keeps its own files there).
      * The engine refused a data dir in the other layout (store_engine_new); this is the
      * same check for the one partition, before anything is created. */
-    char *pdir = partition_dir(cfg->data_dir, partition);
+    char *pdir = store__partition_dir(cfg->data_dir, partition);
     char *ndir = node_db_dir(cfg->data_dir);
     int rc = 0;
     if (cfg->layout == STORE_LAYOUT_NODE && exists(pdir, "CURRENT")) {
@@ -413,7 +381,7 @@ static const leveldb_writeoptions_t *wopts_for(ldb_db_t *d, bool *synced)
         *synced = true;
         break;
     case STORE_SYNC_INTERVAL:
-        *synced = now_ns() - atomic_load_explicit(&d->last_sync_ns, memory_order_relaxed) >=
+        *synced = store__now_ns() - atomic_load_explicit(&d->last_sync_ns, memory_order_relaxed) >=
                   (uint64_t)d->cfg->sync_interval_ms * 1000000u;
         break;
     case STORE_SYNC_NONE:
@@ -439,7 +407,7 @@ static int write_batch(ldb_t *l, leveldb_writebatch_t *wb, bool force_sync)
         return ldb_err(l, err);
     }
     if (synced)
-        atomic_store_explicit(&d->last_sync_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&d->last_sync_ns, store__now_ns(), memory_order_relaxed);
     return 0;
 }
 
@@ -549,7 +517,7 @@ static int ldb_put(store_backend_t *b, const store_key_t *k, const void *val, si
             atomic_store(&d->reopen, true);
             rc = ldb_err(l, err);
         } else if (synced) {
-            atomic_store_explicit(&d->last_sync_ns, now_ns(), memory_order_relaxed);
+            atomic_store_explicit(&d->last_sync_ns, store__now_ns(), memory_order_relaxed);
         }
     }
     store__kbuf_free(&kb);

@@ -234,7 +234,7 @@ Test(store_cask, damage_followed_by_good_frames_refuses_the_start_in_any_file)
         struct stat st;
         cr_assert_eq(fstat(fd, &st), 0);
         cr_assert_gt(st.st_size, 6000, "%s holds frames after offset 5000", path);
-        cr_assert_eq(pwrite(fd, "XXXX", 4, 5000), 4);
+        cr_assert_eq(pwrite(fd, "\xde\xad\xbe\xef", 4, 5000), 4); /* 4 damaged bytes */
         close(fd);
 
         store_engine_t *e = engine(dir, 64 << 10);
